@@ -1,0 +1,16 @@
+"""captum-bilinear: second-order attributions for dual encoders, as a Captum extension."""
+
+from captum_bilinear._core.bilinear_integrated_interactions import BilinearIntegratedInteractions
+from captum_bilinear._core.integrated_jacobians import IntegratedJacobians
+from captum_bilinear._utils.dual_layer import SimilarityTerms
+from captum_bilinear.encoders import DualEncoder, as_dual_encoder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BilinearIntegratedInteractions",
+    "DualEncoder",
+    "IntegratedJacobians",
+    "SimilarityTerms",
+    "as_dual_encoder",
+]

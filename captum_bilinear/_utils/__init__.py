@@ -1,0 +1,1 @@
+"""Mechanics shared by the methods: layer hooks, quadrature, batching, references."""

@@ -1,0 +1,133 @@
+"""What every interaction method shares: the model as a :class:`DualEncoder`, one layer
+per side, argument checks, and per-example access to both sides' layer activations."""
+
+from typing import Any, Iterator, NamedTuple, Optional, Tuple
+
+import torch
+from captum.attr import LayerAttribution
+from torch import Tensor
+
+from captum_bilinear._utils.encoder_side import EncoderSide
+from captum_bilinear._utils.layer_hooks import LayerTap
+from captum_bilinear._utils.model_state import evaluation_mode
+from captum_bilinear._utils.pair_inputs import SideBatch, prepare_layers, prepare_pair
+from captum_bilinear.encoders import as_dual_encoder
+
+
+class SimilarityTerms(NamedTuple):
+    """The four similarities of the completeness identity, each ``(batch,)``.
+
+    ``interaction = similarity - reference_a - reference_b + reference_both`` is what the
+    interactions of :class:`BilinearIntegratedInteractions` sum to. With uninformative
+    references the three reference terms are near zero and the interactions decompose
+    ``similarity`` itself; when they are not, report them.
+    """
+
+    similarity: Tensor  #: f(a, b)
+    reference_a: Tensor  #: f(r_a, b)
+    reference_b: Tensor  #: f(a, r_b)
+    reference_both: Tensor  #: f(r_a, r_b)
+
+    @property
+    def interaction(self) -> Tensor:
+        return self.similarity - self.reference_a - self.reference_b + self.reference_both
+
+
+class LayerPair(NamedTuple):
+    """One example's two encoder sides with their layer activations (batch 1 each)."""
+
+    side_a: EncoderSide
+    side_b: EncoderSide
+    input_a: Tensor
+    reference_a: Tensor
+    input_b: Tensor
+    reference_b: Tensor
+
+    def endpoint_embeddings(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``g(a), g(r_a), h(b), h(r_b)`` computed through the injected path, so that the
+        identity's terms and the path integrals see the same function."""
+        with torch.no_grad():
+            embedded_a = self.side_a.embed_from(torch.cat([self.input_a, self.reference_a]))
+            embedded_b = self.side_b.embed_from(torch.cat([self.input_b, self.reference_b]))
+        return embedded_a[0], embedded_a[1], embedded_b[0], embedded_b[1]
+
+    def similarity_terms(self, scale: float) -> SimilarityTerms:
+        g_input, g_reference, h_input, h_reference = self.endpoint_embeddings()
+
+        def similarity(g: Tensor, h: Tensor) -> Tensor:
+            return scale * (g * h).sum().view(1)
+
+        return SimilarityTerms(
+            similarity(g_input, h_input),
+            similarity(g_reference, h_input),
+            similarity(g_input, h_reference),
+            similarity(g_reference, h_reference),
+        )
+
+
+class DualLayerAttribution(LayerAttribution):
+    """Base of the interaction methods: ``(model, layer)`` with ``layer`` a pair of
+    modules, one in each encoder (or one module for both sides of a Siamese encoder)."""
+
+    def __init__(self, model: Any, layer: Any) -> None:
+        dual_encoder = as_dual_encoder(model)
+        layers = prepare_layers(dual_encoder, layer)
+        LayerAttribution.__init__(self, dual_encoder, layers)
+        self.dual_encoder = dual_encoder
+        self.model = model
+
+    def _prepare(self, inputs: Any, baselines: Any, additional_forward_args: Any) -> Tuple[SideBatch, SideBatch]:
+        return prepare_pair(self.dual_encoder, inputs, baselines, additional_forward_args)
+
+    def _layer_pairs(
+        self, side_a: SideBatch, side_b: SideBatch, attribute_to_layer_input: bool
+    ) -> Iterator[LayerPair]:
+        """Per example, both sides' encoders and their activations for input and reference
+        (the layers below the attributed ones run once for each)."""
+        if not isinstance(attribute_to_layer_input, bool):
+            raise TypeError(f"attribute_to_layer_input: expected a bool, got {type(attribute_to_layer_input).__name__}")
+        layer_a, layer_b = self.layer
+        tap_a = LayerTap(layer_a, attribute_to_layer_input, name="layer[0]")
+        tap_b = LayerTap(layer_b, attribute_to_layer_input, name="layer[1]")
+        expands: Tuple[Optional[bool], Optional[bool]] = (None, None)
+        for index in range(side_a.batch_size):
+            example_a, example_b = side_a.example(index), side_b.example(index)
+            encoder_a = EncoderSide(self.dual_encoder.embed_a, example_a.inputs, example_a.extra, tap_a)
+            encoder_b = EncoderSide(self.dual_encoder.embed_b, example_b.inputs, example_b.extra, tap_b)
+            pair = LayerPair(
+                encoder_a,
+                encoder_b,
+                encoder_a.activation(),
+                encoder_a.activation(example_a.baselines),
+                encoder_b.activation(),
+                encoder_b.activation(example_b.baselines),
+            )
+            if expands[0] is None:
+                encoder_a.check_batch_expansion(pair.input_a)
+                encoder_b.check_batch_expansion(pair.input_b)
+                expands = (encoder_a.expands_at_layer, encoder_b.expands_at_layer)
+            encoder_a.expands_at_layer, encoder_b.expands_at_layer = expands
+            yield pair
+
+    def similarity_terms(
+        self,
+        inputs: Any,
+        baselines: Any = None,
+        additional_forward_args: Any = None,
+        attribute_to_layer_input: bool = False,
+    ) -> SimilarityTerms:
+        """The four similarities ``f(a,b), f(r_a,b), f(a,r_b), f(r_a,r_b)`` (each
+        ``(batch,)``), computed through the attributed layers with the same references
+        as ``attribute``; ``.interaction`` is the sum the interactions decompose.
+
+        Example:
+            >>> terms = method.similarity_terms((input_ids, pixel_values))  # doctest: +SKIP
+            >>> terms.similarity, terms.interaction                            # doctest: +SKIP
+        """
+        side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)
+        with evaluation_mode(self.dual_encoder):
+            terms = [
+                pair.similarity_terms(self.dual_encoder.scale)
+                for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input)
+            ]
+        return SimilarityTerms(*(torch.cat(column) for column in zip(*terms)))

@@ -1,0 +1,86 @@
+"""One example's pass through one encoder of a dual encoder, seen from one layer."""
+
+from typing import Any, Callable, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from captum_bilinear._utils.layer_hooks import LayerTap
+from captum_bilinear.encoders import embedding_of
+
+
+def _repeat_batch(values: Tuple[Any, ...], copies: int) -> Tuple[Any, ...]:
+    return tuple(
+        value.expand(copies, *value.shape[1:]) if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == 1 else value
+        for value in values
+    )
+
+
+class EncoderSide:
+    """Embeds one example with the activation of ``tap.layer`` substituted.
+
+    Args:
+        embed: ``embed(*inputs, *extra) -> (batch, D)``, the side's (normalized) embedding.
+        inputs: the example's attributed inputs, each with batch size 1.
+        extra: the example's additional forward arguments for this side.
+        tap: where the activation is read and replaced.
+    """
+
+    def __init__(
+        self,
+        embed: Callable[..., Tensor],
+        inputs: Tuple[Any, ...],
+        extra: Tuple[Any, ...],
+        tap: LayerTap,
+    ) -> None:
+        self.embed = embed
+        self.inputs = inputs
+        self.extra = extra
+        self.tap = tap
+        # Whether the encoder accepts a larger batch at the layer than at its input
+        # (decided once, by `check_batch_expansion`); if not, the inputs are repeated.
+        self.expands_at_layer: Optional[bool] = None
+
+    def activation(self, inputs: Optional[Tuple[Any, ...]] = None) -> Tensor:
+        """The layer activation for ``inputs`` (default: this side's inputs)."""
+        with torch.no_grad(), self.tap.capture() as captured:
+            self.embed(*(self.inputs if inputs is None else inputs), *self.extra)
+        return captured[0]
+
+    def embed_from(self, activation: Tensor) -> Tensor:
+        """Embeddings ``(M, D)`` when the layer's activation is ``activation`` (M rows)."""
+        copies = activation.shape[0]
+        if self.expands_at_layer is False and copies > 1:
+            inputs = _repeat_batch(self.inputs, copies)
+            extra = _repeat_batch(self.extra, copies)
+        else:
+            inputs, extra = self.inputs, self.extra
+        with self.tap.replace(activation):
+            embedding = embedding_of(self.embed(*inputs, *extra))
+        if embedding.dim() != 2 or embedding.shape[0] != copies:
+            raise ValueError(
+                f"{self.tap.name}: the encoder returned shape {tuple(embedding.shape)} for "
+                f"{copies} substituted activations; expected ({copies}, embedding dim)"
+            )
+        return embedding
+
+    def check_batch_expansion(self, activation: Tensor) -> None:
+        """Decides whether activations can be expanded at the layer.
+
+        Runs the encoder on one example with two different substituted activations and
+        compares each row with a single-row run. Models whose later computations
+        broadcast the example's other inputs (CLIP, SigLIP, mean pooling with a mask of
+        batch 1) pass; others fall back to repeating the inputs, which re-runs the
+        layers below the attributed one for every row.
+        """
+        pair = torch.cat([activation, 0.5 * activation])
+        self.expands_at_layer = True
+        with torch.no_grad():
+            singles = torch.cat([self.embed_from(activation), self.embed_from(pair[1:])])
+            try:
+                expanded = self.embed_from(pair)
+                self.expands_at_layer = bool(
+                    torch.allclose(expanded, singles, rtol=1e-3, atol=1e-5 * float(singles.abs().max()) + 1e-12)
+                )
+            except (RuntimeError, ValueError, IndexError):
+                self.expands_at_layer = False

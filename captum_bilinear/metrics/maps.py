@@ -1,0 +1,241 @@
+"""From an interaction tensor to the maps the metrics score, and from boxes to pixels
+and patches.
+
+Conventions used throughout :mod:`captum_bilinear.metrics`:
+
+* ``interactions`` is ``A`` of shape ``(positions_a, positions_b)`` for one example or
+  ``(batch, positions_a, positions_b)``; side a is the caption, side b the image. With
+  ``has_cls=True`` image position 0 is the CLS token and positions ``1..`` are the
+  patches in row-major grid order.
+* ``image_size`` is ``(height, width)`` in pixels, as ``pixel_values.shape[-2:]``,
+  of the image the patch grid covers (after the processor's resize and crop; map your
+  annotation boxes into that frame first).
+* A box is ``(x0, y0, x1, y1)`` in pixels, end exclusive. Pixel ``(row y, column x)``
+  is in the box when its centre ``(x + 0.5, y + 0.5)`` is, so an integer box holds the
+  pixels ``x0 <= x < x1``, ``y0 <= y < y1``.
+* A patch grid ``(grid_h, grid_w)`` partitions the pixels: pixel column ``x`` belongs to
+  patch column ``x * grid_w // width`` (rows likewise). For a ViT the grid divides the
+  image and every patch covers its ``patch_size x patch_size`` pixels.
+"""
+
+import math
+from typing import Any, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from captum_bilinear.metrics._checks import as_tensor, check_box, check_choice, check_pair, check_span
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+def _interactions(interactions: Any, name: str = "interactions") -> Tensor:
+    tensor = as_tensor(interactions, name)
+    if tensor.dim() not in (2, 3):
+        raise ValueError(
+            f"{name}: expected shape (positions_a, positions_b) or (batch, positions_a, positions_b), "
+            f"got {tuple(tensor.shape)}"
+        )
+    return tensor
+
+
+def _grid(grid_size: Optional[Any], n_patches: int, name: str = "grid_size") -> Tuple[int, int]:
+    if grid_size is None:
+        side = math.isqrt(n_patches)
+        if side * side != n_patches or n_patches == 0:
+            raise ValueError(
+                f"{name}: {n_patches} patch positions do not form a square grid; pass grid_size=(grid_h, grid_w)"
+            )
+        return side, side
+    grid = check_pair(grid_size, name)
+    if grid[0] * grid[1] != n_patches:
+        raise ValueError(f"{name}: {grid} has {grid[0] * grid[1]} patches but the image side has {n_patches}")
+    return grid
+
+
+def patch_positions(n_positions_b: int, grid_size: Optional[Any] = None, has_cls: bool = True) -> Tuple[int, Tuple[int, int]]:
+    """The first patch position and the grid of an image side with ``n_positions_b``
+    positions (``grid_size=None``: a square grid).
+
+    Example:
+        >>> patch_positions(50)
+        (1, (7, 7))
+    """
+    if not isinstance(has_cls, bool):
+        raise TypeError(f"has_cls: expected a bool, got {has_cls!r}")
+    offset = 1 if has_cls else 0
+    return offset, _grid(grid_size, n_positions_b - offset)
+
+
+def span_image_map(
+    interactions: Tensor,
+    span: Tuple[int, int],
+    grid_size: Optional[Tuple[int, int]] = None,
+    has_cls: bool = True,
+) -> Tensor:
+    """The image map of a caption span: ``A[span, patches]`` summed over the span's
+    tokens and reshaped to the patch grid (the CLS position is dropped).
+
+    Args:
+        interactions: ``(positions_a, positions_b)`` or ``(batch, positions_a, positions_b)``.
+        span: token positions ``(start, stop)``, stop exclusive, e.g. the object's words.
+        grid_size: ``(grid_h, grid_w)``; ``None`` for a square grid.
+        has_cls: whether image position 0 is a CLS token to drop.
+
+    Returns:
+        ``(grid_h, grid_w)`` (or ``(batch, grid_h, grid_w)``), rows top to bottom.
+
+    Example:
+        >>> A = torch.zeros(4, 5)        # 4 tokens x (CLS + 2x2 patches)
+        >>> A[1, 4] = 2.0; A[2, 4] = 1.0  # tokens 1, 2 -> bottom-right patch
+        >>> span_image_map(A, (1, 3))
+        tensor([[0., 0.],
+                [0., 3.]])
+    """
+    tensor = _interactions(interactions)
+    start, stop = check_span(span, tensor.shape[-2])
+    offset, (grid_h, grid_w) = patch_positions(tensor.shape[-1], grid_size, has_cls)
+    summed = tensor[..., start:stop, offset:].sum(-2)
+    return summed.reshape(*summed.shape[:-1], grid_h, grid_w)
+
+
+def box_pixel_mask(box: Any, image_size: Tuple[int, int]) -> Tensor:
+    """The pixels of ``box`` (their centres inside it) as a bool ``(height, width)`` mask.
+
+    Args:
+        box: ``(x0, y0, x1, y1)`` in pixels, end exclusive.
+        image_size: ``(height, width)``.
+
+    Returns:
+        bool ``(height, width)``.
+
+    Example:
+        >>> box_pixel_mask((1, 0, 3, 1), (2, 4)).int()
+        tensor([[0, 1, 1, 0],
+                [0, 0, 0, 0]], dtype=torch.int32)
+    """
+    height, width = check_pair(image_size, "image_size")
+    x0, y0, x1, y1 = check_box(box, (height, width))
+    columns = torch.arange(width, dtype=torch.float64) + 0.5
+    rows = torch.arange(height, dtype=torch.float64) + 0.5
+    in_x = (columns >= x0) & (columns < x1)
+    in_y = (rows >= y0) & (rows < y1)
+    return in_y[:, None] & in_x[None, :]
+
+
+def _pixel_to_patch(image_size: Tuple[int, int], grid: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+    (height, width), (grid_h, grid_w) = image_size, grid
+    if grid_h > height or grid_w > width:
+        raise ValueError(f"grid_size: {grid} is finer than the image of (height, width) = {image_size}")
+    return torch.arange(height) * grid_h // height, torch.arange(width) * grid_w // width
+
+
+def box_patch_weights(box: Any, image_size: Tuple[int, int], grid_size: Tuple[int, int]) -> Tensor:
+    """The share of each patch's pixels that lie in ``box``: float64 ``(grid_h, grid_w)``
+    in ``[0, 1]`` (1 for patches inside the box, 0 outside, a fraction on its border).
+
+    Summing a patch map weighted this way equals summing its nearest-upsampled pixel
+    map over the box, divided by the pixels per patch.
+
+    Example:
+        >>> box_patch_weights((0, 0, 3, 2), image_size=(4, 4), grid_size=(2, 2))
+        tensor([[1.0000, 0.5000],
+                [0.0000, 0.0000]], dtype=torch.float64)
+    """
+    size = check_pair(image_size, "image_size")
+    grid = check_pair(grid_size, "grid_size")
+    mask = box_pixel_mask(box, size).to(torch.float64)
+    row_patch, column_patch = _pixel_to_patch(size, grid)
+    index = (row_patch[:, None] * grid[1] + column_patch[None, :]).flatten()
+    inside = torch.zeros(grid[0] * grid[1], dtype=torch.float64).index_add_(0, index, mask.flatten())
+    pixels = torch.bincount(index, minlength=grid[0] * grid[1]).to(torch.float64)
+    return (inside / pixels).reshape(grid)
+
+
+def upsample_map(image_map: Tensor, image_size: Tuple[int, int], mode: str = "nearest") -> Tensor:
+    """A patch-grid map at pixel resolution.
+
+    Args:
+        image_map: ``(grid_h, grid_w)``.
+        image_size: ``(height, width)``.
+        mode: ``"nearest"``: every pixel takes its patch's value (the patch covers its
+            pixels; the grid partition of the module docstring). ``"bilinear"``:
+            ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``,
+            i.e. patch values sit at patch centres and are interpolated in between.
+
+    Returns:
+        ``(height, width)``, the dtype of ``image_map`` (float64 for non-float input).
+
+    Example:
+        >>> upsample_map(torch.tensor([[1., 2.]]), (2, 4))
+        tensor([[1., 1., 2., 2.],
+                [1., 1., 2., 2.]])
+    """
+    tensor = as_tensor(image_map, "image_map")
+    if tensor.dim() != 2:
+        raise ValueError(f"image_map: expected shape (grid_h, grid_w), got {tuple(tensor.shape)}")
+    size = check_pair(image_size, "image_size")
+    check_choice(mode, "mode", UPSAMPLE_MODES)
+    if mode == "nearest":
+        row_patch, column_patch = _pixel_to_patch(size, tuple(tensor.shape))
+        return tensor[row_patch][:, column_patch]
+    return F.interpolate(tensor[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+
+
+def box_token_map(
+    interactions: Tensor,
+    box: Any,
+    image_size: Tuple[int, int],
+    grid_size: Optional[Tuple[int, int]] = None,
+    has_cls: bool = True,
+) -> Tensor:
+    """The caption map of an image box: ``Σ_p w_p A[:, p]`` over the patches ``p``, with
+    ``w_p`` the share of patch ``p`` inside the box (:func:`box_patch_weights`; CLS is
+    not part of any box).
+
+    Args:
+        interactions: ``(positions_a, positions_b)`` or ``(batch, positions_a, positions_b)``.
+        box: ``(x0, y0, x1, y1)`` in pixels, end exclusive.
+        image_size: ``(height, width)`` of the image the grid covers.
+        grid_size: ``(grid_h, grid_w)``; ``None`` for a square grid.
+        has_cls: whether image position 0 is a CLS token.
+
+    Returns:
+        ``(positions_a,)`` (or ``(batch, positions_a)``), one value per token.
+
+    Example:
+        >>> A = torch.zeros(3, 5)
+        >>> A[1, 1] = 4.0                  # token 1 -> top-left patch
+        >>> box_token_map(A, (0, 0, 8, 8), image_size=(16, 16))
+        tensor([0., 4., 0.])
+    """
+    tensor = _interactions(interactions)
+    offset, grid = patch_positions(tensor.shape[-1], grid_size, has_cls)
+    weights = box_patch_weights(box, image_size, grid).to(tensor.dtype).flatten()
+    return tensor[..., offset:] @ weights
+
+
+def span_box_attribution(
+    interactions: Tensor,
+    span: Tuple[int, int],
+    box: Any,
+    image_size: Tuple[int, int],
+    grid_size: Optional[Tuple[int, int]] = None,
+    has_cls: bool = True,
+) -> Tensor:
+    """The interaction between a caption span and an image box:
+    ``Σ_{s in span} Σ_p w_p A[s, p]`` with the box weights of :func:`box_patch_weights`.
+
+    Returns:
+        A 0-d tensor (or ``(batch,)``).
+
+    Example:
+        >>> A = torch.zeros(3, 5)
+        >>> A[1, 1], A[1, 2] = 4.0, -1.0   # token 1: +4 top-left, -1 top-right patch
+        >>> span_box_attribution(A, (1, 2), (0, 0, 12, 8), image_size=(16, 16))
+        tensor(3.5000)
+    """
+    tensor = _interactions(interactions)
+    start, stop = check_span(span, tensor.shape[-2])
+    return box_token_map(tensor, box, image_size, grid_size, has_cls)[..., start:stop].sum(-1)

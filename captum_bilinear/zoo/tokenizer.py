@@ -1,0 +1,98 @@
+"""The demo world's tokenizer: a ``transformers.CLIPTokenizer`` over a small vocabulary.
+
+The vocabulary is laid out like OpenAI CLIP's: the 256 byte-level characters, the same
+with the end-of-word marker ``</w>``, then one entry per BPE merge, then the special
+tokens. The merges are learned (with the ``tokenizers`` BPE trainer) on the caption
+vocabulary :data:`~captum_bilinear.zoo.scenes.VOCABULARY`, so every caption word is one
+token; any other text still tokenizes (into smaller pieces) without unknown tokens.
+
+Special tokens: ``<|pad|>`` (padding and the text reference of the attribution
+methods), ``<|startoftext|>``, ``<|endoftext|>`` (the EOS token CLIP pools at, the
+largest id). Unlike OpenAI CLIP, padding is *not* the EOS token.
+"""
+
+import json
+import os
+from typing import Dict, List, Sequence, Tuple
+
+PAD_TOKEN = "<|pad|>"
+BOS_TOKEN = "<|startoftext|>"
+EOS_TOKEN = "<|endoftext|>"
+MODEL_MAX_LENGTH = 32
+
+
+def _bytes_to_unicode() -> Dict[int, str]:
+    """OpenAI CLIP's / GPT-2's reversible byte -> printable character map."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def build_vocabulary(words: Sequence[str]) -> Tuple[Dict[str, int], List[Tuple[str, str]]]:
+    """Vocabulary and merges for a CLIP tokenizer in which each of ``words`` is one token.
+
+    Args:
+        words: lower-case ASCII words (and punctuation) that must each become one token.
+
+    Returns:
+        ``(vocab, merges)``: token -> id and the ordered list of merges.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    trainer_tokenizer = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    trainer_tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    trainer = trainers.BpeTrainer(
+        vocab_size=100_000, min_frequency=1, end_of_word_suffix="</w>", show_progress=False, special_tokens=[]
+    )
+    trainer_tokenizer.train_from_iterator(sorted(set(words)), trainer)
+    model = json.loads(trainer_tokenizer.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+
+    byte_chars = list(_bytes_to_unicode().values())
+    tokens = byte_chars + [c + "</w>" for c in byte_chars]
+    seen = set(tokens)
+    for left, right in merges:
+        merged = left + right
+        if merged not in seen:
+            tokens.append(merged)
+            seen.add(merged)
+    tokens += [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN]
+    return {t: i for i, t in enumerate(tokens)}, merges
+
+
+def write_tokenizer_files(directory: str, words: Sequence[str] = None) -> None:
+    """Write ``vocab.json``, ``merges.txt`` and the tokenizer configs into ``directory``
+    (what ``CLIPTokenizer.from_pretrained(directory)`` reads).
+
+    Args:
+        directory: target folder (created if needed).
+        words: the words that must be single tokens (default: the scene vocabulary).
+    """
+    from transformers import CLIPTokenizer
+
+    if words is None:
+        from captum_bilinear.zoo.scenes import VOCABULARY
+
+        words = VOCABULARY
+    vocab, merges = build_vocabulary(words)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False, indent=0)
+        f.write("\n")
+    with open(os.path.join(directory, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n")
+        for left, right in merges:
+            f.write(f"{left} {right}\n")
+    tokenizer = CLIPTokenizer(
+        vocab=vocab,
+        merges=[tuple(m) for m in merges],
+        pad_token=PAD_TOKEN,
+        model_max_length=MODEL_MAX_LENGTH,
+    )
+    tokenizer.save_pretrained(directory)

@@ -1,0 +1,69 @@
+"""IntegratedJacobians against Captum's LayerIntegratedGradients, one output at a time."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from captum.attr import LayerIntegratedGradients
+from conftest import BOS, EOS, PAD, make_clip
+
+from captum_bilinear import IntegratedJacobians
+
+
+def image_embedding(model):
+    return lambda px: F.normalize(model.get_image_features(pixel_values=px).pooler_output, dim=-1)
+
+
+@pytest.mark.parametrize("method", ["gausslegendre", "riemann_right", "riemann_trapezoid"])
+@pytest.mark.parametrize("multiply_by_inputs", [True, False])
+def test_equals_captum_lig_for_every_output_dimension(method, multiply_by_inputs):
+    model = make_clip(dtype=torch.float64)
+    forward = image_embedding(model)
+    layer = model.vision_model.encoder.layers[1]
+    torch.manual_seed(0)
+    pixels, baselines = torch.randn(2, 3, 32, 32, dtype=torch.float64), torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    ij = IntegratedJacobians(forward, layer, multiply_by_inputs=multiply_by_inputs)
+    result = ij.attribute(pixels, baselines=baselines, n_steps=5, method=method, internal_batch_size=7)
+    assert result.shape == (2, 16, 17, 32)
+    lig = LayerIntegratedGradients(forward, layer, multiply_by_inputs=multiply_by_inputs)
+    for k in range(16):
+        expected = lig.attribute(pixels, baselines=baselines, target=k, n_steps=5, method=method)
+        # Captum rounds its step sizes to float32.
+        torch.testing.assert_close(result[:, k], expected, rtol=1e-5, atol=1e-7 * expected.abs().max().item())
+
+
+def test_text_layer_input_and_additional_args():
+    model = make_clip(dtype=torch.float64)
+
+    def text(ids, mask):
+        return F.normalize(model.get_text_features(input_ids=ids, attention_mask=mask).pooler_output, dim=-1)
+
+    # Captum's layer-input hook cannot take CLIP encoder layers (a None argument), so the
+    # layer-input case uses the final layer norm, which takes one tensor.
+    layer = model.text_model.final_layer_norm
+    ids = torch.tensor([[BOS, 320, 1125, 539, EOS]])
+    reference = torch.tensor([[BOS, PAD, PAD, PAD, EOS]])
+    mask = torch.ones_like(ids)
+    result, delta = IntegratedJacobians(text, layer).attribute(
+        ids, baselines=reference, additional_forward_args=(mask,), n_steps=8, attribute_to_layer_input=True,
+        return_convergence_delta=True,
+    )
+    lig = LayerIntegratedGradients(text, layer)
+    for k in (0, 7, 15):
+        expected = lig.attribute(ids, baselines=reference, additional_forward_args=(mask,), target=k, n_steps=8,
+                                 attribute_to_layer_input=True)
+        torch.testing.assert_close(result[:, k], expected, rtol=1e-5, atol=1e-7 * expected.abs().max().item())
+    with torch.no_grad():
+        change = text(ids, mask) - text(reference, mask)
+    torch.testing.assert_close(result.flatten(2).sum(-1) - change, delta, rtol=0, atol=1e-12)
+    assert delta.abs().max() < 1e-3 * change.abs().max()
+
+
+def test_returns_layer_shape_for_a_plain_mlp():
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    result = IntegratedJacobians(mlp, mlp[1]).attribute(x, n_steps=4)
+    assert result.shape == (3, 3, 6)
+    lig = LayerIntegratedGradients(mlp, mlp[1])
+    for k in range(3):
+        torch.testing.assert_close(result[:, k], lig.attribute(x, target=k, n_steps=4), rtol=1e-5, atol=1e-8)

@@ -1,0 +1,58 @@
+"""Small models built from configs in code (nothing is downloaded)."""
+
+from typing import Tuple
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
+
+BOS, EOS, PAD = 49406, 49407, 1
+
+
+def _small(hidden: int = 32, layers: int = 3) -> dict:
+    return dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2)
+
+
+def make_clip(seed: int = 0, dtype: torch.dtype = torch.float32, layers: int = 3) -> CLIPModel:
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=_small(layers=layers),
+        vision_config=dict(_small(layers=layers), image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    return CLIPModel(config).to(dtype).eval()
+
+
+def make_siglip(seed: int = 0, dtype: torch.dtype = torch.float32) -> SiglipModel:
+    torch.manual_seed(seed)
+    config = SiglipConfig(
+        text_config=dict(_small(), max_position_embeddings=16, vocab_size=99, bos_token_id=97, eos_token_id=98, pad_token_id=1),
+        vision_config=dict(_small(), image_size=32, patch_size=8),
+    )
+    return SiglipModel(config).to(dtype).eval()
+
+
+def make_bert(seed: int = 0, dtype: torch.dtype = torch.float32) -> BertModel:
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64)
+    return BertModel(config, add_pooling_layer=False).to(dtype).eval()
+
+
+def caption(*tokens: int) -> torch.Tensor:
+    """A one-row CLIP caption [BOS, tokens..., EOS]."""
+    return torch.tensor([[BOS, *tokens, EOS]])
+
+
+def clip_layers(model, index: int = -2) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    return model.text_model.encoder.layers[index], model.vision_model.encoder.layers[index]
+
+
+@pytest.fixture
+def clip() -> CLIPModel:
+    return make_clip()
+
+
+@pytest.fixture
+def pixels() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randn(1, 3, 32, 32)
