@@ -2,6 +2,7 @@
 
 from captum_bilinear._core.bilinear_integrated_interactions import BilinearIntegratedInteractions
 from captum_bilinear._core.integrated_jacobians import IntegratedJacobians
+from captum_bilinear._core.interaction_cam import InteractionCAM
 from captum_bilinear._utils.dual_layer import SimilarityTerms
 from captum_bilinear.encoders import DualEncoder, as_dual_encoder
 
@@ -11,6 +12,7 @@ __all__ = [
     "BilinearIntegratedInteractions",
     "DualEncoder",
     "IntegratedJacobians",
+    "InteractionCAM",
     "SimilarityTerms",
     "as_dual_encoder",
 ]

@@ -7,31 +7,11 @@ from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_bilinear._utils.bilinear import PathSide, bilinear_interactions
 from captum_bilinear._utils.dual_layer import DualLayerAttribution, LayerPair
-from captum_bilinear._utils.integration import integrated_jvps, integrated_vjps
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
-from captum_bilinear._utils.positions import num_positions
 from captum_bilinear._utils.quadrature import interpolation_nodes
-
-
-def _side_jacobian(
-    pair_side: Any, reference: Tensor, delta: Tensor, direction: Tensor, alphas: Tensor, weights: Tensor,
-    embedding_dim: int, internal_batch_size: Optional[int],
-) -> Tensor:
-    """``(D, positions)`` integrated Jacobian times ``direction`` per position, by forward
-    mode (one JVP per position and node) or reverse mode (one VJP per embedding
-    dimension and node), whichever needs fewer passes."""
-    if num_positions(delta) <= embedding_dim:
-        return integrated_jvps(pair_side, reference, delta, direction, alphas, weights, internal_batch_size)
-    identity = torch.eye(embedding_dim, dtype=delta.dtype, device=delta.device)
-    return integrated_vjps(pair_side, reference, delta, direction, alphas, weights, identity, internal_batch_size)
-
-
-def pass_count(first_positions: int, second_positions: int, embedding_dim: int) -> int:
-    """Passes per node when the first side's Jacobian is computed and the second side
-    is reached by contraction (one VJP per first-side position)."""
-    return min(first_positions, embedding_dim) + first_positions
 
 
 class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
@@ -147,25 +127,11 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
         self, pair: LayerPair, alphas: Tensor, weights: Tensor, internal_batch_size: Optional[int]
     ) -> Tuple[Tensor, Tensor]:
         g_input, g_reference, h_input, h_reference = pair.endpoint_embeddings()
-        embedding_dim = g_input.shape[-1]
-        delta_a = pair.input_a - pair.reference_a
-        delta_b = pair.input_b - pair.reference_b
-        direction_a = delta_a if self._multiply_by_inputs else torch.ones_like(delta_a)
-        direction_b = delta_b if self._multiply_by_inputs else torch.ones_like(delta_b)
-        positions_a, positions_b = num_positions(delta_a), num_positions(delta_b)
-        a_first = pass_count(positions_a, positions_b, embedding_dim) <= pass_count(
-            positions_b, positions_a, embedding_dim
-        )
-        first = (pair.side_a, pair.reference_a, delta_a, direction_a) if a_first else (
-            pair.side_b, pair.reference_b, delta_b, direction_b)
-        second = (pair.side_b, pair.reference_b, delta_b, direction_b) if a_first else (
-            pair.side_a, pair.reference_a, delta_a, direction_a)
-        jacobian = _side_jacobian(*first, alphas, weights, embedding_dim, internal_batch_size)  # (D, S1)
-        # Row s of the result is the integrated gradient of jacobian[:, s] . h on side 2.
-        contracted = integrated_vjps(*second, alphas, weights, jacobian.T.contiguous(), internal_batch_size)
-        # contracted is (first-side positions, second-side positions).
-        matrix = self.dual_encoder.scale * (contracted if a_first else contracted.T)
-        identity_value = self.dual_encoder.scale * torch.dot(
+        side_a = PathSide(pair.side_a, pair.input_a, pair.reference_a, self._multiply_by_inputs)
+        side_b = PathSide(pair.side_b, pair.input_b, pair.reference_b, self._multiply_by_inputs)
+        scale = self.dual_encoder.scale
+        matrix = bilinear_interactions(side_a, side_b, alphas, weights, g_input.shape[-1], scale, internal_batch_size)
+        identity_value = scale * torch.dot(
             (g_input - g_reference).to(matrix.dtype), (h_input - h_reference).to(matrix.dtype)
         )
         return matrix, (matrix.sum() - identity_value).view(1)

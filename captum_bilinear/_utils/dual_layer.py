@@ -76,14 +76,17 @@ class DualLayerAttribution(LayerAttribution):
         self.dual_encoder = dual_encoder
         self.model = model
 
-    def _prepare(self, inputs: Any, baselines: Any, additional_forward_args: Any) -> Tuple[SideBatch, SideBatch]:
-        return prepare_pair(self.dual_encoder, inputs, baselines, additional_forward_args)
+    def _prepare(
+        self, inputs: Any, baselines: Any, additional_forward_args: Any, with_baselines: bool = True
+    ) -> Tuple[SideBatch, SideBatch]:
+        return prepare_pair(self.dual_encoder, inputs, baselines, additional_forward_args, with_baselines)
 
     def _layer_pairs(
-        self, side_a: SideBatch, side_b: SideBatch, attribute_to_layer_input: bool
+        self, side_a: SideBatch, side_b: SideBatch, attribute_to_layer_input: bool, zero_references: bool = False
     ) -> Iterator[LayerPair]:
         """Per example, both sides' encoders and their activations for input and reference
-        (the layers below the attributed ones run once for each)."""
+        (the layers below the attributed ones run once for each); with
+        ``zero_references`` the reference activations are zeros and the baselines unused."""
         if not isinstance(attribute_to_layer_input, bool):
             raise TypeError(f"attribute_to_layer_input: expected a bool, got {type(attribute_to_layer_input).__name__}")
         layer_a, layer_b = self.layer
@@ -94,14 +97,13 @@ class DualLayerAttribution(LayerAttribution):
             example_a, example_b = side_a.example(index), side_b.example(index)
             encoder_a = EncoderSide(self.dual_encoder.embed_a, example_a.inputs, example_a.extra, tap_a)
             encoder_b = EncoderSide(self.dual_encoder.embed_b, example_b.inputs, example_b.extra, tap_b)
-            pair = LayerPair(
-                encoder_a,
-                encoder_b,
-                encoder_a.activation(),
-                encoder_a.activation(example_a.baselines),
-                encoder_b.activation(),
-                encoder_b.activation(example_b.baselines),
-            )
+            input_a, input_b = encoder_a.activation(), encoder_b.activation()
+            if zero_references:
+                reference_a, reference_b = torch.zeros_like(input_a), torch.zeros_like(input_b)
+            else:
+                reference_a = encoder_a.activation(example_a.baselines)
+                reference_b = encoder_b.activation(example_b.baselines)
+            pair = LayerPair(encoder_a, encoder_b, input_a, reference_a, input_b, reference_b)
             if expands[0] is None:
                 encoder_a.check_batch_expansion(pair.input_a)
                 encoder_b.check_batch_expansion(pair.input_b)

@@ -88,8 +88,10 @@ def prepare_pair(
     inputs: Any,
     baselines: Any = None,
     additional_forward_args: Any = None,
+    with_baselines: bool = True,
 ) -> Tuple[SideBatch, SideBatch]:
-    """Checks the pair arguments (before any heavy work) and fills in default baselines."""
+    """Checks the pair arguments (before any heavy work) and fills in default baselines
+    (none for methods that use no references: ``with_baselines=False``)."""
     raw_a, raw_b = _pair(inputs, "inputs", allow_none=False)
     inputs_a = side_tensors(raw_a, "inputs[0]")
     inputs_b = side_tensors(raw_b, "inputs[1]")
@@ -107,6 +109,8 @@ def prepare_pair(
         model.check_a(inputs_a, given_a)
     if model.check_b is not None:
         model.check_b(inputs_b, given_b)
+    if not with_baselines:
+        return SideBatch(inputs_a, (), extra_a), SideBatch(inputs_b, (), extra_b)
     side_a = SideBatch(inputs_a, given_a if given_a is not None else model.default_baselines_a(inputs_a, extra_a), extra_a)
     side_b = SideBatch(inputs_b, given_b if given_b is not None else model.default_baselines_b(inputs_b, extra_b), extra_b)
     return side_a, side_b

@@ -48,7 +48,8 @@ def as_bool_mask(value: Any, name: str) -> Tensor:
 
 def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral,)):
-        if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point() and value.dtype != torch.bool:
+        integral = isinstance(value, Tensor) and not value.is_floating_point() and value.dtype != torch.bool
+        if integral and value.numel() == 1:
             value = int(value.item())
         else:
             raise TypeError(f"{name}: expected an int, got {value!r}")
@@ -73,7 +74,7 @@ def check_real(value: Any, name: str) -> float:
 
 def check_pair(value: Any, name: str) -> Tuple[int, int]:
     """A pair of positive ints, e.g. ``(height, width)``."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) and not isinstance(value, torch.Size):
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise TypeError(f"{name}: expected a pair of ints, got {value!r}")
     if len(value) != 2:
         raise ValueError(f"{name}: expected a pair of ints, got {len(value)} values")

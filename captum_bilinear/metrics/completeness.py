@@ -2,7 +2,7 @@
 
 from typing import Any, Union
 
-import torch
+import torch  # noqa: F401  (the examples use it)
 from torch import Tensor
 
 from captum_bilinear.metrics._checks import as_tensor

@@ -54,7 +54,9 @@ def _grid(grid_size: Optional[Any], n_patches: int, name: str = "grid_size") -> 
     return grid
 
 
-def patch_positions(n_positions_b: int, grid_size: Optional[Any] = None, has_cls: bool = True) -> Tuple[int, Tuple[int, int]]:
+def patch_positions(
+    n_positions_b: int, grid_size: Optional[Any] = None, has_cls: bool = True
+) -> Tuple[int, Tuple[int, int]]:
     """The first patch position and the grid of an image side with ``n_positions_b``
     positions (``grid_size=None``: a square grid).
 
@@ -179,7 +181,7 @@ def upsample_map(image_map: Tensor, image_size: Tuple[int, int], mode: str = "ne
     check_choice(mode, "mode", UPSAMPLE_MODES)
     if mode == "nearest":
         row_patch, column_patch = _pixel_to_patch(size, tuple(tensor.shape))
-        return tensor[row_patch][:, column_patch]
+        return tensor[row_patch.to(tensor.device)][:, column_patch.to(tensor.device)]
     return F.interpolate(tensor[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
 
 
@@ -212,7 +214,7 @@ def box_token_map(
     """
     tensor = _interactions(interactions)
     offset, grid = patch_positions(tensor.shape[-1], grid_size, has_cls)
-    weights = box_patch_weights(box, image_size, grid).to(tensor.dtype).flatten()
+    weights = box_patch_weights(box, image_size, grid).to(device=tensor.device, dtype=tensor.dtype).flatten()
     return tensor[..., offset:] @ weights
 
 

@@ -33,7 +33,9 @@ def _embedding(output: Any, name: str) -> Tensor:
     if not isinstance(output, Tensor) and hasattr(output, "pooler_output"):
         output = output.pooler_output
     if not isinstance(output, Tensor):
-        raise TypeError(f"{name}: expected it to return a Tensor (or an output with pooler_output), got {type(output).__name__}")
+        raise TypeError(
+            f"{name}: expected it to return a Tensor (or an output with pooler_output), got {type(output).__name__}"
+        )
     if output.dim() != 2:
         raise ValueError(f"{name}: expected embeddings of shape (batch, dim), got {tuple(output.shape)}")
     return output
@@ -210,8 +212,10 @@ class TokenMaskingScore:
         image_embedding: the fixed image's embedding, ``(D,)`` or ``(1, D)``.
         input_ids: the caption, ``(L,)`` or ``(1, L)``.
         pad_token_id: the id that stands for a removed token (for CLIP, not the EOS id).
-        players: maskable positions; default :func:`default_text_players` (CLIP:
-            between BOS and EOS). Other positions are never changed.
+        players: maskable positions; default :func:`default_text_players`, which
+            assumes CLIP's ``[BOS, tokens..., EOS, padding...]`` with EOS the largest id;
+            pass the positions explicitly for other tokenizers (e.g. SigLIP). Other
+            positions are never changed.
         similarity: ``"cosine"`` (default) or ``"dot"``.
         scale: multiplies the similarity.
 

@@ -67,12 +67,17 @@ def pointing_game(
     size = check_pair(image_size, "image_size")
     tolerance = check_int(tolerance, "tolerance", minimum=0)
     x0, y0, x1, y1 = check_box(box, size)
-    pixels = upsample_map(tensor, size, mode).to(torch.float64)
+    pixels = upsample_map(tensor.cpu(), size, mode).to(torch.float64)
 
     in_box = box_pixel_mask((x0, y0, x1, y1), size)
     if tolerance:
         height, width = size
-        grown = (max(x0 - tolerance, 0), max(y0 - tolerance, 0), min(x1 + tolerance, width), min(y1 + tolerance, height))
+        grown = (
+            max(x0 - tolerance, 0),
+            max(y0 - tolerance, 0),
+            min(x1 + tolerance, width),
+            min(y1 + tolerance, height),
+        )
         near_box = box_pixel_mask(grown, size)
     else:
         near_box = in_box

@@ -616,3 +616,52 @@ def hard_negative(scene: Scene, attribute: Optional[str] = None, index: Optional
         words=tuple(words),
         negative=(index, attribute, true_word, false_word),
     )
+
+
+def _matches(words: Sequence[str], obj: SceneObject) -> bool:
+    return all(w in (obj.shape, obj.colour, obj.size) for w in words)
+
+
+def caption_fits(caption_scene: Scene, image_scene: Scene, exhaustive: Optional[bool] = None) -> bool:
+    """Whether ``caption_scene``'s caption could be a true caption of ``image_scene``'s
+    image: every named object's words match some object in the image, and a stated
+    relation is not contradicted (conservative: an unclear relation counts as a fit).
+    An *exhaustive* caption (by default: one of mode ``"full"``) must moreover account for
+    every object of the image.
+
+    Used to keep captions that also fit another image of a batch out of the
+    contrastive negatives, and to spot ties in retrieval.
+
+    Args:
+        caption_scene: the scene whose caption is checked.
+        image_scene: the scene whose image (objects) it is checked against.
+        exhaustive: whether the caption claims to name every object (default:
+            ``caption_scene.mode == "full"``).
+
+    Returns:
+        ``True`` if the caption fits the image.
+
+    Example:
+        >>> scene = generate_scene(5, mode="full")
+        >>> caption_fits(scene, scene)
+        True
+        >>> caption_fits(hard_negative(scene, seed=1), scene)
+        False
+    """
+    if exhaustive is None:
+        exhaustive = caption_scene.mode == "full"
+    objects = image_scene.all_objects
+    if exhaustive and len(objects) != len(caption_scene.objects):
+        return False
+    candidates = []
+    for named in caption_scene.objects:
+        found = [o for o in objects if _matches(named.words, o)]
+        if not found:
+            return False
+        candidates.append(found)
+    if exhaustive and any(all(o is not c for found in candidates for c in found) for o in objects):
+        return False
+    if caption_scene.relation is not None:
+        i, rel, j = caption_scene.relation
+        return any(a is not b and _relation(a, b) in (rel, None) for a in candidates[i] for b in candidates[j])
+    return True

@@ -1,0 +1,84 @@
+"""InteractionCAM (Sammani et al. 2023): Jacobians times activations, combined bilinearly."""
+
+from typing import Any, Optional, Tuple
+
+import torch
+from captum.attr import GradientAttribution
+from captum.log import log_usage
+from torch import Tensor
+
+from captum_bilinear._utils.bilinear import PathSide, bilinear_interactions
+from captum_bilinear._utils.dual_layer import DualLayerAttribution
+from captum_bilinear._utils.model_state import evaluation_mode
+from captum_bilinear._utils.pair_inputs import check_internal_batch_size
+
+
+class InteractionCAM(DualLayerAttribution, GradientAttribution):
+    r"""Interactions ``A = scale * (J_g(a) z_a)^T (J_h(b) z_b)`` per position pair.
+
+    The special case of :class:`BilinearIntegratedInteractions` with zero references and
+    one node at the input (``alpha = 1``): each side's Jacobian is evaluated at the
+    actual activation only and multiplied by it ("gradient x activation"). Per embedding
+    dimension ``k`` the side maps are Captum's ``LayerGradientXActivation`` of output
+    ``k`` summed over hidden dims, and ``A[s, p] = scale * sum_k T[k, s] U[k, p]``. It has
+    no completeness property.
+
+    Args:
+        model: a HuggingFace ``CLIPModel`` / ``SiglipModel`` or a :class:`DualEncoder`.
+        layer: ``(layer_a, layer_b)``, one module per encoder.
+
+    Example:
+        >>> import torch
+        >>> from transformers import CLIPConfig, CLIPModel
+        >>> from captum_bilinear import InteractionCAM
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = CLIPModel(CLIPConfig(text_config=small, projection_dim=16,
+        ...                   vision_config=dict(small, image_size=32, patch_size=8))).eval()
+        >>> layer = (model.text_model.encoder.layers[0], model.vision_model.encoder.layers[0])
+        >>> A = InteractionCAM(model, layer).attribute((torch.tensor([[49406, 320, 49407]]), torch.randn(1, 3, 32, 32)))
+        >>> A.shape
+        torch.Size([1, 3, 17])
+    """
+
+    def __init__(self, model: Any, layer: Any) -> None:
+        DualLayerAttribution.__init__(self, model, layer)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    @log_usage()
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Tuple[Any, Any],
+        additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        internal_batch_size: Optional[int] = None,
+        attribute_to_layer_input: bool = False,
+    ) -> Tensor:
+        """Interactions of every position of layer a with every position of layer b.
+
+        Args:
+            inputs: ``(inputs_a, inputs_b)``, e.g. ``(input_ids, pixel_values)``.
+            additional_forward_args: ``(extra_a, extra_b)``, e.g. ``((attention_mask,), None)``.
+            internal_batch_size: at most this many rows per forward / backward pass.
+            attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
+
+        Returns:
+            ``(batch, positions_a, positions_b)`` interactions.
+        """
+        check_internal_batch_size(internal_batch_size)
+        side_a, side_b = self._prepare(inputs, None, additional_forward_args, with_baselines=False)
+        one_node = torch.ones(1, dtype=torch.float64)
+        results = []
+        with evaluation_mode(self.dual_encoder):
+            for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input, zero_references=True):
+                with torch.no_grad():
+                    embedding_dim = pair.side_a.embed_from(pair.input_a).shape[-1]
+                results.append(
+                    bilinear_interactions(
+                        PathSide(pair.side_a, pair.input_a, pair.reference_a, True),
+                        PathSide(pair.side_b, pair.input_b, pair.reference_b, True),
+                        one_node, one_node, embedding_dim, self.dual_encoder.scale, internal_batch_size,
+                    )
+                )
+        return torch.stack(results)

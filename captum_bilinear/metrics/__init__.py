@@ -1,0 +1,93 @@
+"""Evaluation metrics for second-order (token-patch) attributions, as plain-tensor functions.
+
+Completeness, the pointing game, conditional insertion / deletion, p-faithfulness,
+object discrimination and hard negatives (Moeller et al., TMLR 2025; Baniecki et al.,
+2025). They take tensors, boxes ``(x0, y0, x1, y1)`` in pixels (end exclusive), image
+sizes ``(height, width)``, token spans ``(start, stop)`` (stop exclusive) and, where a
+model must be queried, callables on bool masks; the model-side masking is in
+:mod:`captum_bilinear.metrics.masking`. See :mod:`captum_bilinear.metrics.maps` for the
+conventions.
+"""
+
+from captum_bilinear.metrics.completeness import completeness_error, relative_completeness_error
+from captum_bilinear.metrics.discrimination import (
+    HardNegativeResult,
+    ObjectDiscriminationResult,
+    hard_negative,
+    object_discrimination,
+)
+from captum_bilinear.metrics.faithfulness import (
+    FaithfulnessResult,
+    cross_modal_explanation,
+    explanation_prediction,
+    p_faithfulness,
+    pearson,
+    r_squared,
+    rankdata,
+    sample_coalitions,
+    spearman,
+)
+from captum_bilinear.metrics.insertion_deletion import CurveResult, curve_masks, deletion_curve, insertion_curve
+from captum_bilinear.metrics.maps import (
+    box_patch_weights,
+    box_pixel_mask,
+    box_token_map,
+    patch_positions,
+    span_box_attribution,
+    span_image_map,
+    upsample_map,
+)
+from captum_bilinear.metrics.masking import (
+    PairMaskingGame,
+    PatchMaskingScore,
+    TokenMaskingScore,
+    default_text_players,
+    patch_pixel_masks,
+)
+from captum_bilinear.metrics.pointing_game import PointingGameResult, pointing_game
+from captum_bilinear.metrics.summary import summarize
+
+__all__ = [
+    # completeness
+    "completeness_error",
+    "relative_completeness_error",
+    # maps, spans and boxes
+    "span_image_map",
+    "box_token_map",
+    "span_box_attribution",
+    "box_patch_weights",
+    "box_pixel_mask",
+    "upsample_map",
+    "patch_positions",
+    # pointing game
+    "pointing_game",
+    "PointingGameResult",
+    # insertion / deletion
+    "deletion_curve",
+    "insertion_curve",
+    "curve_masks",
+    "CurveResult",
+    # model-side masking
+    "PatchMaskingScore",
+    "TokenMaskingScore",
+    "PairMaskingGame",
+    "patch_pixel_masks",
+    "default_text_players",
+    # p-faithfulness
+    "p_faithfulness",
+    "FaithfulnessResult",
+    "cross_modal_explanation",
+    "explanation_prediction",
+    "sample_coalitions",
+    "spearman",
+    "pearson",
+    "r_squared",
+    "rankdata",
+    # object discrimination, hard negatives
+    "object_discrimination",
+    "ObjectDiscriminationResult",
+    "hard_negative",
+    "HardNegativeResult",
+    # aggregation
+    "summarize",
+]
