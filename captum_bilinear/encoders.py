@@ -89,6 +89,11 @@ class DualEncoder(nn.Module):
             default reference of a side (default: zeros, as in Captum).
         check_a, check_b: ``check(inputs, baselines_or_None)`` raising ``ValueError`` /
             ``TypeError`` for inputs this side cannot take.
+        token_head_a, token_head_b: ``head(hidden) -> (batch, positions, D)``, the encoder's
+            output head applied to every position (final norm and projection), used by
+            :class:`TokenPatchSimilarity`.
+        output_layer_a, output_layer_b: the module whose output is the encoder's last
+            hidden state (what the token head is applied to for ``variant="output"``).
 
     The modules the encode functions use (modules, bound methods of modules, modules in
     a ``functools.partial`` or a closure) become submodules, so attributions can check
@@ -115,6 +120,10 @@ class DualEncoder(nn.Module):
         reference_b: Optional[ReferenceFunction] = None,
         check_a: Optional[CheckFunction] = None,
         check_b: Optional[CheckFunction] = None,
+        token_head_a: Optional[Callable[[Tensor], Tensor]] = None,
+        token_head_b: Optional[Callable[[Tensor], Tensor]] = None,
+        output_layer_a: Optional[nn.Module] = None,
+        output_layer_b: Optional[nn.Module] = None,
     ) -> None:
         super().__init__()
         if not callable(encode_a) or not callable(encode_b):
@@ -127,6 +136,10 @@ class DualEncoder(nn.Module):
         self.reference_b = reference_b
         self.check_a = check_a
         self.check_b = check_b
+        self.token_head_a = token_head_a
+        self.token_head_b = token_head_b
+        self.output_layer_a = output_layer_a
+        self.output_layer_b = output_layer_b
         owners: List[nn.Module] = []
         for module in _modules_behind(encode_a) + _modules_behind(encode_b):
             if not any(module is known for known in owners):
@@ -291,6 +304,10 @@ def _clip(model: nn.Module, image_mean: Sequence[float], image_std: Sequence[flo
         reference_b=reference_image,
         check_a=check_text,
         check_b=check_image,
+        token_head_a=lambda hidden: model.text_projection(model.text_model.final_layer_norm(hidden)),
+        token_head_b=lambda hidden: model.visual_projection(model.vision_model.post_layernorm(hidden)),
+        output_layer_a=model.text_model.encoder.layers[-1],
+        output_layer_b=model.vision_model.encoder.layers[-1],
     )
 
 
@@ -317,6 +334,7 @@ def _siglip(model: nn.Module, image_mean: Sequence[float], image_std: Sequence[f
                 )
 
     encode_image, reference_image, check_image = _image_side(model, image_mean, image_std)
+    # SigLIP's image head pools by attention, so it has no per-patch projection.
     return DualEncoder(
         encode_text,
         encode_image,
@@ -324,6 +342,9 @@ def _siglip(model: nn.Module, image_mean: Sequence[float], image_std: Sequence[f
         reference_b=reference_image,
         check_a=check_text,
         check_b=check_image,
+        token_head_a=lambda hidden: model.text_model.head(model.text_model.final_layer_norm(hidden)),
+        output_layer_a=model.text_model.encoder.layers[-1],
+        output_layer_b=model.vision_model.encoder.layers[-1],
     )
 
 

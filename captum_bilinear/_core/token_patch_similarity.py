@@ -1,0 +1,103 @@
+"""ITSM: similarities of per-token and per-patch embeddings (ITSM-O / ITSM-H)."""
+
+from typing import Any, Callable, Optional, Tuple
+
+import torch
+from captum.log import log_usage
+from torch import Tensor
+
+from captum_bilinear._utils.dual_layer import DualLayerAttribution
+from captum_bilinear._utils.layer_hooks import LayerTap
+from captum_bilinear._utils.model_state import evaluation_mode
+from captum_bilinear._utils.positions import as_positions
+
+VARIANTS = ("output", "hidden")
+
+
+class TokenPatchSimilarity(DualLayerAttribution):
+    r"""Image-text similarity map (ITSM): every token embedding times every patch embedding.
+
+    Each position's hidden state is passed through its encoder's output head (final layer
+    norm and projection, as the pooled token is), normalized, and compared with every
+    position of the other side: ``A[s, p] = scale * cos(head_a(z_a[s]), head_b(z_b[p]))``.
+
+    * ``variant="output"`` (ITSM-O): the encoders' last hidden states (the layer passed
+      at construction is not used for them).
+    * ``variant="hidden"`` (ITSM-H): the activations of the attributed layers, passed
+      straight to the heads (the layers in between are skipped).
+
+    Not an attribution of the similarity (it has no completeness property); it is the
+    baseline Moeller et al. compare against. Needs per-position heads: HF CLIP has them;
+    SigLIP's image head pools by attention and has none; a :class:`DualEncoder` passes
+    ``token_head_a/b`` (and ``output_layer_a/b`` for ``"output"``).
+
+    Args:
+        model: a HuggingFace ``CLIPModel`` or a :class:`DualEncoder` with token heads.
+        layer: ``(layer_a, layer_b)``, used by ``variant="hidden"``.
+        variant: ``"output"`` or ``"hidden"``.
+
+    Example:
+        >>> import torch
+        >>> from transformers import CLIPConfig, CLIPModel
+        >>> from captum_bilinear import TokenPatchSimilarity
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = CLIPModel(CLIPConfig(text_config=small, projection_dim=16,
+        ...                   vision_config=dict(small, image_size=32, patch_size=8))).eval()
+        >>> layer = (model.text_model.encoder.layers[0], model.vision_model.encoder.layers[0])
+        >>> itsm = TokenPatchSimilarity(model, layer, variant="hidden")
+        >>> itsm.attribute((torch.tensor([[49406, 320, 49407]]), torch.randn(1, 3, 32, 32))).shape
+        torch.Size([1, 3, 17])
+    """
+
+    def __init__(self, model: Any, layer: Any, variant: str = "output") -> None:
+        DualLayerAttribution.__init__(self, model, layer)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant: expected 'output' (ITSM-O) or 'hidden' (ITSM-H), got {variant!r}")
+        encoder = self.dual_encoder
+        for side, head in (("a", encoder.token_head_a), ("b", encoder.token_head_b)):
+            if head is None:
+                raise ValueError(
+                    f"model: side {side} has no per-position output head (token_head_{side}); "
+                    "TokenPatchSimilarity needs one (SigLIP's attention-pooling image head has none)"
+                )
+        if variant == "output" and (encoder.output_layer_a is None or encoder.output_layer_b is None):
+            raise ValueError("model: variant='output' needs output_layer_a and output_layer_b on the DualEncoder")
+        self.variant = variant
+
+    @log_usage()
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: Tuple[Any, Any],
+        additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        attribute_to_layer_input: bool = False,
+    ) -> Tensor:
+        """Cosine similarity (times the model's scale) of every position pair.
+
+        Args:
+            inputs: ``(inputs_a, inputs_b)``, e.g. ``(input_ids, pixel_values)``.
+            additional_forward_args: ``(extra_a, extra_b)``, e.g. ``((attention_mask,), None)``.
+            attribute_to_layer_input: read the layers' inputs instead of their outputs.
+
+        Returns:
+            ``(batch, positions_a, positions_b)``.
+        """
+        side_a, side_b = self._prepare(inputs, None, additional_forward_args, with_baselines=False)
+        encoder = self.dual_encoder
+        layer_a, layer_b = self.layer if self.variant == "hidden" else (encoder.output_layer_a, encoder.output_layer_b)
+        with evaluation_mode(encoder), torch.no_grad():
+            tokens = self._position_embeddings(encoder.embed_a, side_a.inputs + side_a.extra, layer_a,
+                                               encoder.token_head_a, attribute_to_layer_input, "layer[0]")
+            patches = self._position_embeddings(encoder.embed_b, side_b.inputs + side_b.extra, layer_b,
+                                                encoder.token_head_b, attribute_to_layer_input, "layer[1]")
+        return encoder.scale * torch.einsum("bsd,bpd->bsp", tokens, patches)
+
+    @staticmethod
+    def _position_embeddings(
+        embed: Callable[..., Tensor], arguments: Tuple[Any, ...], layer: Any, head: Callable[[Tensor], Tensor],
+        attribute_to_layer_input: bool, name: str,
+    ) -> Tensor:
+        tap = LayerTap(layer, attribute_to_layer_input, name=name)
+        with tap.capture() as captured:
+            embed(*arguments)
+        projected = head(as_positions(captured[0]))
+        return projected / projected.norm(dim=-1, keepdim=True).clamp_min(1e-12)

@@ -1,0 +1,101 @@
+"""First-order views: Captum's methods on one side of a dual encoder, and interaction
+results projected to one side."""
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from captum_bilinear.encoders import DualEncoder, as_dual_encoder, as_tuple
+
+SIDES = ("a", "b")
+
+
+def _check_side(side: str) -> None:
+    if side not in SIDES:
+        raise ValueError(f"side: expected 'a' (e.g. the text) or 'b' (e.g. the image), got {side!r}")
+
+
+class ConditionedSimilarity(nn.Module):
+    r"""One side of a dual encoder as a scalar forward function for Captum, the other
+    side's input held fixed: ``forward(*inputs, *extra) = scale * <e_fixed, e(inputs)>``.
+
+    Any Captum attribution accepts it (``IntegratedGradients``, ``Saliency``,
+    ``LayerIntegratedGradients``, ``LayerGradCam``, ``Lime``, ``KernelShap``, ...), which
+    puts first-order maps of the "conditioned similarity" beside the interactions.
+
+    With ``fixed_baselines`` the fixed side's embedding is replaced by its change
+    ``e(fixed) - e(fixed baseline)``: Captum's ``LayerIntegratedGradients`` of this
+    function on the varying side's layer then equals the interactions' projection
+    ``A.sum`` over the fixed side's positions (up to the fixed side's quadrature error).
+
+    Args:
+        model: a HuggingFace ``CLIPModel`` / ``SiglipModel`` or a :class:`DualEncoder`.
+        fixed_inputs: the fixed side's inputs (Tensor or tuple), batch 1 or the batch of
+            the attributed inputs.
+        side: the side that varies (``"b"``: explain the image given the caption).
+        fixed_additional_forward_args: the fixed side's extra arguments.
+        fixed_baselines: optional baselines of the fixed side (see above).
+
+    Example:
+        >>> import torch
+        >>> from captum.attr import IntegratedGradients
+        >>> from captum_bilinear import DualEncoder, ConditionedSimilarity
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <...>
+        >>> model = DualEncoder(torch.nn.Linear(4, 3), torch.nn.Linear(5, 3))
+        >>> forward = ConditionedSimilarity(model, torch.randn(1, 4), side="b")
+        >>> image = torch.randn(1, 5)
+        >>> attributions = IntegratedGradients(forward).attribute(image, n_steps=64)
+        >>> bool(torch.isclose(attributions.sum(), forward(image) - forward(torch.zeros(1, 5)), atol=1e-4))
+        True
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        fixed_inputs: Any,
+        side: str = "b",
+        fixed_additional_forward_args: Any = None,
+        fixed_baselines: Any = None,
+    ) -> None:
+        super().__init__()
+        _check_side(side)
+        self.model: DualEncoder = as_dual_encoder(model)
+        self.side = side
+        fixed_embed = self.model.embed_a if side == "b" else self.model.embed_b
+        extra = as_tuple(fixed_additional_forward_args)
+        with torch.no_grad():
+            fixed = fixed_embed(*as_tuple(fixed_inputs), *extra)
+            if fixed_baselines is not None:
+                fixed = fixed - fixed_embed(*as_tuple(fixed_baselines), *extra)
+        self.register_buffer("fixed_embedding", fixed.detach())
+
+    def forward(self, *inputs: Any) -> Tensor:
+        embed = self.model.embed_b if self.side == "b" else self.model.embed_a
+        varying = embed(*inputs)
+        fixed = self.fixed_embedding.to(varying.dtype)
+        if fixed.shape[0] not in (1, varying.shape[0]):
+            if varying.shape[0] % fixed.shape[0]:
+                raise ValueError(
+                    f"inputs: batch {varying.shape[0]} is not a multiple of the fixed side's batch {fixed.shape[0]}"
+                )
+            # Captum expands a batch step-major (the whole batch once per step).
+            fixed = fixed.repeat(varying.shape[0] // fixed.shape[0], 1)
+        return self.model.scale * (varying * fixed).sum(-1)
+
+
+def first_order_projection(interactions: Tensor, side: str = "b") -> Tensor:
+    """Sums an interaction result ``(batch, positions_a, positions_b)`` over the other side:
+    ``side="b"`` gives ``(batch, positions_b)`` (e.g. one value per image position), the
+    second-order counterpart of a first-order map of the conditioned similarity.
+
+    Example:
+        >>> first_order_projection(torch.ones(1, 2, 3), side="b")
+        tensor([[2., 2., 2.]])
+    """
+    _check_side(side)
+    if not isinstance(interactions, Tensor) or interactions.dim() != 3:
+        raise ValueError("interactions: expected a (batch, positions_a, positions_b) Tensor")
+    return interactions.sum(1 if side == "b" else 2)
+

@@ -1,0 +1,37 @@
+"""Every module's docstring examples run and print what they claim, and every public name
+is documented with an example."""
+
+import dataclasses
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import captum_bilinear
+
+MODULES = sorted(
+    info.name
+    for info in pkgutil.walk_packages(captum_bilinear.__path__, prefix="captum_bilinear.")
+    if not info.name.endswith("__main__")
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+    failures, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert failures == 0
+
+
+@pytest.mark.parametrize("package", ["captum_bilinear", "captum_bilinear.metrics", "captum_bilinear.zoo"])
+def test_public_names_have_docstrings_with_examples(package):
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        documented = getattr(module, name)
+        if not callable(documented):
+            continue
+        assert documented.__doc__, f"{package}.{name} has no docstring"
+        # Result containers are shown by the examples of the functions that return them.
+        is_result = dataclasses.is_dataclass(documented) or hasattr(documented, "_fields")
+        assert is_result or ">>>" in documented.__doc__, f"{package}.{name} has no runnable example"
