@@ -5,8 +5,8 @@ object discrimination and hard negatives (Moeller et al., TMLR 2025; Baniecki et
 2025). They take tensors, boxes ``(x0, y0, x1, y1)`` in pixels (end exclusive), image
 sizes ``(height, width)``, token spans ``(start, stop)`` (stop exclusive) and, where a
 model must be queried, callables on bool masks; the model-side masking is in
-:mod:`captum_bilinear.metrics.masking`. See :mod:`captum_bilinear.metrics.maps` for the
-conventions.
+:mod:`captum_bilinear.metrics.masking`. Spans, boxes and maps, and their conventions, are
+in :mod:`captum_bilinear.selection`.
 """
 
 from captum_bilinear.metrics.completeness import completeness_error, relative_completeness_error
@@ -28,15 +28,6 @@ from captum_bilinear.metrics.faithfulness import (
     spearman,
 )
 from captum_bilinear.metrics.insertion_deletion import CurveResult, curve_masks, deletion_curve, insertion_curve
-from captum_bilinear.metrics.maps import (
-    box_patch_weights,
-    box_pixel_mask,
-    box_token_map,
-    patch_positions,
-    span_box_attribution,
-    span_image_map,
-    upsample_map,
-)
 from captum_bilinear.metrics.masking import (
     PairMaskingGame,
     PatchMaskingScore,
@@ -51,14 +42,6 @@ __all__ = [
     # completeness
     "completeness_error",
     "relative_completeness_error",
-    # maps, spans and boxes
-    "span_image_map",
-    "box_token_map",
-    "span_box_attribution",
-    "box_patch_weights",
-    "box_pixel_mask",
-    "upsample_map",
-    "patch_positions",
     # pointing game
     "pointing_game",
     "PointingGameResult",

@@ -5,7 +5,7 @@ from typing import Any, Union
 import torch  # noqa: F401  (the examples use it)
 from torch import Tensor
 
-from captum_bilinear.metrics._checks import as_tensor
+from captum_bilinear._utils.checks import as_tensor
 
 IdentityLike = Union[Tensor, float, Any]
 

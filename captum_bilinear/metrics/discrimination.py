@@ -17,8 +17,8 @@ from typing import Any, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from captum_bilinear.metrics._checks import as_tensor, check_real, check_span
-from captum_bilinear.metrics.maps import box_token_map, span_box_attribution
+from captum_bilinear._utils.checks import as_tensor, check_real, check_span
+from captum_bilinear.selection import box_token_map, span_box_attribution
 
 
 def _single(interactions: Any, name: str) -> Tensor:

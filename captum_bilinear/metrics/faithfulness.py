@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from captum_bilinear.metrics._checks import (
+from captum_bilinear._utils.checks import (
     as_bool_mask,
     as_tensor,
     call_batched,

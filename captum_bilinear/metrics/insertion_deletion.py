@@ -21,7 +21,7 @@ from typing import Callable, Optional, Tuple
 import torch
 from torch import Tensor
 
-from captum_bilinear.metrics._checks import as_tensor, call_batched, check_choice, check_int
+from captum_bilinear._utils.checks import as_tensor, call_batched, check_choice, check_int
 
 ScoreFn = Callable[[Tensor], Tensor]
 MODES = ("deletion", "insertion")

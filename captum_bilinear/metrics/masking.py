@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_bilinear.metrics._checks import as_bool_mask, check_choice, check_int, check_pair, check_real
+from captum_bilinear._utils.checks import as_bool_mask, check_choice, check_int, check_pair, check_real
 
 EmbedFn = Callable[[Tensor], Any]
 SIMILARITIES = ("cosine", "dot")
@@ -77,7 +77,7 @@ def _check_keep(keep_mask: Tensor, n_items: int, name: str) -> Tensor:
 
 def patch_pixel_masks(keep_mask: Tensor, grid_size: Tuple[int, int], image_size: Tuple[int, int]) -> Tensor:
     """Per-pixel keep masks from per-patch ones (each patch covers its pixels; the grid
-    partition of :mod:`captum_bilinear.metrics.maps`).
+    partition of :mod:`captum_bilinear.selection`).
 
     Args:
         keep_mask: bool ``(m, grid_h * grid_w)``, patches row-major.

@@ -6,8 +6,8 @@ from typing import Any, Tuple
 import torch
 from torch import Tensor
 
-from captum_bilinear.metrics._checks import as_tensor, check_box, check_int, check_pair
-from captum_bilinear.metrics.maps import box_pixel_mask, upsample_map
+from captum_bilinear._utils.checks import as_tensor, check_box, check_int, check_pair
+from captum_bilinear.selection import box_pixel_mask, upsample_map
 
 
 @dataclass(frozen=True)

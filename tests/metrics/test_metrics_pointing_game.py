@@ -1,118 +1,13 @@
-"""Maps, boxes and the pointing game on hand-built maps with known answers."""
+"""The pointing game on hand-built maps with known answers."""
 
 import pytest
 import torch
 
-from captum_bilinear.metrics import (
-    box_patch_weights,
-    box_pixel_mask,
-    box_token_map,
-    pointing_game,
-    span_box_attribution,
-    span_image_map,
-    upsample_map,
-)
+from captum_bilinear.metrics import pointing_game
+from captum_bilinear.selection import span_image_map
 
 SIZE = (16, 16)  # a 2x2 grid of 8x8-pixel patches
 TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = (0, 0, 8, 8), (8, 0, 16, 8), (0, 8, 8, 16), (8, 8, 16, 16)
-
-
-# ------------------------------------------------------------------------ span -> map
-
-
-def test_span_image_map_sums_span_tokens_and_drops_cls():
-    A = torch.zeros(5, 7)  # 5 tokens x (CLS + 2x3 patches)
-    A[:, 0] = 100.0  # CLS must not leak into the map
-    A[1, 1 + 4] = 2.0  # token 1 -> patch (row 1, col 1)
-    A[2, 1 + 4] = 3.0
-    A[2, 1 + 2] = -1.0  # token 2 -> patch (row 0, col 2)
-    A[3, 1 + 0] = 50.0  # token 3 is outside the span
-    image_map = span_image_map(A, (1, 3), grid_size=(2, 3))
-    expected = torch.tensor([[0.0, 0.0, -1.0], [0.0, 5.0, 0.0]])
-    assert torch.equal(image_map, expected)
-
-
-def test_span_image_map_batched_and_without_cls():
-    A = torch.zeros(2, 3, 4)
-    A[0, 0, 3] = 1.0
-    A[1, 1, 0] = 2.0
-    maps = span_image_map(A, (0, 2), has_cls=False)
-    assert maps.shape == (2, 2, 2)
-    assert torch.equal(maps[0], torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
-    assert torch.equal(maps[1], torch.tensor([[2.0, 0.0], [0.0, 0.0]]))
-
-
-def test_span_image_map_errors():
-    A = torch.zeros(4, 5)
-    with pytest.raises(ValueError, match="span"):
-        span_image_map(A, (2, 2))  # empty
-    with pytest.raises(ValueError, match="span"):
-        span_image_map(A, (3, 5))  # past the end
-    with pytest.raises(TypeError, match="span"):
-        span_image_map(A, 2)
-    with pytest.raises(ValueError, match="grid_size"):
-        span_image_map(torch.zeros(4, 7), (0, 1))  # 6 patches: not square
-    with pytest.raises(ValueError, match="grid_size"):
-        span_image_map(A, (0, 1), grid_size=(2, 3))
-    with pytest.raises(ValueError, match="interactions"):
-        span_image_map(torch.zeros(5), (0, 1))
-
-
-# ------------------------------------------------------------------------ boxes
-
-
-def test_box_pixel_mask_integer_and_fractional_boxes():
-    mask = box_pixel_mask((1, 1, 3, 2), (3, 4))
-    expected = torch.tensor([[0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]], dtype=torch.bool)
-    assert torch.equal(mask, expected)
-    # centres 0.5, 1.5, 2.5: a box from 0.6 to 2.5 holds only the pixel centred at 1.5
-    assert box_pixel_mask((0.6, 0, 2.5, 1), (1, 4)).tolist() == [[False, True, False, False]]
-
-
-def test_box_patch_weights_uneven_grid():
-    # 10 pixels, 3 patch columns: pixel x -> x * 3 // 10 gives widths 4, 3, 3
-    weights = box_patch_weights((0, 0, 2, 1), image_size=(1, 10), grid_size=(1, 3))
-    assert torch.allclose(weights, torch.tensor([[0.5, 0.0, 0.0]], dtype=torch.float64))
-    weights = box_patch_weights((3, 0, 8, 1), image_size=(1, 10), grid_size=(1, 3))
-    assert torch.allclose(weights, torch.tensor([[0.25, 1.0, 1 / 3]], dtype=torch.float64))
-
-
-def test_box_errors():
-    image_map = torch.zeros(2, 2)
-    with pytest.raises(ValueError, match="box"):
-        pointing_game(image_map, (0, 0, 17, 8), SIZE)  # outside the image
-    with pytest.raises(ValueError, match="box"):
-        pointing_game(image_map, (-1, 0, 8, 8), SIZE)
-    with pytest.raises(ValueError, match="box"):
-        pointing_game(image_map, (8, 0, 8, 8), SIZE)  # empty
-    with pytest.raises(ValueError, match="box"):
-        pointing_game(image_map, (0, 0, 8), SIZE)
-    with pytest.raises(ValueError, match="box"):
-        pointing_game(image_map, (0.1, 0, 0.4, 8), SIZE)  # no pixel centre
-    with pytest.raises(TypeError, match="box"):
-        pointing_game(image_map, "box", SIZE)
-    with pytest.raises(ValueError, match="image_size"):
-        pointing_game(image_map, TOP_LEFT, (0, 16))
-    with pytest.raises(ValueError, match="image_map"):
-        pointing_game(torch.zeros(1, 2, 2), TOP_LEFT, SIZE)
-    with pytest.raises(ValueError, match="mode"):
-        pointing_game(image_map, TOP_LEFT, SIZE, mode="bicubic")
-    with pytest.raises(ValueError, match="image_map"):
-        pointing_game(torch.tensor([[float("nan"), 0.0], [0.0, 0.0]]), TOP_LEFT, SIZE)
-    with pytest.raises(ValueError, match="tolerance"):
-        pointing_game(image_map, TOP_LEFT, SIZE, tolerance=-1)
-
-
-def test_box_token_map_and_span_box_attribution():
-    A = torch.zeros(3, 5)
-    A[0, 1] = 1.0  # token 0 -> top-left
-    A[1, 2] = 2.0  # token 1 -> top-right
-    A[2, 2] = -4.0  # token 2 -> top-right
-    A[:, 0] = 9.0  # CLS is in no box
-    # the box covers the whole top-left patch and the left half of the top-right one
-    box = (0, 0, 12, 8)
-    assert torch.allclose(box_token_map(A, box, SIZE), torch.tensor([1.0, 1.0, -2.0]))
-    assert float(span_box_attribution(A, (1, 3), box, SIZE)) == pytest.approx(-1.0)
 
 
 # ------------------------------------------------------------------------ pointing game
@@ -177,18 +72,35 @@ def test_tolerance_grows_box_for_hit_only():
     assert grown.hit is True and grown.energy == 0.0
 
 
-def test_upsample_modes():
-    image_map = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    nearest = upsample_map(image_map, (4, 4))
-    assert torch.equal(nearest[:2, :2], torch.ones(2, 2)) and torch.equal(nearest[2:, 2:], torch.full((2, 2), 4.0))
-    bilinear = upsample_map(image_map, (4, 4), mode="bilinear")
-    # pixel 1's centre is 1/4 of the way between the patch centres: 1 + 0.25 * (2 - 1)
-    assert bilinear[0, 1].item() == pytest.approx(1.25)
-
-
 def test_pointing_game_on_span_map_from_interactions():
     A = torch.zeros(4, 5)
     A[1, 4] = 1.0  # "dog" (token 1) -> bottom-right
     A[2, 1] = 0.5  # token 2 -> top-left
     result = pointing_game(span_image_map(A, (1, 2)), BOTTOM_RIGHT, SIZE)
     assert result.hit and result.energy == pytest.approx(1.0)
+
+
+def test_box_errors():
+    image_map = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="box"):
+        pointing_game(image_map, (0, 0, 17, 8), SIZE)  # outside the image
+    with pytest.raises(ValueError, match="box"):
+        pointing_game(image_map, (-1, 0, 8, 8), SIZE)
+    with pytest.raises(ValueError, match="box"):
+        pointing_game(image_map, (8, 0, 8, 8), SIZE)  # empty
+    with pytest.raises(ValueError, match="box"):
+        pointing_game(image_map, (0, 0, 8), SIZE)
+    with pytest.raises(ValueError, match="box"):
+        pointing_game(image_map, (0.1, 0, 0.4, 8), SIZE)  # no pixel centre
+    with pytest.raises(TypeError, match="box"):
+        pointing_game(image_map, "box", SIZE)
+    with pytest.raises(ValueError, match="image_size"):
+        pointing_game(image_map, TOP_LEFT, (0, 16))
+    with pytest.raises(ValueError, match="image_map"):
+        pointing_game(torch.zeros(1, 2, 2), TOP_LEFT, SIZE)
+    with pytest.raises(ValueError, match="mode"):
+        pointing_game(image_map, TOP_LEFT, SIZE, mode="bicubic")
+    with pytest.raises(ValueError, match="image_map"):
+        pointing_game(torch.tensor([[float("nan"), 0.0], [0.0, 0.0]]), TOP_LEFT, SIZE)
+    with pytest.raises(ValueError, match="tolerance"):
+        pointing_game(image_map, TOP_LEFT, SIZE, tolerance=-1)

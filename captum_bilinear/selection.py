@@ -1,7 +1,9 @@
-"""From an interaction tensor to the maps the metrics score, and from boxes to pixels
-and patches.
+"""Selections on interaction results: caption spans (by token indices or by substring),
+image regions (by pixel box or patch mask), projections to the other side, patch grids
+and intra-modal maps. They only read ``A``; they never change it.
 
-Conventions used throughout :mod:`captum_bilinear.metrics`:
+Conventions (used by :mod:`captum_bilinear.metrics` and
+:mod:`captum_bilinear.visualization` too):
 
 * ``interactions`` is ``A`` of shape ``(positions_a, positions_b)`` for one example or
   ``(batch, positions_a, positions_b)``; side a is the caption, side b the image. With
@@ -19,13 +21,13 @@ Conventions used throughout :mod:`captum_bilinear.metrics`:
 """
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_bilinear.metrics._checks import as_tensor, check_box, check_choice, check_pair, check_span
+from captum_bilinear._utils.checks import as_tensor, check_box, check_choice, check_pair, check_span
 
 UPSAMPLE_MODES = ("nearest", "bilinear")
 
@@ -241,3 +243,148 @@ def span_box_attribution(
     tensor = _interactions(interactions)
     start, stop = check_span(span, tensor.shape[-2])
     return box_token_map(tensor, box, image_size, grid_size, has_cls)[..., start:stop].sum(-1)
+
+
+def patch_grid(
+    values: Tensor, grid_size: Optional[Tuple[int, int]] = None, has_cls: bool = True
+) -> Tensor:
+    """Image-side values ``(..., positions_b)`` as a patch grid ``(..., grid_h, grid_w)``,
+    the CLS position set aside.
+
+    Example:
+        >>> patch_grid(torch.arange(5.))  # CLS + 2x2 patches
+        tensor([[1., 2.],
+                [3., 4.]])
+    """
+    tensor = as_tensor(values, "values")
+    offset, (grid_h, grid_w) = patch_positions(tensor.shape[-1], grid_size, has_cls)
+    return tensor[..., offset:].reshape(*tensor.shape[:-1], grid_h, grid_w)
+
+
+def span_token_map(interactions: Tensor, span: Tuple[int, int]) -> Tensor:
+    """The side-b map of a side-a span for two token sequences (text-text): ``A[span]``
+    summed over the span, ``(positions_b,)`` (or ``(batch, positions_b)``).
+
+    Example:
+        >>> span_token_map(torch.tensor([[1., 2.], [3., 4.], [5., 6.]]), (1, 3))
+        tensor([ 8., 10.])
+    """
+    tensor = _interactions(interactions)
+    start, stop = check_span(span, tensor.shape[-2])
+    return tensor[..., start:stop, :].sum(-2)
+
+
+def region_token_map(interactions: Tensor, patch_mask: Any, has_cls: bool = True) -> Tensor:
+    """The side-a map of an image region given as a patch mask ``(grid_h, grid_w)`` (bool,
+    or weights in ``[0, 1]``): ``sum_p mask[p] A[:, p]``.
+
+    Example:
+        >>> A = torch.zeros(2, 5); A[1, 4] = 3.0
+        >>> region_token_map(A, torch.tensor([[False, False], [False, True]]))
+        tensor([0., 3.])
+    """
+    tensor = _interactions(interactions)
+    mask = as_tensor(patch_mask, "patch_mask").to(tensor.dtype)
+    if mask.dim() != 2:
+        raise ValueError(f"patch_mask: expected shape (grid_h, grid_w), got {tuple(mask.shape)}")
+    offset, grid = patch_positions(tensor.shape[-1], tuple(mask.shape), has_cls)
+    return tensor[..., offset:] @ mask.flatten().to(tensor.device)
+
+
+def box_image_map(
+    interactions: Tensor,
+    box: Any,
+    image_size: Tuple[int, int],
+    grid_size_a: Optional[Tuple[int, int]] = None,
+    grid_size_b: Optional[Tuple[int, int]] = None,
+    has_cls: bool = True,
+) -> Tensor:
+    """Image-image interactions: the map on image b of a box on image a,
+    ``(grid_h_b, grid_w_b)`` (or batched), CLS positions set aside on both sides.
+
+    Args:
+        interactions: ``(positions_a, positions_b)`` or batched, both sides images.
+        box: ``(x0, y0, x1, y1)`` on image a, pixels, end exclusive.
+        image_size: ``(height, width)`` of image a.
+        grid_size_a, grid_size_b: the patch grids (``None``: square).
+        has_cls: whether position 0 of each side is a CLS token.
+
+    Example:
+        >>> A = torch.zeros(5, 5); A[1, 4] = 2.0   # a's top-left patch <-> b's bottom-right
+        >>> box_image_map(A, (0, 0, 8, 8), (16, 16))
+        tensor([[0., 0.],
+                [0., 2.]])
+    """
+    tensor = _interactions(interactions)
+    on_b = box_token_map(tensor.transpose(-1, -2), box, image_size, grid_size_a, has_cls)
+    return patch_grid(on_b, grid_size_b, has_cls)
+
+
+def _offsets(tokenizer: Any, caption: str) -> List[Tuple[int, int]]:
+    try:
+        encoding = tokenizer(caption, return_offsets_mapping=True)
+    except (NotImplementedError, TypeError, ValueError) as error:
+        raise TypeError(
+            "tokenizer: token_span needs a fast (Rust-backed) tokenizer that returns offsets; "
+            f"{type(tokenizer).__name__} cannot ({error})"
+        ) from error
+    return [tuple(pair) for pair in encoding["offset_mapping"]]
+
+
+def token_span(tokenizer: Any, caption: str, substring: str, occurrence: int = 1) -> Tuple[int, int]:
+    """The token positions ``(start, stop)`` of ``substring`` in ``tokenizer(caption)``'s
+    ``input_ids`` (BOS included, so they index ``A``'s side-a axis directly).
+
+    Matching is on characters (exact, else case-insensitive), through the tokenizer's
+    offsets; every token that overlaps the substring belongs to the span.
+
+    Args:
+        tokenizer: a fast HF tokenizer (e.g. ``CLIPTokenizerFast``).
+        caption: the caption exactly as tokenized.
+        substring: e.g. ``"red circle"``.
+        occurrence: which occurrence (1 = first).
+
+    Returns:
+        ``(start, stop)``, stop exclusive.
+
+    Example:
+        >>> from captum_bilinear.zoo import load_demo_model
+        >>> _, tokenizer, _ = load_demo_model()
+        >>> token_span(tokenizer, "a red circle above a blue square", "blue square")
+        (5, 7)
+    """
+    if not isinstance(substring, str) or not substring.strip():
+        raise ValueError(f"substring: expected a non-empty string, got {substring!r}")
+    if not isinstance(occurrence, int) or occurrence < 1:
+        raise ValueError(f"occurrence: expected a positive int, got {occurrence!r}")
+    start = -1
+    for haystack, needle in ((caption, substring), (caption.lower(), substring.lower())):
+        start = -1
+        for _ in range(occurrence):
+            start = haystack.find(needle, start + 1)
+            if start < 0:
+                break
+        if start >= 0:
+            break
+    if start < 0:
+        raise ValueError(f"substring: {substring!r} is not in the caption {caption!r}"
+                         + (f" {occurrence} times" if occurrence > 1 else ""))
+    stop = start + len(substring)
+    positions = [i for i, (first, last) in enumerate(_offsets(tokenizer, caption)) if last > first and first < stop and last > start]
+    if not positions:
+        raise ValueError(f"substring: {substring!r} covers no token of the caption {caption!r}")
+    return positions[0], positions[-1] + 1
+
+
+def token_labels(tokenizer: Any, input_ids: Sequence[int]) -> List[str]:
+    """Readable labels for a caption's tokens (word-boundary markers removed), e.g. for plots.
+
+    Example:
+        >>> from captum_bilinear.zoo import load_demo_model
+        >>> _, tokenizer, _ = load_demo_model()
+        >>> token_labels(tokenizer, tokenizer("a red circle")["input_ids"])
+        ['<|startoftext|>', 'a', 'red', 'circle', '<|endoftext|>']
+    """
+    ids = [int(i) for i in (input_ids.tolist() if isinstance(input_ids, Tensor) else input_ids)]
+    return [token.replace("</w>", "").replace("Ġ", "").replace("▁", "") or token
+            for token in tokenizer.convert_ids_to_tokens(ids)]
