@@ -377,14 +377,30 @@ def token_span(tokenizer: Any, caption: str, substring: str, occurrence: int = 1
 
 
 def token_labels(tokenizer: Any, input_ids: Sequence[int]) -> List[str]:
-    """Readable labels for a caption's tokens (word-boundary markers removed), e.g. for plots.
+    """Readable labels for a caption's tokens, e.g. for plots: word-piece markers removed,
+    special tokens shortened to ``[BOS]``, ``[EOS]``, ``[PAD]``, ``[CLS]``, ``[SEP]``.
 
     Example:
         >>> from captum_bilinear.zoo import load_demo_model
         >>> _, tokenizer, _ = load_demo_model()
         >>> token_labels(tokenizer, tokenizer("a red circle")["input_ids"])
-        ['<|startoftext|>', 'a', 'red', 'circle', '<|endoftext|>']
+        ['[BOS]', 'a', 'red', 'circle', '[EOS]']
     """
     ids = [int(i) for i in (input_ids.tolist() if isinstance(input_ids, Tensor) else input_ids)]
-    return [token.replace("</w>", "").replace("Ġ", "").replace("▁", "") or token
-            for token in tokenizer.convert_ids_to_tokens(ids)]
+    short = {}
+    for attribute, label in (("pad_token", "[PAD]"), ("cls_token", "[CLS]"), ("sep_token", "[SEP]"),
+                             ("bos_token", "[BOS]"), ("eos_token", "[EOS]")):
+        token = getattr(tokenizer, attribute, None)
+        if token is not None:
+            short[token] = label
+    markers = ("</w>", "\u0120", "\u2581", "##")  # CLIP, GPT-2, SentencePiece, WordPiece
+    labels = []
+    for token in tokenizer.convert_ids_to_tokens(ids):
+        if token in short:
+            labels.append(short[token])
+            continue
+        label = token
+        for marker in markers:
+            label = label.replace(marker, "")
+        labels.append(label or token)
+    return labels

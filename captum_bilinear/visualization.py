@@ -1,0 +1,272 @@
+"""Plots of interactions, built on :mod:`captum.attr.visualization`.
+
+Heat maps over an image are drawn by Captum's ``visualize_image_attr`` (blended heat map);
+captions are coloured token by token. Colours are diverging red (positive) / blue
+(negative), centred at 0, with **one colour scale per figure**: Captum normalizes each
+map by its own maximum, so the panels here are re-scaled to the figure's common
+``scale`` after Captum has drawn them.
+"""
+
+from typing import Any, Optional, Sequence, Tuple
+
+import matplotlib.colors as mcolors
+import matplotlib.patches as mpatches
+import numpy as np
+import torch
+from captum.attr import visualization as captum_visualization
+from matplotlib import pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from captum_bilinear._utils.checks import check_box, check_pair
+from captum_bilinear.selection import box_token_map, span_image_map, upsample_map
+
+#: Diverging colour map: blue negative, white zero, red positive.
+CMAP = "bwr"
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if isinstance(value, Tensor):
+        return value.detach().cpu().float().numpy()
+    return np.asarray(value)
+
+
+def image_array(image: Any) -> np.ndarray:
+    """An image as ``(height, width, 3)`` floats in ``[0, 1]`` from a PIL image, a uint8
+    array ``(H, W, 3)`` or a float tensor ``(3, H, W)`` / ``(H, W, 3)`` in ``[0, 1]``.
+
+    Example:
+        >>> image_array(np.zeros((2, 2, 3), dtype=np.uint8)).shape
+        (2, 2, 3)
+    """
+    array = np.asarray(image) if not isinstance(image, Tensor) else _numpy(image)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = np.transpose(array, (1, 2, 0))
+    if array.ndim != 3 or array.shape[-1] not in (1, 3):
+        raise ValueError(f"image: expected (height, width, 3) or (3, height, width), got shape {array.shape}")
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    if array.dtype == np.uint8:
+        return array.astype(np.float64) / 255.0
+    return np.clip(array.astype(np.float64), 0.0, 1.0)
+
+
+def common_scale(*maps: Any) -> float:
+    """The largest absolute value over all ``maps`` (1.0 if they are all zero): the one
+    colour scale of a figure.
+
+    Example:
+        >>> common_scale(torch.tensor([1.0, -3.0]), [0.5])
+        3.0
+    """
+    largest = max((float(np.abs(_numpy(m)).max()) for m in maps if np.size(_numpy(m))), default=0.0)
+    return largest if largest > 0 else 1.0
+
+
+def colour_of(value: float, scale: float) -> Tuple[float, float, float, float]:
+    """The RGBA colour of ``value`` on the diverging map with limits ``+-scale``.
+
+    Example:
+        >>> [round(c, 2) for c in colour_of(0.0, 1.0)], colour_of(2.0, 1.0)
+        ([1.0, 1.0, 1.0, 1.0], (1.0, 0.0, 0.0, 1.0))
+    """
+    normalized = (float(np.clip(value / scale, -1, 1)) + 1) / 2
+    return tuple(float(c) for c in plt.get_cmap(CMAP)(normalized))  # type: ignore[return-value]
+
+
+def image_heatmap(
+    image: Any,
+    image_map: Any,
+    ax: Optional[Axes] = None,
+    scale: Optional[float] = None,
+    title: Optional[str] = None,
+    box: Optional[Sequence[float]] = None,
+    alpha: float = 0.6,
+    mode: str = "nearest",
+) -> Axes:
+    """A patch map (or pixel map) blended over the image with Captum's ``visualize_image_attr``.
+
+    Args:
+        image: the image the map belongs to (see :func:`image_array`).
+        image_map: ``(grid_h, grid_w)`` patch values or ``(height, width)`` pixel values.
+        ax: the axes to draw on (default: a new figure).
+        scale: the colour limit ``+-scale`` (default: the map's own largest magnitude).
+        title: the axes title.
+        box: an optional ``(x0, y0, x1, y1)`` box to outline.
+        alpha: opacity of the heat map over the image.
+        mode: ``"nearest"`` (each patch covers its pixels) or ``"bilinear"`` upsampling.
+
+    Returns:
+        The axes.
+
+    Example:
+        >>> ax = image_heatmap(np.zeros((16, 16, 3)), torch.tensor([[1.0, -1.0], [0.0, 0.5]]))
+        >>> ax.images[-1].get_clim()
+        (-1.0, 1.0)
+    """
+    picture = image_array(image)
+    height, width = picture.shape[:2]
+    values = torch.as_tensor(_numpy(image_map), dtype=torch.float64)
+    pixels = values.numpy() if tuple(values.shape) == (height, width) else upsample_map(values, (height, width), mode).numpy()
+    scale = common_scale(pixels) if scale is None else float(scale)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    # Captum draws the image and its blended heat map; an all-zero map cannot be
+    # normalized by Captum, so it draws a placeholder whose data is replaced below.
+    drawn = pixels if np.abs(pixels).max() > 0 else np.ones_like(pixels)
+    captum_visualization.visualize_image_attr(
+        drawn[..., None], picture, method="blended_heat_map", sign="all", plt_fig_axis=(ax.figure, ax),
+        outlier_perc=1e-6, cmap=CMAP, alpha_overlay=alpha, use_pyplot=False,
+    )
+    heat = ax.images[-1]
+    heat.set_data(np.clip(pixels / scale, -1, 1))
+    heat.set_clim(-1.0, 1.0)
+    if box is not None:
+        x0, y0, x1, y1 = check_box(box, (height, width))
+        ax.add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="lime", linewidth=2))
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def caption_colours(
+    ax: Axes,
+    tokens: Sequence[str],
+    values: Optional[Sequence[float]] = None,
+    scale: Optional[float] = None,
+    highlight: Optional[Tuple[int, int]] = None,
+    fontsize: int = 11,
+) -> Axes:
+    """Draws a caption token by token on ``ax``, each token's background coloured by its
+    value (red positive, blue negative, limits ``+-scale``), wrapping at the axes' width;
+    ``highlight`` = a span ``(start, stop)`` drawn bold and outlined.
+
+    Example:
+        >>> fig, ax = plt.subplots()
+        >>> caption_colours(ax, ["a", "red", "circle"], [0.0, 1.0, -0.5]).texts[1].get_text()
+        'red'
+    """
+    if values is not None and len(values) != len(tokens):
+        raise ValueError(f"values: expected {len(tokens)} values, one per token, got {len(values)}")
+    scale = common_scale(values) if (scale is None and values is not None) else (scale or 1.0)
+    ax.set_axis_off()
+    renderer = ax.figure.canvas.get_renderer()
+    to_axes = ax.transAxes.inverted()
+    x, y = 0.0, 1.0
+    for index, token in enumerate(tokens):
+        colour = colour_of(values[index], scale) if values is not None else (1.0, 1.0, 1.0, 1.0)
+        strong = highlight is not None and highlight[0] <= index < highlight[1]
+        text = ax.text(
+            x, y, token, transform=ax.transAxes, va="top", ha="left", fontsize=fontsize,
+            fontweight="bold" if strong else "normal",
+            bbox=dict(facecolor=colour, edgecolor="black" if strong else "none", boxstyle="round,pad=0.2"),
+        )
+        extent = text.get_window_extent(renderer).transformed(to_axes)
+        if extent.x1 > 1.0 and x > 0:  # wrap to the next line
+            x, y = 0.0, y - 1.6 * extent.height
+            text.set_position((x, y))
+            extent = text.get_window_extent(renderer).transformed(to_axes)
+        x = extent.x1 + 0.3 * extent.height
+    return ax
+
+
+def caption_html(tokens: Sequence[str], values: Sequence[float], scale: Optional[float] = None) -> str:
+    """A caption as HTML, each token's background coloured like :func:`caption_colours`
+    (for notebooks: ``IPython.display.HTML(caption_html(...))``).
+
+    Example:
+        >>> caption_html(["a", "dog"], [0.0, 1.0]).count("<span")
+        2
+    """
+    if len(values) != len(tokens):
+        raise ValueError(f"values: expected {len(tokens)} values, one per token, got {len(values)}")
+    scale = common_scale(values) if scale is None else scale
+    spans = []
+    for token, value in zip(tokens, values):
+        colour = mcolors.to_hex(colour_of(float(value), scale))
+        escaped = captum_visualization.format_special_tokens(token).replace("<", "&lt;").replace(">", "&gt;")
+        spans.append(f'<span style="background-color:{colour};padding:2px 4px;margin:1px;border-radius:3px" '
+                     f'title="{float(value):+.4g}">{escaped}</span>')
+    return '<div style="line-height:2">' + " ".join(spans) + "</div>"
+
+
+def plot_interaction_figure(
+    image: Any,
+    tokens: Sequence[str],
+    interactions: Tensor,
+    span: Tuple[int, int],
+    box: Sequence[float],
+    first_order_map: Optional[Any] = None,
+    first_order_title: str = "first-order (Captum)",
+    grid_size: Optional[Tuple[int, int]] = None,
+    has_cls: bool = True,
+    title: Optional[str] = None,
+) -> Figure:
+    """The paper's Figure 1 in one call: a caption span's map on the image, an image
+    box's colours on the caption, and (optionally) a first-order Captum map of the same
+    pair beside them, on one colour scale.
+
+    Args:
+        image: the image as the model saw it (after resizing / cropping).
+        tokens: the caption's token labels (one per side-a position).
+        interactions: ``(positions_a, positions_b)`` for this pair (CLS at 0 when ``has_cls``).
+        span: the caption span ``(start, stop)`` whose image map is shown.
+        box: ``(x0, y0, x1, y1)`` in the image's pixels, whose caption colours are shown.
+        first_order_map: an optional ``(grid_h, grid_w)`` or pixel map of a first-order
+            method (e.g. Captum's ``LayerIntegratedGradients`` of the conditioned similarity).
+        first_order_title: its panel title.
+        grid_size, has_cls: the image side's patch grid.
+        title: the figure title.
+
+    Returns:
+        The matplotlib figure (save it with ``fig.savefig(path)``).
+
+    Example:
+        >>> A = torch.zeros(4, 5); A[1:3, 4] = 1.0
+        >>> fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["<s>", "red", "dot", "</s>"], A, (1, 3), (8, 8, 16, 16))
+        >>> len(fig.axes)  # image, its caption, span map, box image, box caption, colour bar
+        6
+    """
+    matrix = torch.as_tensor(_numpy(interactions), dtype=torch.float64)
+    if matrix.dim() != 2 or matrix.shape[0] != len(tokens):
+        raise ValueError(
+            f"interactions: expected (positions_a, positions_b) with positions_a = {len(tokens)} tokens, "
+            f"got {tuple(matrix.shape)}"
+        )
+    picture = image_array(image)
+    image_size = check_pair(picture.shape[:2], "image")
+    span_map = span_image_map(matrix, span, grid_size, has_cls)
+    box_values = box_token_map(matrix, box, image_size, grid_size, has_cls)
+    shown = [span_map, box_values] + ([first_order_map] if first_order_map is not None else [])
+    scale = common_scale(*shown)
+    panels = 3 + (first_order_map is not None)
+    fig = plt.figure(figsize=(3.4 * panels, 5.0))
+    grid = fig.add_gridspec(3, panels, height_ratios=[4, 1.3, 0.22], hspace=0.15)
+    x0, y0, x1, y1 = check_box(box, image_size)
+
+    def image_with_box(ax: Axes, panel_title: str) -> None:
+        ax.imshow(picture)
+        ax.add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="lime", linewidth=2))
+        ax.set_title(panel_title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    image_with_box(fig.add_subplot(grid[0, 0]), "input, caption span in bold")
+    caption_colours(fig.add_subplot(grid[1, 0]), tokens, None, highlight=span)
+    span_text = " ".join(tokens[span[0]:span[1]])
+    image_heatmap(picture, span_map, fig.add_subplot(grid[0, 1]), scale, title=f'"{span_text}" -> image')
+    image_with_box(fig.add_subplot(grid[0, 2]), "box (green) -> caption")
+    caption_colours(fig.add_subplot(grid[1, 2]), tokens, box_values.tolist(), scale)
+    if first_order_map is not None:
+        image_heatmap(picture, first_order_map, fig.add_subplot(grid[0, 3]), scale, title=first_order_title)
+    colourbar_axis = fig.add_subplot(grid[2, 1:])
+    fig.colorbar(ScalarMappable(norm=mcolors.Normalize(-scale, scale), cmap=CMAP), cax=colourbar_axis,
+                 orientation="horizontal", label="interaction (similarity units)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
