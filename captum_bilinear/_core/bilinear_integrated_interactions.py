@@ -11,6 +11,7 @@ from captum_bilinear._utils.bilinear import PathSide, bilinear_interactions
 from captum_bilinear._utils.dual_layer import DualLayerAttribution, LayerPair
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
+from captum_bilinear._utils.progress import Progress
 from captum_bilinear._utils.quadrature import interpolation_nodes
 
 
@@ -84,6 +85,7 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
         internal_batch_size: Optional[int] = None,
         return_convergence_delta: bool = False,
         attribute_to_layer_input: bool = False,
+        show_progress: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         r"""Interactions of every position of layer a with every position of layer b.
 
@@ -103,6 +105,8 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
                 backward pass (None: all of one example at once). Memory is linear in it.
             return_convergence_delta: also return ``delta``.
             attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
+            show_progress: show a progress bar over the passes (rows of interpolated
+                activations) through the layers above the attributed ones.
 
         Returns:
             ``A`` of shape ``(batch, positions_a, positions_b)`` (hidden dimensions summed,
@@ -113,9 +117,9 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
         check_internal_batch_size(internal_batch_size)
         side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)
         interactions, deltas = [], []
-        with evaluation_mode(self.dual_encoder):
+        with evaluation_mode(self.dual_encoder), Progress(show_progress, type(self).__name__) as progress:
             for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input):
-                matrix, delta = self._attribute_pair(pair, alphas, weights, internal_batch_size)
+                matrix, delta = self._attribute_pair(pair, alphas, weights, internal_batch_size, progress)
                 interactions.append(matrix)
                 deltas.append(delta)
         result = torch.stack(interactions)
@@ -124,13 +128,15 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
         return result
 
     def _attribute_pair(
-        self, pair: LayerPair, alphas: Tensor, weights: Tensor, internal_batch_size: Optional[int]
+        self, pair: LayerPair, alphas: Tensor, weights: Tensor, internal_batch_size: Optional[int], progress: Progress
     ) -> Tuple[Tensor, Tensor]:
         g_input, g_reference, h_input, h_reference = pair.endpoint_embeddings()
         side_a = PathSide(pair.side_a, pair.input_a, pair.reference_a, self._multiply_by_inputs)
         side_b = PathSide(pair.side_b, pair.input_b, pair.reference_b, self._multiply_by_inputs)
         scale = self.dual_encoder.scale
-        matrix = bilinear_interactions(side_a, side_b, alphas, weights, g_input.shape[-1], scale, internal_batch_size)
+        matrix = bilinear_interactions(
+            side_a, side_b, alphas, weights, g_input.shape[-1], scale, internal_batch_size, progress
+        )
         identity_value = scale * torch.dot(
             (g_input - g_reference).to(matrix.dtype), (h_input - h_reference).to(matrix.dtype)
         )

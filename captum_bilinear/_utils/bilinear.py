@@ -15,6 +15,7 @@ from torch import Tensor
 from captum_bilinear._utils.encoder_side import EncoderSide
 from captum_bilinear._utils.integration import integrated_jvps, integrated_vjps
 from captum_bilinear._utils.positions import num_positions
+from captum_bilinear._utils.progress import SILENT, Progress
 
 
 class PathSide:
@@ -27,18 +28,29 @@ class PathSide:
         self.direction = self.delta if multiply_by_inputs else torch.ones_like(self.delta)
         self.positions = num_positions(self.delta)
 
-    def integrated_jacobian(self, alphas: Tensor, weights: Tensor, embedding_dim: int, internal_batch_size: Optional[int]) -> Tensor:
+    def integrated_jacobian(
+        self, alphas: Tensor, weights: Tensor, embedding_dim: int, internal_batch_size: Optional[int],
+        progress: Progress = SILENT,
+    ) -> Tensor:
         """``(D, positions)``: forward mode (one JVP per position and node) when there are
         fewer positions than embedding dimensions, else reverse mode (one VJP per
         embedding dimension and node)."""
         if self.positions <= embedding_dim:
-            return integrated_jvps(self.encoder, self.reference, self.delta, self.direction, alphas, weights, internal_batch_size)
+            return integrated_jvps(
+                self.encoder, self.reference, self.delta, self.direction, alphas, weights, internal_batch_size, progress
+            )
         identity = torch.eye(embedding_dim, dtype=self.delta.dtype, device=self.delta.device)
-        return self.contract(identity, alphas, weights, internal_batch_size)
+        return self.contract(identity, alphas, weights, internal_batch_size, progress)
 
-    def contract(self, cotangents: Tensor, alphas: Tensor, weights: Tensor, internal_batch_size: Optional[int]) -> Tensor:
+    def contract(
+        self, cotangents: Tensor, alphas: Tensor, weights: Tensor, internal_batch_size: Optional[int],
+        progress: Progress = SILENT,
+    ) -> Tensor:
         """``(C, positions)``: integrated gradient of each ``cotangents[c] . embedding``."""
-        return integrated_vjps(self.encoder, self.reference, self.delta, self.direction, alphas, weights, cotangents, internal_batch_size)
+        return integrated_vjps(
+            self.encoder, self.reference, self.delta, self.direction, alphas, weights, cotangents, internal_batch_size,
+            progress=progress,
+        )
 
     def pass_count(self, embedding_dim: int) -> int:
         """Passes per node if this side goes first: its Jacobian, then one contraction
@@ -54,10 +66,12 @@ def bilinear_interactions(
     embedding_dim: int,
     scale: float,
     internal_batch_size: Optional[int] = None,
+    progress: Progress = SILENT,
 ) -> Tensor:
     """``(positions_a, positions_b)`` interactions, the cheaper side order chosen."""
     a_first = side_a.pass_count(embedding_dim) <= side_b.pass_count(embedding_dim)
     first, second = (side_a, side_b) if a_first else (side_b, side_a)
-    jacobian = first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size)  # (D, S_first)
-    contracted = second.contract(jacobian.T.contiguous(), alphas, weights, internal_batch_size)  # (S_first, S_second)
+    progress.expect(len(alphas) * first.pass_count(embedding_dim))
+    jacobian = first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress)  # (D, S_first)
+    contracted = second.contract(jacobian.T.contiguous(), alphas, weights, internal_batch_size, progress)  # (S_first, S_second)
     return scale * (contracted if a_first else contracted.T)

@@ -11,6 +11,7 @@ above the attributed one on batches of interpolated activations ("rows"), at mos
   ``R[c, p] = sum_i w_i <d (c . e)(r + a_i delta) / d z[p], direction[p]>``.
 
 ``direction`` is ``delta`` for attributions that multiply by inputs, else ones.
+``progress`` advances by the rows of each pass (its total is the caller's business).
 """
 
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from captum_bilinear._utils.encoder_side import EncoderSide
 from captum_bilinear._utils.positions import num_positions, one_position_directions, sum_hidden
+from captum_bilinear._utils.progress import SILENT, Progress
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -60,6 +62,7 @@ def integrated_jvps(
     alphas: Tensor,
     weights: Tensor,
     internal_batch_size: Optional[int] = None,
+    progress: Progress = SILENT,
 ) -> Tensor:
     """``(D, positions)``: integrated directional derivatives of the side's embedding
     along ``direction`` restricted to each position (forward mode)."""
@@ -81,6 +84,7 @@ def integrated_jvps(
         if result is None:
             result = torch.zeros(jvp.shape[1], positions, dtype=accum, device=device)
         result.index_add_(1, position, weighted)
+        progress.advance(rows.stop - rows.start)
     assert result is not None
     return result
 
@@ -95,6 +99,7 @@ def integrated_vjps(
     cotangents: Tensor,
     internal_batch_size: Optional[int] = None,
     sum_hidden_dims: bool = True,
+    progress: Progress = SILENT,
 ) -> Tensor:
     """``(C, positions)`` (or ``(C, *activation shape)`` with ``sum_hidden_dims=False``):
     for each cotangent ``c`` (rows of ``cotangents``, shape ``(C, D)``), the integrated
@@ -125,5 +130,6 @@ def integrated_vjps(
         if result is None:
             result = torch.zeros((count,) + tuple(products.shape[1:]), dtype=accum, device=device)
         result.index_add_(0, target, weighted)
+        progress.advance(rows.stop - rows.start)
     assert result is not None
     return result
