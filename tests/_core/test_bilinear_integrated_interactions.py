@@ -283,3 +283,22 @@ def test_image_projection_equals_composed_captum_ligs(method, pixels):
     expected = _image_lig(model, layers[1], pixel_values, text_vector, n_steps, method)
     # Captum rounds its step sizes to float32, hence not float64 precision.
     torch.testing.assert_close(A[0].sum(0), expected, rtol=1e-5, atol=1e-6 * expected.abs().max().item())
+
+
+# ------------------------------------------------------------- half-precision models
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.bfloat16, 3e-2), (torch.float16, 3e-3)])
+def test_half_precision_models_accumulate_in_float32(dtype, tolerance, pixels):
+    """The forward and backward passes run in the model's dtype; nodes, integration and
+    contraction are accumulated in float32, so the result stays close to a float32 run."""
+    inputs = (caption(320, 1125, 539), pixels)
+    reference_model = make_clip()
+    expected = BilinearIntegratedInteractions(reference_model, clip_layers(reference_model)).attribute(inputs, n_steps=16)
+    model = make_clip().to(dtype)
+    A, delta = BilinearIntegratedInteractions(model, clip_layers(model)).attribute(
+        (inputs[0], inputs[1].to(dtype)), n_steps=16, return_convergence_delta=True
+    )
+    assert A.dtype == torch.float32 and delta.dtype == torch.float32
+    assert (A - expected).abs().max() <= tolerance * expected.abs().max()
+    assert delta.abs().item() <= 10 * tolerance * expected.sum().abs().item()
