@@ -7,7 +7,7 @@ map by its own maximum, so the panels here are re-scaled to the figure's common
 ``scale`` after Captum has drawn them.
 """
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import matplotlib.colors as mcolors
 import matplotlib.patches as mpatches
@@ -198,24 +198,25 @@ def plot_interaction_figure(
     image: Any,
     tokens: Sequence[str],
     interactions: Tensor,
-    span: Tuple[int, int],
-    box: Sequence[float],
+    spans: Union[Tuple[int, int], Sequence[Tuple[int, int]]],
+    box: Optional[Sequence[float]] = None,
     first_order_map: Optional[Any] = None,
     first_order_title: str = "first-order (Captum)",
     grid_size: Optional[Tuple[int, int]] = None,
     has_cls: bool = True,
     title: Optional[str] = None,
 ) -> Figure:
-    """The paper's Figure 1 in one call: a caption span's map on the image, an image
+    """The paper's Figure 1 in one call: each caption span's map on the image, an image
     box's colours on the caption, and (optionally) a first-order Captum map of the same
-    pair beside them, on one colour scale.
+    pair beside them -- all on one colour scale.
 
     Args:
         image: the image as the model saw it (after resizing / cropping).
         tokens: the caption's token labels (one per side-a position).
         interactions: ``(positions_a, positions_b)`` for this pair (CLS at 0 when ``has_cls``).
-        span: the caption span ``(start, stop)`` whose image map is shown.
-        box: ``(x0, y0, x1, y1)`` in the image's pixels, whose caption colours are shown.
+        spans: a caption span ``(start, stop)``, or several, each shown as an image map.
+        box: optional ``(x0, y0, x1, y1)`` in the image's pixels, whose caption colours
+            are shown.
         first_order_map: an optional ``(grid_h, grid_w)`` or pixel map of a first-order
             method (e.g. Captum's ``LayerIntegratedGradients`` of the conditioned similarity).
         first_order_title: its panel title.
@@ -227,9 +228,10 @@ def plot_interaction_figure(
 
     Example:
         >>> A = torch.zeros(4, 5); A[1:3, 4] = 1.0
-        >>> fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["<s>", "red", "dot", "</s>"], A, (1, 3), (8, 8, 16, 16))
-        >>> len(fig.axes)  # image, its caption, span map, box image, box caption, colour bar
-        6
+        >>> fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "dot", "[EOS]"], A, (1, 3),
+        ...                               box=(8, 8, 16, 16))
+        >>> [ax.get_title() for ax in fig.axes if ax.get_title()]
+        ['input, caption spans in bold', '"red dot" -> image', 'box (green) -> caption']
     """
     matrix = torch.as_tensor(_numpy(interactions), dtype=torch.float64)
     if matrix.dim() != 2 or matrix.shape[0] != len(tokens):
@@ -237,36 +239,44 @@ def plot_interaction_figure(
             f"interactions: expected (positions_a, positions_b) with positions_a = {len(tokens)} tokens, "
             f"got {tuple(matrix.shape)}"
         )
+    span_list: List[Tuple[int, int]] = [tuple(spans)] if isinstance(spans[0], int) else [tuple(s) for s in spans]  # type: ignore[misc]
     picture = image_array(image)
     image_size = check_pair(picture.shape[:2], "image")
-    span_map = span_image_map(matrix, span, grid_size, has_cls)
-    box_values = box_token_map(matrix, box, image_size, grid_size, has_cls)
-    shown = [span_map, box_values] + ([first_order_map] if first_order_map is not None else [])
-    scale = common_scale(*shown)
-    panels = 3 + (first_order_map is not None)
+    span_maps = [span_image_map(matrix, span, grid_size, has_cls) for span in span_list]
+    box_values = box_token_map(matrix, box, image_size, grid_size, has_cls) if box is not None else None
+    scale = common_scale(*span_maps, *([box_values] if box_values is not None else []),
+                         *([first_order_map] if first_order_map is not None else []))
+    panels = 1 + len(span_list) + (box is not None) + (first_order_map is not None)
     fig = plt.figure(figsize=(3.4 * panels, 5.0))
     grid = fig.add_gridspec(3, panels, height_ratios=[4, 1.3, 0.22], hspace=0.15)
-    x0, y0, x1, y1 = check_box(box, image_size)
 
     def image_with_box(ax: Axes, panel_title: str) -> None:
         ax.imshow(picture)
-        ax.add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="lime", linewidth=2))
+        if box is not None:
+            x0, y0, x1, y1 = check_box(box, image_size)
+            ax.add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="lime",
+                                            linewidth=2))
         ax.set_title(panel_title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
 
-    image_with_box(fig.add_subplot(grid[0, 0]), "input, caption span in bold")
-    caption_colours(fig.add_subplot(grid[1, 0]), tokens, None, highlight=span)
-    span_text = " ".join(tokens[span[0]:span[1]])
-    image_heatmap(picture, span_map, fig.add_subplot(grid[0, 1]), scale, title=f'"{span_text}" -> image')
-    image_with_box(fig.add_subplot(grid[0, 2]), "box (green) -> caption")
-    caption_colours(fig.add_subplot(grid[1, 2]), tokens, box_values.tolist(), scale)
+    image_with_box(fig.add_subplot(grid[0, 0]), "input, caption spans in bold")
+    bold = (min(s[0] for s in span_list), max(s[1] for s in span_list)) if len(span_list) == 1 else None
+    caption_colours(fig.add_subplot(grid[1, 0]), tokens, None, highlight=bold)
+    column = 1
+    for span, span_map in zip(span_list, span_maps):
+        label = " ".join(tokens[span[0]:span[1]])
+        image_heatmap(picture, span_map, fig.add_subplot(grid[0, column]), scale, title=f'"{label}" -> image')
+        column += 1
+    if box_values is not None:
+        image_with_box(fig.add_subplot(grid[0, column]), "box (green) -> caption")
+        caption_colours(fig.add_subplot(grid[1, column]), tokens, box_values.tolist(), scale)
+        column += 1
     if first_order_map is not None:
-        image_heatmap(picture, first_order_map, fig.add_subplot(grid[0, 3]), scale, title=first_order_title)
-    colourbar_axis = fig.add_subplot(grid[2, 1:])
+        image_heatmap(picture, first_order_map, fig.add_subplot(grid[0, column]), scale, title=first_order_title)
+    colourbar_axis = fig.add_subplot(grid[2, 1:] if panels > 1 else grid[2, 0])
     fig.colorbar(ScalarMappable(norm=mcolors.Normalize(-scale, scale), cmap=CMAP), cax=colourbar_axis,
                  orientation="horizontal", label="interaction (similarity units)")
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
-

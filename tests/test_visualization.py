@@ -41,8 +41,8 @@ def test_figure_panels_share_one_scale():
     A[1, 4] = 0.2  # span token 1 -> bottom-right patch
     A[2, 1] = -0.8  # token 2 -> top-left patch (inside the box)
     first_order = torch.tensor([[0.1, 0.0], [0.0, 0.4]])
-    fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "dot", "[EOS]"], A, (1, 2), (0, 0, 8, 8),
-                                  first_order_map=first_order)
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "dot", "[EOS]"], A, (1, 2),
+                                  box=(0, 0, 8, 8), first_order_map=first_order)
     heat_maps = [ax.images[-1] for ax in fig.axes if len(ax.images) == 2]  # Captum's gray image + heat map
     assert len(heat_maps) == 2
     # The common scale is the largest magnitude over all panels: |-0.8| from the box's caption values.
@@ -66,8 +66,20 @@ def test_caption_html_and_errors():
     with pytest.raises(ValueError, match="values: expected 3 values"):
         caption_colours(ax, ["a", "b", "c"], [1.0])
     with pytest.raises(ValueError, match="interactions: expected"):
-        plot_interaction_figure(np.zeros((16, 16, 3)), ["a"], torch.zeros(2, 5), (0, 1), (0, 0, 8, 8))
+        plot_interaction_figure(np.zeros((16, 16, 3)), ["a"], torch.zeros(2, 5), (0, 1), box=(0, 0, 8, 8))
     with pytest.raises(ValueError, match="box"):
         image_heatmap(np.zeros((16, 16, 3)), torch.zeros(2, 2), box=(0, 0, 17, 8))
     assert common_scale(torch.zeros(3)) == 1.0
+    plt.close("all")
+
+
+def test_one_panel_per_span_without_box():
+    A = torch.zeros(5, 5)
+    A[1, 1], A[3, 4] = 0.5, -0.25
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "and", "blue", "[EOS]"], A, [(1, 2), (3, 4)])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["input, caption spans in bold", '"red" -> image', '"blue" -> image']
+    heat_maps = [ax.images[-1] for ax in fig.axes if len(ax.images) == 2]
+    assert np.asarray(heat_maps[0].get_array())[0, 0] == pytest.approx(1.0)
+    assert np.asarray(heat_maps[1].get_array())[-1, -1] == pytest.approx(-0.5)
     plt.close("all")
