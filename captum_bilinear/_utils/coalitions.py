@@ -16,7 +16,7 @@ import itertools
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -150,11 +150,14 @@ class WeightedCoalitions:
             its probability ``p^k (1-p)^(n-k)``; sampled coalitions share the remaining
             probability mass in proportion to how often they were drawn.
         exhaustive: whether every coalition of the ``n_players`` is present.
+        enumerated_sizes: the coalition sizes whose coalitions are all present with
+            their exact probabilities (every size when ``exhaustive``).
     """
 
     masks: Tensor
     weights: Tensor
     exhaustive: bool
+    enumerated_sizes: Tuple[int, ...]
 
 
 def _log_size_masses(n_players: int, p: float) -> List[float]:
@@ -232,7 +235,7 @@ def weighted_coalitions(n_players: int, count: int, p: float, generator: torch.G
         masks = _all_coalitions(n_players)
         sizes = masks.sum(1).to(torch.float64)
         weights = torch.exp(sizes * log_p + (n_players - sizes) * log_q)
-        return WeightedCoalitions(masks, weights, True)
+        return WeightedCoalitions(masks, weights, True, tuple(range(n_players + 1)))
     log_masses = _log_size_masses(n_players, p)
     to_sample = list(range(n_players + 1))
     enumerated: List[int] = []
@@ -258,7 +261,7 @@ def weighted_coalitions(n_players: int, count: int, p: float, generator: torch.G
         )
         parts.append(masks)
         weights.append(float(sampled_mass.sum()) * draws_per_coalition / draws)
-    return WeightedCoalitions(torch.cat(parts), torch.cat(weights), False)
+    return WeightedCoalitions(torch.cat(parts), torch.cat(weights), False, tuple(sorted(enumerated)))
 
 
 def identifying_weighted_coalitions(

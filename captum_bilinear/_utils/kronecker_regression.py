@@ -49,7 +49,12 @@ def spd_solve(matrix: Tensor, rhs: Tensor, what: str = "the least-squares system
 
 
 def weighted_gram(basis: Tensor, weights: Tensor) -> Tensor:
-    """``basis^T diag(weights) basis``."""
+    """``basis^T diag(weights) basis`` for ``basis`` ``(m, K)`` and ``weights`` ``(m,)``.
+
+    Example:
+        >>> weighted_gram(torch.ones(3, 1), torch.tensor([1.0, 2.0, 3.0]))
+        tensor([[6.]])
+    """
     return basis.T @ (weights.unsqueeze(1) * basis)
 
 
@@ -96,6 +101,22 @@ def fit_second_order_game(
     ``G_a[0,0] S_b`` with ``S_a`` the Schur complement of side a's linear block in
     ``G_a``; solving it changes only the intercept and first-order terms, so the cross
     pairs are the same with and without intra-modal terms.
+
+    Returns:
+        :class:`SecondOrderFit` (float64).
+
+    Example:
+        >>> from captum_bilinear._utils.coalitions import as_generator, coalition_basis, weighted_coalitions
+        >>> side_a = weighted_coalitions(2, 4, 0.5, as_generator(0))
+        >>> side_b = weighted_coalitions(3, 8, 0.5, as_generator(0))
+        >>> x_a, x_b = side_a.masks.double(), side_b.masks.double()
+        >>> values = 1 + 2 * x_a[:, :1] + (x_a @ torch.ones(2, 3, dtype=torch.float64) @ x_b.T)  # intercept, first, cross
+        >>> fit = fit_second_order_game(coalition_basis(side_a.masks, False), side_a.weights,
+        ...                             coalition_basis(side_b.masks, False), side_b.weights, values, 2, 3, False)
+        >>> round(float(fit.intercept), 6), [round(float(v), 6) + 0.0 for v in fit.first_a]
+        (1.0, [2.0, 0.0])
+        >>> torch.allclose(fit.cross, torch.ones(2, 3, dtype=torch.float64))
+        True
     """
     linear_a, linear_b = 1 + players_a, 1 + players_b
     gram_a = weighted_gram(basis_a, weights_a)
@@ -147,6 +168,15 @@ def fit_bilinear_ridge(keep_a: Tensor, keep_b: Tensor, values: Tensor, weights: 
 
     Returns:
         ``(W, c)``: float64 ``(S, P)`` and 0-d.
+
+    Example:
+        >>> keep_a = torch.tensor([[1, 0], [0, 1], [1, 1]])
+        >>> keep_b = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]])
+        >>> truth = torch.arange(6, dtype=torch.float64).view(2, 3)
+        >>> values = keep_a.double() @ truth @ keep_b.double().T + 0.5
+        >>> W, c = fit_bilinear_ridge(keep_a, keep_b, values, torch.ones(3, 4), alpha=0.0)
+        >>> torch.allclose(W, truth), round(float(c), 9)
+        (True, 0.5)
     """
     a = keep_a.to(torch.float64)
     b = keep_b.to(torch.float64)

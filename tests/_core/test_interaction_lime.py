@@ -1,0 +1,146 @@
+"""InteractionLIME against a closed form: a dual encoder whose masked similarity is exactly
+bilinear in the kept positions, so the fitted matrix must be the true one."""
+
+
+import pytest
+import torch
+from torch import nn
+from conftest import caption, clip_layers, make_clip
+
+from captum_bilinear import DualEncoder
+from captum_bilinear._core.interaction_lime import InteractionLIME
+
+
+class SumLinear(nn.Module):
+    """``g(z) = sum_s W^T z[s]``: linear in each position's activation."""
+
+    def __init__(self, hidden: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(hidden, dim, dtype=torch.float64))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z.sum(1) @ self.weight
+
+
+def bilinear_setup(scale=2.0, positions=(3, 5), hidden=4, dim=6, batch=2, seed=0):
+    """Layer = the first module (an Identity), reference activation zero (the default zero
+    baseline), no normalization: similarity(x_a, x_b) = sum x_a[s] x_b[p] A[s, p]."""
+    torch.manual_seed(seed)
+    encode_a = nn.Sequential(nn.Identity(), SumLinear(hidden, dim))
+    encode_b = nn.Sequential(nn.Identity(), SumLinear(hidden, dim))
+    model = DualEncoder(encode_a, encode_b, normalize=False, scale=scale)
+    z_a = torch.randn(batch, positions[0], hidden, dtype=torch.float64)
+    z_b = torch.randn(batch, positions[1], hidden, dtype=torch.float64)
+    truth = scale * torch.einsum("bsd,bpd->bsp", z_a @ encode_a[1].weight, z_b @ encode_b[1].weight).detach()
+    return model, (encode_a[0], encode_b[0]), (z_a, z_b), truth
+
+
+def test_recovers_the_exact_bilinear_interactions_with_alpha_zero():
+    model, layer, inputs, truth = bilinear_setup()
+    W = InteractionLIME(model, layer).attribute(inputs, n_samples=60, alpha=0.0, random_state=0)
+    assert W.shape == (2, 3, 5) and W.dtype == torch.float64
+    assert truth.abs().max() > 0.5  # not vacuous
+    torch.testing.assert_close(W, truth, atol=1e-4, rtol=0)
+
+
+def test_ridge_shrinks_but_stays_close_and_sgd_roughly_agrees():
+    model, layer, inputs, truth = bilinear_setup(batch=1)
+    lime = InteractionLIME(model, layer)
+    ridge = lime.attribute(inputs, n_samples=200, random_state=0)  # default alpha
+    assert (ridge - truth).abs().max() < 0.05 * truth.abs().max()
+    strong = lime.attribute(inputs, n_samples=200, alpha=100.0, random_state=0)
+    assert strong.norm() < 0.9 * ridge.norm()
+    sgd = lime.attribute(inputs, n_samples=200, solver="sgd", alpha=0.0, random_state=0,
+                         solver_options=dict(epochs=300))
+    corr = torch.corrcoef(torch.stack([sgd.flatten(), truth.flatten()]))[0, 1]
+    assert corr > 0.9
+
+
+def test_same_seed_same_result_other_seed_other_result(clip, pixels):
+    lime = InteractionLIME(clip, clip_layers(clip))
+    ids = caption(320, 1125)
+    first = lime.attribute((ids, pixels), n_samples=120, random_state=3)
+    again = lime.attribute((ids, pixels), n_samples=120, random_state=3)
+    other = lime.attribute((ids, pixels), n_samples=120, random_state=4)
+    assert first.shape == (1, 4, 17)
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, other)
+    assert torch.isfinite(first).all()
+
+
+def test_degenerate_masked_embedding_gives_no_nan():
+    """Masking every position gives a zero embedding (normalized to zero): the sample
+    weights must stay finite."""
+    torch.manual_seed(0)
+    encode_a = nn.Sequential(nn.Identity(), SumLinear(4, 6))
+    encode_b = nn.Sequential(nn.Identity(), SumLinear(4, 6))
+    model = DualEncoder(encode_a, encode_b, normalize=True)
+    inputs = (torch.randn(1, 1, 4, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64))
+    # one position on side a: about 30% of side a's masks drop everything
+    W = InteractionLIME(model, (encode_a[0], encode_b[0])).attribute(inputs, n_samples=40, random_state=0)
+    assert torch.isfinite(W).all()
+
+
+def test_model_state_restored(pixels):
+    model = make_clip()
+    model.train()
+    model.text_model.embeddings.token_embedding.weight.requires_grad_(False)
+    InteractionLIME(model, clip_layers(model)).attribute((caption(320), pixels), n_samples=100, random_state=0)
+    assert model.training and model.vision_model.encoder.layers[0].training
+    assert not model.text_model.embeddings.token_embedding.weight.requires_grad
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(keep_prob=1.0), ValueError, r"keep_prob: expected a number strictly between 0 and 1"),
+        (dict(keep_prob=0), ValueError, r"keep_prob"),
+        (dict(keep_prob="0.5"), TypeError, r"keep_prob"),
+        (dict(alpha=-1.0), ValueError, r"alpha: expected a finite number >= 0"),
+        (dict(alpha=None), TypeError, r"alpha"),
+        (dict(solver="adam"), ValueError, r"solver: expected one of \('ridge', 'sgd'\)"),
+        (dict(n_samples=0), ValueError, r"n_samples: expected an int >= 1"),
+        (dict(n_samples=10.5), TypeError, r"n_samples: expected an int"),
+        (dict(random_state="seed"), TypeError, r"random_state"),
+        (dict(internal_batch_size=0), ValueError, r"internal_batch_size"),
+        (dict(solver_options=dict(lr=0.1)), ValueError, r"solver_options: only solver='sgd'"),
+        (dict(solver="sgd", solver_options=dict(steps=3)), ValueError, r"solver_options: unknown option"),
+        (dict(n_samples=50), ValueError, r"n_samples: 50 masked pairs cannot identify a 4 x 17 .* need n_samples >= 90"),
+    ],
+)
+def test_bad_arguments(clip, pixels, kwargs, error, message):
+    lime = InteractionLIME(clip, clip_layers(clip))
+    with pytest.raises(error, match=message):
+        lime.attribute((caption(320, 1125), pixels), **kwargs)
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in clip.modules())
+
+
+def test_docstring_example(monkeypatch):
+    import doctest
+
+    import captum_bilinear
+    import captum_bilinear._core.interaction_lime as module
+
+    monkeypatch.setattr(captum_bilinear, "InteractionLIME", InteractionLIME, raising=False)  # until exported
+
+    failures, attempted = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert attempted > 0 and failures == 0
+
+
+def test_batch_with_attention_mask_matches_first_example_alone(clip, pixels):
+    from conftest import EOS
+
+    input_ids = torch.full((2, 5), EOS)
+    input_ids[0, :4] = caption(320, 1125)[0]
+    input_ids[1] = caption(320, 1125, 539)[0]
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, 4] = 0
+    pixel_values = torch.cat([pixels, -pixels])
+    lime = InteractionLIME(clip, clip_layers(clip))
+    extra = ((attention_mask,), None)
+    both = lime.attribute((input_ids, pixel_values), additional_forward_args=extra, n_samples=150, random_state=0)
+    first = lime.attribute((input_ids[:1], pixel_values[:1]), additional_forward_args=((attention_mask[:1],), None),
+                           n_samples=150, random_state=0)
+    assert both.shape == (2, 5, 17)
+    torch.testing.assert_close(both[:1], first)
