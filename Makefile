@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/captum-bilinear demo --out demo.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--n-steps", type=_positive, default=32, help="quadrature nodes (default 32)")
     explain.add_argument("--layer", type=int, help="encoder layer index (default: the model's default)")
 
+    demo = commands.add_parser("demo", help="explain a generated scene with the bundled model")
+    demo.add_argument("--out", default="demo.png", help="figure to write (default demo.png; the scene is saved beside it)")
+    demo.add_argument("--seed", type=int, default=3, help="which held-out scene (default 3)")
+    demo.add_argument("--method", default="bii", choices=sorted(METHODS), help="interaction method (default bii)")
+    demo.add_argument("--n-steps", type=_positive, default=32, help="quadrature nodes (default 32)")
+
     evaluate = commands.add_parser("evaluate", help="evaluate every method on held-out demo scenes")
     evaluate.add_argument("--scenes", type=_positive, default=300, help="number of held-out scenes (default 300)")
     evaluate.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
@@ -87,6 +93,24 @@ def _explain(args: argparse.Namespace) -> None:
     print(f"wrote {args.out} ({spans})")
 
 
+def _demo(args: argparse.Namespace) -> None:
+    """A held-out scene of the demo world: its image is saved beside the figure, every
+    object's words become a panel, and the first object's box is mapped onto the caption."""
+    from captum_bilinear.zoo import HELD_OUT_SEED, SceneGenerator
+
+    scene = SceneGenerator(HELD_OUT_SEED, mode="full").scene(args.seed)
+    stem, _ = os.path.splitext(args.out)
+    image_path = f"{stem}_scene.png"
+    directory = os.path.dirname(os.path.abspath(image_path))
+    if not os.path.isdir(directory):
+        raise ExplainError(f"--out: the directory {directory} does not exist")
+    scene.pil().save(image_path)
+    print(f"scene: {image_path}\ncaption: {scene.caption}", file=sys.stderr)
+    box = ",".join(str(v) for v in scene.objects[0].box)
+    _explain(argparse.Namespace(image=image_path, caption=scene.caption, out=args.out, span=None,
+                                box=_box(box), method=args.method, model=None, n_steps=args.n_steps, layer=None))
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from captum_bilinear.evaluation import run_evaluation
 
@@ -97,7 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
-        (_explain if args.command == "explain" else _evaluate)(args)
+        {"explain": _explain, "demo": _demo, "evaluate": _evaluate}[args.command](args)
     except (ExplainError, ValueError, TypeError, OSError) as error:
         if args.debug:
             raise
