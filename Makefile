@@ -11,7 +11,6 @@ TORCH ?= torch==2.13.0
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[test,docs]"
 	touch $(STAMP)
@@ -22,5 +21,24 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+# The reference implementation (exclip) needs open_clip and torchvision, which PyPI's
+# torchvision cannot load beside torch 2.13.0's CPU build: the benchmark has its own
+# environment with the torch / torchvision pair that lies on this machine's disk.
+BENCH_VENV ?= .venv-bench
+BENCH_TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+$(BENCH_VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q $(BENCH_TORCH)
+	$(BENCH_VENV)/bin/python -m pip install -q open_clip_torch exclip psutil
+	$(BENCH_VENV)/bin/python -m pip install -q -e .
+	touch $@
+
+benchmark: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/speed.py --sweep
+
 clean:
-	rm -rf $(VENV) docs/_build
+	rm -rf $(VENV) $(BENCH_VENV) docs/_build

@@ -350,8 +350,8 @@ def token_span(tokenizer: Any, caption: str, substring: str, occurrence: int = 1
     Example:
         >>> from captum_bilinear.zoo import load_demo_model
         >>> _, tokenizer, _ = load_demo_model()
-        >>> token_span(tokenizer, "a red circle above a blue square", "blue square")
-        (5, 7)
+        >>> token_span(tokenizer, "a red circle above a blue square", "blue square")  # [BOS] is position 0
+        (6, 8)
     """
     if not isinstance(substring, str) or not substring.strip():
         raise ValueError(f"substring: expected a non-empty string, got {substring!r}")

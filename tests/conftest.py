@@ -8,6 +8,10 @@ from transformers import BertConfig, BertModel, CLIPConfig, CLIPModel, SiglipCon
 
 BOS, EOS, PAD = 49406, 49407, 1
 
+# The test models are tiny: one thread avoids thread start-up and oversubscription costs
+# that dominate their passes (and keeps timings independent of the machine's other load).
+torch.set_num_threads(1)
+
 
 def _small(hidden: int = 32, layers: int = 3) -> dict:
     return dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2)

@@ -69,7 +69,54 @@ def integrated_jvps(
     progress: Progress = SILENT,
 ) -> Tensor:
     """``(D, positions)``: integrated directional derivatives of the side's embedding
-    along ``direction`` restricted to each position (forward mode)."""
+    along ``direction`` restricted to each position (forward mode).
+
+    The primal computation at a node is shared by all positions' tangents (``vmap`` over
+    ``torch.func.jvp``); models ``torch.func`` cannot trace fall back to one dual-number
+    pass per (node, position) row."""
+    try:
+        return _jvps_sharing_primal(side, reference, delta, direction, alphas, weights, internal_batch_size, progress)
+    except RuntimeError as error:  # e.g. an op without a batching rule, or a data-dependent branch
+        if "vmap" not in str(error).lower() and "batch" not in str(error).lower() and "functorch" not in str(error).lower():
+            raise
+        return _jvps_by_rows(side, reference, delta, direction, alphas, weights, internal_batch_size, progress)
+
+
+def _jvps_sharing_primal(
+    side: EncoderSide, reference: Tensor, delta: Tensor, direction: Tensor, alphas: Tensor, weights: Tensor,
+    internal_batch_size: Optional[int], progress: Progress,
+) -> Tensor:
+    positions, nodes = num_positions(delta), len(alphas)
+    budget = nodes * positions if internal_batch_size is None else max(1, internal_batch_size)
+    position_chunk = min(positions, budget)
+    accum = accumulation_dtype(delta.dtype)
+    device = delta.device
+    node_weights = weights.to(device=device, dtype=accum)
+    result: Optional[Tensor] = None
+    for node_rows in row_chunks(nodes, max(1, budget // position_chunk)):
+        primal = _path_points(reference, delta, alphas.to(device)[node_rows])
+        for chunk in row_chunks(positions, position_chunk):
+            tangents = one_position_directions(direction, torch.arange(chunk.start, chunk.stop, device=device))
+
+            def directional(tangent: Tensor) -> Tensor:
+                return torch.func.jvp(side.embed_from, (primal,), (tangent.expand_as(primal),))[1]
+
+            with torch.no_grad(), forward_mode_attention():
+                jvps = torch.func.vmap(directional)(tangents.unsqueeze(1))  # (positions, nodes, D)
+            weighted = (jvps.to(accum) * node_weights[node_rows].view(1, -1, 1)).sum(1).T  # (D, positions)
+            if result is None:
+                result = torch.zeros(weighted.shape[0], positions, dtype=accum, device=device)
+            result[:, chunk] += weighted
+            progress.advance(jvps.shape[0] * jvps.shape[1])
+    assert result is not None
+    return result
+
+
+def _jvps_by_rows(
+    side: EncoderSide, reference: Tensor, delta: Tensor, direction: Tensor, alphas: Tensor, weights: Tensor,
+    internal_batch_size: Optional[int], progress: Progress,
+) -> Tensor:
+    """One dual-number row per (node, position): the primal repeated for every position."""
     positions = num_positions(delta)
     accum = accumulation_dtype(delta.dtype)
     device = delta.device
@@ -107,7 +154,73 @@ def integrated_vjps(
 ) -> Tensor:
     """``(C, positions)`` (or ``(C, *activation shape)`` with ``sum_hidden_dims=False``):
     for each cotangent ``c`` (rows of ``cotangents``, shape ``(C, D)``), the integrated
-    gradient of the scalar ``c . embedding`` times ``direction`` (reverse mode)."""
+    gradient of the scalar ``c . embedding`` times ``direction`` (reverse mode).
+
+    The forward pass at a node is shared by all cotangents: their backward passes are
+    batched over one graph (``is_grads_batched``), which saves the forward's share of the
+    cost. Models whose backward cannot be batched that way fall back to one forward per
+    (node, cotangent) row."""
+    try:
+        return _vjps_sharing_forward(side, reference, delta, direction, alphas, weights, cotangents,
+                                     internal_batch_size, sum_hidden_dims, progress)
+    except RuntimeError as error:  # an op without a batching rule for its backward
+        if "vmap" not in str(error).lower() and "batch" not in str(error).lower():
+            raise
+        return _vjps_by_rows(side, reference, delta, direction, alphas, weights, cotangents,
+                             internal_batch_size, sum_hidden_dims, progress)
+
+
+def _contracted(gradient: Tensor, direction: Tensor, accum: torch.dtype, sum_hidden_dims: bool) -> Tensor:
+    products = gradient.detach().to(accum) * direction.to(accum)
+    if not sum_hidden_dims:
+        return products
+    return sum_hidden(products.flatten(0, -direction.dim())).view(*products.shape[: -direction.dim() + 1], -1)
+
+
+def _vjps_sharing_forward(
+    side: EncoderSide, reference: Tensor, delta: Tensor, direction: Tensor, alphas: Tensor, weights: Tensor,
+    cotangents: Tensor, internal_batch_size: Optional[int], sum_hidden_dims: bool, progress: Progress,
+) -> Tensor:
+    count, nodes = cotangents.shape[0], len(alphas)
+    budget = nodes * count if internal_batch_size is None else max(1, internal_batch_size)
+    cotangent_chunk = min(count, budget)
+    accum = accumulation_dtype(delta.dtype)
+    device = delta.device
+    node_weights = weights.to(device=device, dtype=accum)
+    result: Optional[Tensor] = None
+    for node_rows in row_chunks(nodes, max(1, budget // cotangent_chunk)):
+        primal = _path_points(reference, delta, alphas.to(device)[node_rows]).requires_grad_(True)
+        with torch.enable_grad():
+            embedding = side.embed_from(primal)
+        for targets in row_chunks(count, cotangent_chunk):
+            chunk = cotangents[targets].to(device=device, dtype=embedding.dtype)
+            if not embedding.requires_grad:  # the embedding does not depend on the layer
+                gradient = torch.zeros((chunk.shape[0],) + tuple(primal.shape), dtype=primal.dtype, device=device)
+            elif chunk.shape[0] == 1:
+                (gradient,) = torch.autograd.grad(embedding, primal, grad_outputs=chunk.expand_as(embedding),
+                                                  retain_graph=True)
+                gradient = gradient.unsqueeze(0)
+            else:
+                outputs = chunk[:, None, :].expand(chunk.shape[0], *embedding.shape)
+                (gradient,) = torch.autograd.grad(embedding, primal, grad_outputs=outputs, retain_graph=True,
+                                                  is_grads_batched=True)
+            products = _contracted(gradient, direction, accum, sum_hidden_dims)  # (c, n, ...)
+            shape = (1, -1) + (1,) * (products.dim() - 2)
+            weighted = (products * node_weights[node_rows].view(shape)).sum(1)
+            if result is None:
+                result = torch.zeros((count,) + tuple(weighted.shape[1:]), dtype=accum, device=device)
+            result[targets] += weighted
+            progress.advance(chunk.shape[0] * primal.shape[0])
+        del embedding
+    assert result is not None
+    return result
+
+
+def _vjps_by_rows(
+    side: EncoderSide, reference: Tensor, delta: Tensor, direction: Tensor, alphas: Tensor, weights: Tensor,
+    cotangents: Tensor, internal_batch_size: Optional[int], sum_hidden_dims: bool, progress: Progress,
+) -> Tensor:
+    """One row per (node, cotangent): the forward repeated for every cotangent."""
     count = cotangents.shape[0]
     accum = accumulation_dtype(delta.dtype)
     device = delta.device
@@ -125,9 +238,7 @@ def integrated_vjps(
                     embedding, primal, grad_outputs=cotangents[target].to(embedding.dtype), allow_unused=True
                 )
                 gradient = torch.zeros_like(primal) if gradient is None else gradient
-        products = gradient.detach().to(accum) * direction.to(accum)
-        if sum_hidden_dims:
-            products = sum_hidden(products)
+        products = _contracted(gradient, direction, accum, sum_hidden_dims)
         weighted = products * weights.to(device=device, dtype=accum)[node].view(
             (-1,) + (1,) * (products.dim() - 1)
         )
