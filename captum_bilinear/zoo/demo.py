@@ -3,7 +3,7 @@ measuring its caption -> image retrieval."""
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -73,9 +73,18 @@ def make_image_processor(image_size: int = 64):
     """The demo's ``CLIPImageProcessor``: an image of ``image_size`` pixels passes
     unchanged (resize / crop are no-ops), other sizes are resized and centre-cropped.
 
+    Args:
+        image_size: the model's image side in pixels.
+
+    Returns:
+        A ``CLIPImageProcessor`` (its PIL variant when torchvision is missing) with
+        OpenAI CLIP's mean / std.
+
     Example:
-        >>> make_image_processor(64).crop_size
-        {'height': 64, 'width': 64}
+        >>> import numpy as np
+        >>> processor = make_image_processor(64)
+        >>> processor(images=[np.zeros((64, 64, 3), np.uint8)], return_tensors="pt")["pixel_values"].shape
+        torch.Size([1, 3, 64, 64])
     """
     cls = _image_processor_class()
     return cls(
@@ -182,9 +191,24 @@ def default_layers(model, index: Optional[int] = None) -> Tuple[torch.nn.Module,
     return model.text_model.encoder.layers[index], model.vision_model.encoder.layers[index]
 
 
-def images_to_pixel_values(images: Sequence[np.ndarray], mean: Sequence[float] = IMAGE_MEAN, std: Sequence[float] = IMAGE_STD) -> torch.Tensor:
+def images_to_pixel_values(
+    images: Sequence[np.ndarray], mean: Sequence[float] = IMAGE_MEAN, std: Sequence[float] = IMAGE_STD
+) -> torch.Tensor:
     """Normalize ``(H, W, 3)`` uint8 images of the model's size into ``pixel_values``
-    (what the demo processor computes for them, without resizing)."""
+    (what the demo processor computes for them, without resizing; faster).
+
+    Args:
+        images: ``(H, W, 3)`` uint8 arrays (or PIL images) of the model's image size.
+        mean, std: per-channel statistics (default: the demo processor's).
+
+    Returns:
+        ``(batch, 3, H, W)`` float32 tensor.
+
+    Example:
+        >>> import numpy as np
+        >>> images_to_pixel_values([np.zeros((64, 64, 3), np.uint8)]).shape
+        torch.Size([1, 3, 64, 64])
+    """
     array = np.stack([np.asarray(image) for image in images]).astype(np.float32) / 255.0
     pixels = torch.from_numpy(array).permute(0, 3, 1, 2)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -235,8 +259,26 @@ def scene_inputs(
 
 
 @torch.no_grad()
-def similarity_matrix(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
-    """Cosine similarities ``(captions, images)`` of the model's embeddings."""
+def similarity_matrix(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor
+) -> torch.Tensor:
+    """Cosine similarities of every caption with every image.
+
+    Args:
+        model: a ``CLIPModel``.
+        input_ids, attention_mask: ``(captions, length)`` tokenized captions.
+        pixel_values: ``(images, 3, H, W)``.
+
+    Returns:
+        ``(captions, images)`` tensor of cosine similarities (no logit scale).
+
+    Example:
+        >>> from captum_bilinear.zoo import SceneGenerator, load_demo_model, scene_inputs
+        >>> model, tokenizer, processor = load_demo_model()
+        >>> batch = scene_inputs(SceneGenerator(1, mode="full").scenes(3), tokenizer, processor)
+        >>> similarity_matrix(model, **batch).shape
+        torch.Size([3, 3])
+    """
     text = model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
     image = model.get_image_features(pixel_values=pixel_values)
     text = getattr(text, "pooler_output", text)

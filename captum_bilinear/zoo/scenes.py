@@ -63,7 +63,13 @@ _LIST_PREFIXES: Tuple[Tuple[str, ...], ...] = (
     ("a", "picture", "showing"),
     ("a", "photo", "containing"),
 )
-_LIST_SUFFIXES: Tuple[Tuple[str, ...], ...] = ((), (), (), ("on", "a", "textured", "background"), ("in", "the", "picture"))
+_LIST_SUFFIXES: Tuple[Tuple[str, ...], ...] = (
+    (),
+    (),
+    (),
+    ("on", "a", "textured", "background"),
+    ("in", "the", "picture"),
+)
 _RELATION_PREFIXES: Tuple[Tuple[str, ...], ...] = ((), ("there", "is"), ("a", "photo", "of"), ("a", "picture", "of"))
 
 _FRAME_WORDS = {w for frame in _LIST_PREFIXES + _LIST_SUFFIXES + _RELATION_PREFIXES for w in frame}
@@ -72,12 +78,7 @@ _RELATION_WORDS = {w for variants in _RELATION_VARIANTS.values() for v in varian
 #: Every word a caption can contain (the comma included), sorted.
 VOCABULARY: Tuple[str, ...] = tuple(
     sorted(
-        set(SHAPES)
-        | set(COLOURS)
-        | set(SIZES)
-        | _FRAME_WORDS
-        | _RELATION_WORDS
-        | {"a", "an", "the", "and", "is", ","}
+        set(SHAPES) | set(COLOURS) | set(SIZES) | _FRAME_WORDS | _RELATION_WORDS | {"a", "an", "the", "and", "is", ","}
     )
 )
 
@@ -106,6 +107,11 @@ class SceneObject:
             the (false) words of the caption, while ``shape`` / ``colour`` / ``size``
             stay what is drawn.
         rgb: the colour actually drawn (the nominal colour with a little jitter).
+
+    Example:
+        >>> obj = generate_scene(2, mode="full").objects[0]
+        >>> obj.named, obj.shape in obj.words, len(obj.box)
+        (True, True, 4)
     """
 
     shape: str
@@ -145,6 +151,16 @@ class Scene:
         relation: ``(i, relation, j)`` when the caption states that ``objects[i]`` is
             ``relation`` (``"left"``, ``"right"``, ``"above"``, ``"below"``) of ``objects[j]``.
         negative: for a hard negative, ``(object index, attribute, true word, false word)``.
+
+    Example:
+        >>> scene = generate_scene(4, mode="full")
+        >>> scene.image.dtype, scene.size
+        (dtype('uint8'), (64, 64))
+        >>> scene.caption == words_to_caption(scene.words)
+        True
+        >>> o = scene.objects[0]
+        >>> list(scene.words[o.span[0] - 1 : o.span[1] - 1]) == list(o.words)
+        True
     """
 
     image: np.ndarray
@@ -278,7 +294,9 @@ def _place_objects(rng: np.random.Generator, count: int, image_size: int):
             ok = True
             for other in placed:
                 inter = _boxes_overlap(box, other[4])
-                area = min((box[2] - box[0]) * (box[3] - box[1]), (other[4][2] - other[4][0]) * (other[4][3] - other[4][1]))
+                area = min(
+                    (box[2] - box[0]) * (box[3] - box[1]), (other[4][2] - other[4][0]) * (other[4][3] - other[4][1])
+                )
                 limit = 0.12 * area if allow_overlap else 0
                 margin_box = (box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1)
                 if (inter > limit) or (not allow_overlap and _boxes_overlap(margin_box, other[4]) > 0):
@@ -321,7 +339,9 @@ def _relation(a: SceneObject, b: SceneObject) -> Optional[str]:
     return None
 
 
-def _description(rng: np.random.Generator, obj: SceneObject, scene_objects: Sequence[SceneObject], full: bool) -> Tuple[str, ...]:
+def _description(
+    rng: np.random.Generator, obj: SceneObject, scene_objects: Sequence[SceneObject], full: bool
+) -> Tuple[str, ...]:
     """The words naming ``obj``, chosen so that they identify it among ``scene_objects``."""
     others = [o for o in scene_objects if o is not obj]
 
@@ -337,7 +357,9 @@ def _description(rng: np.random.Generator, obj: SceneObject, scene_objects: Sequ
     else:
         options = [(s, c) for s in (False, True) for c in (False, True) if unique(s, c)]
         # prefer colour + shape, sometimes shape only or all three
-        weights = np.array([{(False, False): 1.0, (False, True): 3.0, (True, False): 0.7, (True, True): 1.5}[o] for o in options])
+        weights = np.array(
+            [{(False, False): 1.0, (False, True): 3.0, (True, False): 0.7, (True, True): 1.5}[o] for o in options]
+        )
         use_size, use_colour = options[rng.choice(len(options), p=weights / weights.sum())]
     words = []
     if use_size:
@@ -389,7 +411,18 @@ class _CaptionBuilder:
 
 
 def words_to_caption(words: Sequence[str]) -> str:
-    """Join caption words into text (commas attach to the previous word)."""
+    """Join caption words into text (commas attach to the previous word).
+
+    Args:
+        words: the caption's words and commas, e.g. ``Scene.words``.
+
+    Returns:
+        The caption text.
+
+    Example:
+        >>> words_to_caption(["a", "red", "circle", ",", "a", "star", "and", "a", "cross"])
+        'a red circle, a star and a cross'
+    """
     text = ""
     for w in words:
         if w == "," or not text:
@@ -529,7 +562,9 @@ class SceneGenerator:
         True
     """
 
-    def __init__(self, seed: int = 0, mode: str = "mixed", image_size: int = 64, max_objects: int = 4, min_objects: int = 1):
+    def __init__(
+        self, seed: int = 0, mode: str = "mixed", image_size: int = 64, max_objects: int = 4, min_objects: int = 1
+    ):
         self.seed = int(seed)
         self.options = dict(mode=mode, image_size=image_size, max_objects=max_objects, min_objects=min_objects)
         if mode not in MODES:

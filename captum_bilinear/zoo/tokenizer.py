@@ -2,7 +2,7 @@
 
 The vocabulary is laid out like OpenAI CLIP's: the 256 byte-level characters, the same
 with the end-of-word marker ``</w>``, then one entry per BPE merge, then the special
-tokens. The merges are learned (with the ``tokenizers`` BPE trainer) on the caption
+tokens. The merges are learned (plain deterministic BPE) on the caption
 vocabulary :data:`~captum_bilinear.zoo.scenes.VOCABULARY`, so every caption word is one
 token; any other text still tokenizes (into smaller pieces) without unknown tokens.
 
@@ -34,6 +34,38 @@ def _bytes_to_unicode() -> Dict[int, str]:
     return dict(zip(bs, [chr(c) for c in cs]))
 
 
+def _learn_merges(words: Sequence[str]) -> List[Tuple[str, str]]:
+    """Byte-pair merges until every word is one symbol: repeatedly merge the most
+    frequent adjacent pair (ties: the alphabetically first), deterministic."""
+    byte_map = _bytes_to_unicode()
+    sequences = []
+    for word in sorted(set(words)):
+        chars = [byte_map[b] for b in word.encode("utf-8")]
+        chars[-1] += "</w>"
+        sequences.append(chars)
+    merges: List[Tuple[str, str]] = []
+    while True:
+        counts: Dict[Tuple[str, str], int] = {}
+        for seq in sequences:
+            for pair in zip(seq, seq[1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        if not counts:
+            return merges
+        best = min(counts, key=lambda pair: (-counts[pair], pair))
+        merges.append(best)
+        merged = best[0] + best[1]
+        for k, seq in enumerate(sequences):
+            out, i = [], 0
+            while i < len(seq):
+                if i + 1 < len(seq) and (seq[i], seq[i + 1]) == best:
+                    out.append(merged)
+                    i += 2
+                else:
+                    out.append(seq[i])
+                    i += 1
+            sequences[k] = out
+
+
 def build_vocabulary(words: Sequence[str]) -> Tuple[Dict[str, int], List[Tuple[str, str]]]:
     """Vocabulary and merges for a CLIP tokenizer in which each of ``words`` is one token.
 
@@ -41,19 +73,18 @@ def build_vocabulary(words: Sequence[str]) -> Tuple[Dict[str, int], List[Tuple[s
         words: lower-case ASCII words (and punctuation) that must each become one token.
 
     Returns:
-        ``(vocab, merges)``: token -> id and the ordered list of merges.
+        ``(vocab, merges)``: token -> id and the ordered list of merges. Ids: the 256
+        byte-level characters, the same with ``</w>``, the merged tokens, then
+        ``<|pad|>``, ``<|startoftext|>``, ``<|endoftext|>`` (the last three ids).
+
+    Example:
+        >>> vocab, merges = build_vocabulary(["red", "circle"])
+        >>> "red</w>" in vocab and "circle</w>" in vocab
+        True
+        >>> vocab["<|endoftext|>"] == len(vocab) - 1
+        True
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    trainer_tokenizer = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
-    trainer_tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    trainer = trainers.BpeTrainer(
-        vocab_size=100_000, min_frequency=1, end_of_word_suffix="</w>", show_progress=False, special_tokens=[]
-    )
-    trainer_tokenizer.train_from_iterator(sorted(set(words)), trainer)
-    model = json.loads(trainer_tokenizer.to_str())["model"]
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
-
+    merges = _learn_merges(words)
     byte_chars = list(_bytes_to_unicode().values())
     tokens = byte_chars + [c + "</w>" for c in byte_chars]
     seen = set(tokens)
@@ -73,6 +104,21 @@ def write_tokenizer_files(directory: str, words: Sequence[str] = None) -> None:
     Args:
         directory: target folder (created if needed).
         words: the words that must be single tokens (default: the scene vocabulary).
+
+    Returns:
+        None; the folder then holds ``vocab.json``, ``merges.txt``, ``tokenizer.json``
+        and ``tokenizer_config.json``.
+
+    Example:
+        >>> import tempfile
+        >>> from transformers import CLIPTokenizer
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_tokenizer_files(folder)
+        ...     tokenizer = CLIPTokenizer.from_pretrained(folder)
+        >>> tokenizer.convert_ids_to_tokens(tokenizer("a red circle")["input_ids"])
+        ['<|startoftext|>', 'a</w>', 'red</w>', 'circle</w>', '<|endoftext|>']
+        >>> tokenizer.pad_token, tokenizer.pad_token_id != tokenizer.eos_token_id
+        ('<|pad|>', True)
     """
     from transformers import CLIPTokenizer
 

@@ -5,8 +5,15 @@ Usage::
     python -m captum_bilinear.zoo.train --out DIR [--steps 2400 --batch 128 --lr 1e-3 ...]
 
 Writes into ``DIR``: ``model.safetensors`` + ``config.json`` (a ``transformers.CLIPModel``),
-the tokenizer files, ``preprocessor_config.json`` and ``training_settings.json`` (every
-setting, the wall time and the final held-out retrieval).
+the tokenizer files (by default copied from the shipped demo model, so token ids stay
+the same; ``--tokenizer new`` builds them), ``preprocessor_config.json`` and
+``training_settings.json`` (every setting, the wall time and the final held-out
+retrieval). To ship a run, copy these files into ``captum_bilinear/zoo/demo_model/`` and
+run ``python -m captum_bilinear.zoo.measure_layers --write`` (adds ``default_layer``).
+
+The shipped model: ``--out DIR --steps 2400 --batch 128 --negatives 0.5`` (all other
+options at their defaults), 75 min wall on a shared 2-core machine, about 40 min of CPU
+time per core.
 
 Training: symmetric InfoNCE over a batch of fresh scenes (``SceneGenerator(seed)``,
 captions naming all or a subset of the objects). Captions that also fit another image
@@ -21,6 +28,7 @@ import math
 import os
 import platform
 import queue
+import shutil
 import threading
 import time
 from typing import Dict, List, Sequence, Tuple
@@ -30,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from captum_bilinear.zoo.demo import (
+    DEMO_MODEL_DIR,
     HELD_OUT_SEED,
     SETTINGS_FILE,
     demo_config,
@@ -136,13 +145,37 @@ def _prefetch(make, steps: range, depth: int = 2):
         yield item
 
 
+TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json")
+
+
+def prepare_tokenizer(source: str, out: str) -> str:
+    """Put the tokenizer files into ``out``: ``"shipped"`` copies the demo model's (so a
+    retrained model keeps its token ids; falls back to ``"new"`` if there are none),
+    ``"new"`` builds them from the scene vocabulary, anything else is a folder to copy
+    from. Returns what was used."""
+    if source == "shipped":
+        if os.path.isfile(os.path.join(DEMO_MODEL_DIR, "vocab.json")):
+            source = DEMO_MODEL_DIR
+        else:
+            source = "new"
+    if source == "new":
+        write_tokenizer_files(out)
+        return "new"
+    for name in TOKENIZER_FILES:
+        src = os.path.join(source, name)
+        dst = os.path.join(out, name)
+        if os.path.isfile(src) and os.path.abspath(src) != os.path.abspath(dst):
+            shutil.copyfile(src, dst)
+    return os.path.abspath(source)
+
+
 def train(args: argparse.Namespace) -> Dict:
     from transformers import CLIPModel, CLIPTokenizer
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    write_tokenizer_files(args.out)
+    tokenizer_source = prepare_tokenizer(args.tokenizer, args.out)
     tokenizer = CLIPTokenizer.from_pretrained(args.out)
     processor = make_image_processor(args.image_size)
     processor.save_pretrained(args.out)
@@ -206,7 +239,9 @@ def train(args: argparse.Namespace) -> Dict:
                 "elapsed_s": round(time.time() - start, 1),
             }
             if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-                entry["retrieval_top1_32"] = retrieval_top1(model, tokenizer, processor, n_scenes=32, seed=HELD_OUT_SEED + 1)
+                entry["retrieval_top1_32"] = retrieval_top1(
+                    model, tokenizer, processor, n_scenes=32, seed=HELD_OUT_SEED + 1
+                )
                 model.save_pretrained(args.out)  # checkpoint
                 model.train()
             history.append(entry)
@@ -233,7 +268,13 @@ def train(args: argparse.Namespace) -> Dict:
         "batch": args.batch,
         "hard_negatives_per_scene": args.negatives,
         "caption_mode": args.mode,
-        "optimizer": {"name": "AdamW", "lr": args.lr, "betas": [0.9, 0.98], "eps": 1e-6, "weight_decay": args.weight_decay},
+        "optimizer": {
+            "name": "AdamW",
+            "lr": args.lr,
+            "betas": [0.9, 0.98],
+            "eps": 1e-6,
+            "weight_decay": args.weight_decay,
+        },
         "schedule": {"warmup_steps": args.warmup, "decay": "cosine", "min_lr_ratio": args.min_lr_ratio},
         "grad_clip": args.clip,
         "loss": "symmetric InfoNCE, learnable temperature (max 100); captions fitting another image are not negatives",
@@ -251,6 +292,7 @@ def train(args: argparse.Namespace) -> Dict:
             "vocab_size": len(tokenizer),
             "parameters": sum(p.numel() for p in model.parameters()),
         },
+        "tokenizer": tokenizer_source if tokenizer_source == "new" else "copied from " + tokenizer_source,
         "threads": args.threads,
         "train_seconds": round(train_seconds, 1),
         "train_minutes": round(train_seconds / 60, 2),
@@ -262,7 +304,11 @@ def train(args: argparse.Namespace) -> Dict:
         "retrieval_top1_32": top1_first,
         "retrieval_top1_32_mean_of_8": top1_mean,
         "history": history,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
         "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
     }
     settings_path = os.path.join(args.out, SETTINGS_FILE)
@@ -275,7 +321,11 @@ def train(args: argparse.Namespace) -> Dict:
     with open(settings_path, "w", encoding="utf-8") as f:
         json.dump(settings, f, indent=1)
         f.write("\n")
-    print(json.dumps({k: settings[k] for k in ("steps", "train_minutes", "retrieval_top1_32", "retrieval_top1_32_mean_of_8")}))
+    print(
+        json.dumps(
+            {k: settings[k] for k in ("steps", "train_minutes", "retrieval_top1_32", "retrieval_top1_32_mean_of_8")}
+        )
+    )
     return settings
 
 
@@ -298,6 +348,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tokenizer",
+        default="shipped",
+        help="'shipped' (reuse the demo model's tokenizer files), 'new' (build them) or a folder to copy from",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--eval-every", type=int, default=400)
