@@ -53,15 +53,21 @@ def image_array(image: Any) -> np.ndarray:
     return np.clip(array.astype(np.float64), 0.0, 1.0)
 
 
-def common_scale(*maps: Any) -> float:
-    """The largest absolute value over all ``maps`` (1.0 if they are all zero): the one
-    colour scale of a figure.
+def common_scale(*maps: Any, outlier_perc: float = 0.0) -> float:
+    """The one colour scale of a figure: the largest absolute value over all ``maps``, or,
+    with ``outlier_perc`` > 0, the ``100 - outlier_perc`` percentile of all their absolute
+    values, so that the top ``outlier_perc`` percent of the values saturate (Captum's
+    ``visualize_image_attr`` clips outliers per map; here one threshold serves all maps).
+    1.0 if the maps are all zero.
 
     Example:
         >>> common_scale(torch.tensor([1.0, -3.0]), [0.5])
         3.0
+        >>> common_scale(torch.tensor([1.0] * 99 + [-100.0]), outlier_perc=2)
+        1.0
     """
-    largest = max((float(np.abs(_numpy(m)).max()) for m in maps if np.size(_numpy(m))), default=0.0)
+    values = np.concatenate([np.abs(_numpy(m)).ravel() for m in maps if np.size(_numpy(m))] or [np.zeros(1)])
+    largest = float(np.percentile(values, 100.0 - outlier_perc)) if outlier_perc > 0 else float(values.max())
     return largest if largest > 0 else 1.0
 
 
@@ -205,6 +211,7 @@ def plot_interaction_figure(
     grid_size: Optional[Tuple[int, int]] = None,
     has_cls: bool = True,
     title: Optional[str] = None,
+    outlier_perc: float = 2.0,
 ) -> Figure:
     """The paper's Figure 1 in one call: each caption span's map on the image, an image
     box's colours on the caption, and (optionally) a first-order Captum map of the same
@@ -222,6 +229,9 @@ def plot_interaction_figure(
         first_order_title: its panel title.
         grid_size, has_cls: the image side's patch grid.
         title: the figure title.
+        outlier_perc: percent of the panels' values left saturated by the common colour
+            scale (default 2, as Captum's ``outlier_perc``), so that a few dominant values
+            (often the EOS token's) do not wash out every panel; 0 scales to the maximum.
 
     Returns:
         The matplotlib figure (save it with ``fig.savefig(path)``).
@@ -245,10 +255,10 @@ def plot_interaction_figure(
     span_maps = [span_image_map(matrix, span, grid_size, has_cls) for span in span_list]
     box_values = box_token_map(matrix, box, image_size, grid_size, has_cls) if box is not None else None
     scale = common_scale(*span_maps, *([box_values] if box_values is not None else []),
-                         *([first_order_map] if first_order_map is not None else []))
+                         *([first_order_map] if first_order_map is not None else []), outlier_perc=outlier_perc)
     panels = 1 + len(span_list) + (box is not None) + (first_order_map is not None)
-    fig = plt.figure(figsize=(3.4 * panels, 5.0))
-    grid = fig.add_gridspec(3, panels, height_ratios=[4, 1.3, 0.22], hspace=0.15)
+    fig = plt.figure(figsize=(3.4 * panels, 5.6))
+    grid = fig.add_gridspec(3, panels, height_ratios=[4, 1.9, 0.2], hspace=0.12)
 
     def image_with_box(ax: Axes, panel_title: str) -> None:
         ax.imshow(picture)

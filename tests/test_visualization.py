@@ -42,7 +42,7 @@ def test_figure_panels_share_one_scale():
     A[2, 1] = -0.8  # token 2 -> top-left patch (inside the box)
     first_order = torch.tensor([[0.1, 0.0], [0.0, 0.4]])
     fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "dot", "[EOS]"], A, (1, 2),
-                                  box=(0, 0, 8, 8), first_order_map=first_order)
+                                  box=(0, 0, 8, 8), first_order_map=first_order, outlier_perc=0)
     heat_maps = [ax.images[-1] for ax in fig.axes if len(ax.images) == 2]  # Captum's gray image + heat map
     assert len(heat_maps) == 2
     # The common scale is the largest magnitude over all panels: |-0.8| from the box's caption values.
@@ -76,10 +76,25 @@ def test_caption_html_and_errors():
 def test_one_panel_per_span_without_box():
     A = torch.zeros(5, 5)
     A[1, 1], A[3, 4] = 0.5, -0.25
-    fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "and", "blue", "[EOS]"], A, [(1, 2), (3, 4)])
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "and", "blue", "[EOS]"], A, [(1, 2), (3, 4)],
+                                  outlier_perc=0)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == ["input, caption spans in bold", '"red" -> image', '"blue" -> image']
     heat_maps = [ax.images[-1] for ax in fig.axes if len(ax.images) == 2]
     assert np.asarray(heat_maps[0].get_array())[0, 0] == pytest.approx(1.0)
     assert np.asarray(heat_maps[1].get_array())[-1, -1] == pytest.approx(-0.5)
+    plt.close("all")
+
+
+def test_common_scale_saturates_a_dominant_value_like_captum():
+    values = torch.tensor([0.1] * 99 + [50.0])  # one outlier
+    assert common_scale(values) == 50.0
+    assert common_scale(values, outlier_perc=2) == pytest.approx(0.1)
+    A = torch.zeros(4, 5)
+    A[1, 1:] = 0.1
+    A[3, 1:] = 5.0  # the EOS token interacts with everything
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "dot", "[EOS]"], A, (1, 2),
+                                  box=(0, 0, 16, 16), outlier_perc=50)
+    span_map = [ax.images[-1] for ax in fig.axes if len(ax.images) == 2][0]
+    assert np.asarray(span_map.get_array()).max() == pytest.approx(1.0)  # the span is visible, not washed out
     plt.close("all")
