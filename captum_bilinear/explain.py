@@ -194,13 +194,21 @@ def make_method(name: str, model: Any, layer: Any) -> Any:
     return method_class(model, layer)
 
 
-def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: int, show_progress: bool) -> Tensor:
-    """Runs any interaction method with its own sensible settings; ``(batch, S, P)``."""
-    name = type(method).__name__
-    if name == "BilinearIntegratedInteractions":
+def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: int, show_progress: bool,
+               positions: Tuple[int, int]) -> Tensor:
+    """Runs any interaction method with its own sensible settings; ``(batch, S, P)``.
+    ``positions`` = (caption positions, image positions) sizes the sampling methods'
+    budgets (at least what identifies their terms)."""
+    from captum_bilinear import InteractionLIME, WeightedBanzhafInteractions
+
+    if isinstance(method, InteractionLIME):
+        n_samples = max(1000, InteractionLIME.minimum_samples(*positions))
+        return method.attribute(inputs, additional_forward_args=extra, n_samples=n_samples, random_state=0)
+    if isinstance(method, WeightedBanzhafInteractions):
+        budget = max(2**12, WeightedBanzhafInteractions.minimum_budget(*positions))
+        return method.attribute(inputs, additional_forward_args=extra, budget=budget, random_state=0)
+    if type(method).__name__ == "BilinearIntegratedInteractions":
         return method.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, show_progress=show_progress)
-    if name in ("InteractionLIME", "WeightedBanzhafInteractions"):
-        return method.attribute(inputs, additional_forward_args=extra, random_state=0)
     return method.attribute(inputs, additional_forward_args=extra)
 
 
@@ -305,7 +313,9 @@ def explain_pair(
     inputs = (input_ids, prepared.pixel_values)
     extra = ((encoded["attention_mask"],), None)
     log(f"attributing with {METHODS[method]} at layer {index}")
-    interactions = run_method(make_method(method, loaded.model, layers), inputs, extra, n_steps, show_progress)[0]
+    image_positions = grid * grid + (1 if hasattr(loaded.model.vision_model.embeddings, "class_embedding") else 0)
+    interactions = run_method(make_method(method, loaded.model, layers), inputs, extra, n_steps, show_progress,
+                              (input_ids.shape[1], image_positions))[0]
     has_cls = interactions.shape[1] == grid * grid + 1
     log("first-order map: Captum LayerIntegratedGradients of the caption-conditioned similarity")
     first = first_order_map(loaded.model, layers, inputs, extra, n_steps, has_cls, (grid, grid))

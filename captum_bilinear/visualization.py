@@ -121,13 +121,14 @@ def image_heatmap(
         _, ax = plt.subplots(figsize=(4, 4))
     # Captum draws the image and its blended heat map; an all-zero map cannot be
     # normalized by Captum, so it draws a placeholder whose data is replaced below.
-    drawn = pixels if np.abs(pixels).max() > 0 else np.ones_like(pixels)
+    scaled = np.clip(pixels / scale, -1, 1)
+    drawn = scaled if np.abs(scaled).max() > 0 else np.ones_like(scaled)
     captum_visualization.visualize_image_attr(
         drawn[..., None], picture, method="blended_heat_map", sign="all", plt_fig_axis=(ax.figure, ax),
         outlier_perc=1e-6, cmap=CMAP, alpha_overlay=alpha, use_pyplot=False,
     )
     heat = ax.images[-1]
-    heat.set_data(np.clip(pixels / scale, -1, 1))
+    heat.set_data(scaled)
     heat.set_clim(-1.0, 1.0)
     if box is not None:
         x0, y0, x1, y1 = check_box(box, (height, width))
@@ -144,12 +145,12 @@ def caption_colours(
     tokens: Sequence[str],
     values: Optional[Sequence[float]] = None,
     scale: Optional[float] = None,
-    highlight: Optional[Tuple[int, int]] = None,
+    highlight: Union[None, Tuple[int, int], Sequence[Tuple[int, int]]] = None,
     fontsize: int = 11,
 ) -> Axes:
     """Draws a caption token by token on ``ax``, each token's background coloured by its
     value (red positive, blue negative, limits ``+-scale``), wrapping at the axes' width;
-    ``highlight`` = a span ``(start, stop)`` drawn bold and outlined.
+    ``highlight`` = a span ``(start, stop)`` or several, drawn bold and outlined.
 
     Example:
         >>> fig, ax = plt.subplots()
@@ -158,25 +159,33 @@ def caption_colours(
     """
     if values is not None and len(values) != len(tokens):
         raise ValueError(f"values: expected {len(tokens)} values, one per token, got {len(values)}")
+    spans = [] if highlight is None else ([highlight] if isinstance(highlight[0], int) else list(highlight))
     scale = common_scale(values) if (scale is None and values is not None) else (scale or 1.0)
     ax.set_axis_off()
     renderer = ax.figure.canvas.get_renderer()
-    to_axes = ax.transAxes.inverted()
-    x, y = 0.0, 1.0
+    axes_box = ax.get_window_extent(renderer)  # display units (pixels)
+    gap = 0.45 * fontsize * ax.figure.dpi / 72.0  # about a space, in pixels
+    x, y = axes_box.x0, axes_box.y1
     for index, token in enumerate(tokens):
         colour = colour_of(values[index], scale) if values is not None else (1.0, 1.0, 1.0, 1.0)
-        strong = highlight is not None and highlight[0] <= index < highlight[1]
+        strong = any(start <= index < stop for start, stop in spans)
         text = ax.text(
-            x, y, token, transform=ax.transAxes, va="top", ha="left", fontsize=fontsize,
+            x, y, token, transform=None, va="top", ha="left", fontsize=fontsize,
             fontweight="bold" if strong else "normal",
             bbox=dict(facecolor=colour, edgecolor="black" if strong else "none", boxstyle="round,pad=0.2"),
         )
-        extent = text.get_window_extent(renderer).transformed(to_axes)
-        if extent.x1 > 1.0 and x > 0:  # wrap to the next line
-            x, y = 0.0, y - 1.6 * extent.height
+        extent = text.get_window_extent(renderer)
+        if extent.x1 > axes_box.x1 and x > axes_box.x0:  # wrap to the next line
+            x, y = axes_box.x0, y - 1.6 * extent.height
             text.set_position((x, y))
-            extent = text.get_window_extent(renderer).transformed(to_axes)
-        x = extent.x1 + 0.3 * extent.height
+            extent = text.get_window_extent(renderer)
+        x = extent.x1 + gap
+    # Positions are in pixels of the figure as drawn now; fix them to the axes so that
+    # saving at another dpi or size keeps the caption in place.
+    to_axes = ax.transAxes.inverted()
+    for text in ax.texts:
+        text.set_transform(ax.transAxes)
+        text.set_position(to_axes.transform(text.get_position()))
     return ax
 
 
@@ -271,8 +280,7 @@ def plot_interaction_figure(
         ax.set_yticks([])
 
     image_with_box(fig.add_subplot(grid[0, 0]), "input, caption spans in bold")
-    bold = (min(s[0] for s in span_list), max(s[1] for s in span_list)) if len(span_list) == 1 else None
-    caption_colours(fig.add_subplot(grid[1, 0]), tokens, None, highlight=bold)
+    caption_colours(fig.add_subplot(grid[1, 0]), tokens, None, highlight=span_list)
     column = 1
     for span, span_map in zip(span_list, span_maps):
         label = " ".join(tokens[span[0]:span[1]])

@@ -16,6 +16,7 @@ from captum_bilinear._utils.coalitions import (
     check_count,
     check_probability,
     identifying_bernoulli_masks,
+    minimum_cross_modal_samples,
     split_samples,
 )
 from captum_bilinear._utils.dual_layer import DualLayerAttribution, LayerPair
@@ -146,6 +147,17 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         DualLayerAttribution.__init__(self, model, layer)
 
     @log_usage()
+    @staticmethod
+    def minimum_samples(positions_a: int, positions_b: int) -> int:
+        """The smallest ``n_samples`` that identifies a ``positions_a`` x ``positions_b``
+        surrogate with cross-modal sampling: ``(positions_a + 1) * (positions_b + 1)``.
+
+        Example:
+            >>> InteractionLIME.minimum_samples(12, 50)
+            663
+        """
+        return minimum_cross_modal_samples(positions_a, positions_b)
+
     def attribute(  # type: ignore[override]
         self,
         inputs: Tuple[Any, Any],

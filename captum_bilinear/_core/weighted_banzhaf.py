@@ -149,6 +149,11 @@ def _player_mask(selection: Optional[Tensor], positions: int, name: str) -> Tens
     return mask
 
 
+def _basis_size(players: int, intra_modal: bool) -> int:
+    """One side's basis functions: the constant, one per player, one per intra-modal pair."""
+    return 1 + players + (players * (players - 1) // 2 if intra_modal else 0)
+
+
 def _symmetric(pairs: Tensor, players: Tensor, positions: int) -> Tensor:
     """``(positions, positions)`` symmetric matrix of the pair terms of ``players``."""
     first, second = pair_indices(players.numel())
@@ -213,6 +218,18 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         DualLayerAttribution.__init__(self, model, layer)
 
     @log_usage()
+    @staticmethod
+    def minimum_budget(players_a: int, players_b: int, intra_modal: bool = False) -> int:
+        """The smallest ``budget`` that identifies the terms for ``players_a`` x
+        ``players_b`` players: each side needs one coalition per basis function
+        (intercept, first-order, and intra-modal pairs when fitted).
+
+        Example:
+            >>> WeightedBanzhafInteractions.minimum_budget(12, 49)
+            650
+        """
+        return _basis_size(players_a, intra_modal) * _basis_size(players_b, intra_modal)
+
     def attribute(  # type: ignore[override]
         self,
         inputs: Tuple[Any, Any],
@@ -227,11 +244,8 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
     ) -> Tensor:
         """The cross-modal pair terms of every example (``attribute_terms(...).cross``).
 
-        Args:
-            inputs, baselines, additional_forward_args, budget, intra_modal, players,
-            random_state, internal_batch_size, attribute_to_layer_input: as for
-                :meth:`attribute_terms`. The cross pairs do not depend on ``intra_modal``
-                (for the same coalitions), which only raises the budget needed.
+        Takes the arguments of :meth:`attribute_terms`. The cross pairs do not depend on
+        ``intra_modal`` (for the same coalitions), which only raises the budget needed.
 
         Returns:
             ``(batch, positions_a, positions_b)``, zero at non-player positions, in the
@@ -312,8 +326,7 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
     ) -> Tuple[Tensor, ...]:
         index_a, index_b = players[0].nonzero().squeeze(1), players[1].nonzero().squeeze(1)
         n_a, n_b = index_a.numel(), index_b.numel()
-        basis_a = 1 + n_a + (n_a * (n_a - 1) // 2 if intra_modal else 0)
-        basis_b = 1 + n_b + (n_b * (n_b - 1) // 2 if intra_modal else 0)
+        basis_a, basis_b = _basis_size(n_a, intra_modal), _basis_size(n_b, intra_modal)
         what = (
             f"the intercept, first-order, cross-modal{' and intra-modal' if intra_modal else ''} pair terms "
             f"of {n_a} x {n_b} players"

@@ -82,6 +82,13 @@ def identifying_bernoulli_masks(
 # ------------------------------------------------------------------ splits of a budget
 
 
+def minimum_cross_modal_samples(positions_a: int, positions_b: int) -> int:
+    """``(S + 1) * (P + 1)``: the fewest masked pairs that identify an ``S x P`` bilinear
+    surrogate with cross-modal sampling (a Kronecker design needs ``S + 1`` and ``P + 1``
+    masks per side)."""
+    return (positions_a + 1) * (positions_b + 1)
+
+
 def split_samples(n_samples: int, positions_a: int, positions_b: int) -> Tuple[int, int]:
     """``(m_a, m_b)`` masks per side for InteractionLIME: ``m_a * m_b >= n_samples``,
     ``m_a / m_b`` close to ``(S+1) / (P+1)``, and ``m_a >= S+1``, ``m_b >= P+1`` so that
@@ -95,7 +102,7 @@ def split_samples(n_samples: int, positions_a: int, positions_b: int) -> Tuple[i
         (16, 63)
     """
     need_a, need_b = positions_a + 1, positions_b + 1
-    if n_samples < need_a * need_b:
+    if n_samples < minimum_cross_modal_samples(positions_a, positions_b):
         raise ValueError(
             f"n_samples: {n_samples} masked pairs cannot identify a {positions_a} x {positions_b} "
             f"interaction matrix with cross-modal sampling (each side needs at least its positions + 1 "

@@ -75,11 +75,9 @@ class PairInputs:
         return (self.attention_mask,), None
 
     @property
-    def minimum_lime_samples(self) -> int:
-        """InteractionLIME's cross-modal design needs (S + 1) x (P + 1) samples to be
-        identifiable; the paper's 1000 are too few for long captions."""
-        positions_b = self.input_layers[1].position_embedding.num_embeddings
-        return (self.input_ids.shape[1] + 1) * (positions_b + 1)
+    def positions(self) -> Tuple[int, int]:
+        """(caption positions, image positions, CLS included)."""
+        return self.input_ids.shape[1], self.input_layers[1].position_embedding.num_embeddings
 
 
 @dataclass
@@ -163,7 +161,9 @@ EXPLAINERS: Dict[str, Explainer] = {
     "InteractionCAM": _interaction_method(lambda model, pair: InteractionCAM(model, pair.layers)),
     "InteractionLIME": _interaction_method(
         lambda model, pair: InteractionLIME(model, pair.input_layers),
-        lambda s, pair: dict(n_samples=max(1000, pair.minimum_lime_samples), random_state=s.seed)),
+        # The paper's 1000 samples cannot identify the surrogate of a long caption.
+        lambda s, pair: dict(n_samples=max(1000, InteractionLIME.minimum_samples(*pair.positions)),
+                             random_state=s.seed)),
     "ITSM-O": _interaction_method(lambda model, pair: TokenPatchSimilarity(model, pair.layers, "output")),
     "ITSM-H": _interaction_method(lambda model, pair: TokenPatchSimilarity(model, pair.layers, "hidden")),
     "WeightedBanzhafInteractions": _banzhaf,
