@@ -50,7 +50,7 @@ def embedding_of(output: Any) -> Tensor:
     )
 
 
-def _modules_behind(function: Any) -> List[nn.Module]:
+def modules_behind(function: Any) -> List[nn.Module]:
     """The modules an encode function visibly runs: itself, the owner of a bound method,
     those inside a functools.partial, or those a closure captures."""
     if isinstance(function, nn.Module):
@@ -59,7 +59,7 @@ def _modules_behind(function: Any) -> List[nn.Module]:
     if isinstance(owner, nn.Module):
         return [owner]
     if isinstance(function, functools.partial):
-        found = _modules_behind(function.func)
+        found = modules_behind(function.func)
         for argument in (*function.args, *function.keywords.values()):
             if isinstance(argument, nn.Module):
                 found.append(argument)
@@ -141,7 +141,7 @@ class DualEncoder(nn.Module):
         self.output_layer_a = output_layer_a
         self.output_layer_b = output_layer_b
         owners: List[nn.Module] = []
-        for module in _modules_behind(encode_a) + _modules_behind(encode_b):
+        for module in modules_behind(encode_a) + modules_behind(encode_b):
             if not any(module is known for known in owners):
                 owners.append(module)
         # Registered only when not already a submodule by attribute assignment above.

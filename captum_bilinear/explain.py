@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from captum.attr import LayerIntegratedGradients
 from torch import Tensor
 

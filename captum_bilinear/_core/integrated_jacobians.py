@@ -13,7 +13,7 @@ from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size, side_baselines, side_tensors
 from captum_bilinear._utils.quadrature import interpolation_nodes
-from captum_bilinear.encoders import as_tuple
+from captum_bilinear.encoders import as_tuple, modules_behind
 
 
 class IntegratedJacobians(LayerAttribution, GradientAttribution):
@@ -53,7 +53,11 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
             raise TypeError(f"forward_func: expected a callable returning (batch, D), got {type(forward_func).__name__}")
         if not isinstance(layer, nn.Module):
             raise TypeError(f"layer: expected a torch.nn.Module, got {type(layer).__name__}")
-        if isinstance(forward_func, nn.Module) and not any(layer is m for m in forward_func.modules()):
+        # The modules forward_func runs, when they can be seen (a module, a bound method
+        # of one, or one captured by a closure): the layer must be among them, and they
+        # are put in eval mode during a call.
+        self._owners = nn.ModuleList(modules_behind(forward_func))
+        if len(self._owners) and not any(layer is m for owner in self._owners for m in owner.modules()):
             raise ValueError(f"layer: this {type(layer).__name__} is not a module of forward_func")
         LayerAttribution.__init__(self, forward_func, layer)
         GradientAttribution.__init__(self, forward_func)
@@ -105,8 +109,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
         )
         tap = LayerTap(self.layer, attribute_to_layer_input)
         attributions, deltas = [], []
-        module = self.forward_func if isinstance(self.forward_func, nn.Module) else nn.Module()
-        with evaluation_mode(module):
+        with evaluation_mode(self._owners):
             for index in range(side.batch_size):
                 example = side.example(index)
                 encoder = EncoderSide(self.forward_func, example.inputs, example.extra, tap)

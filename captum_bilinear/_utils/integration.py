@@ -98,7 +98,7 @@ def _jvps_sharing_primal(
         for chunk in row_chunks(positions, position_chunk):
             tangents = one_position_directions(direction, torch.arange(chunk.start, chunk.stop, device=device))
 
-            def directional(tangent: Tensor) -> Tensor:
+            def directional(tangent: Tensor, primal: Tensor = primal) -> Tensor:
                 return torch.func.jvp(side.embed_from, (primal,), (tangent.expand_as(primal),))[1]
 
             with torch.no_grad(), forward_mode_attention():

@@ -140,6 +140,32 @@ def test_linear_encoders_closed_form(method, n_steps):
     torch.testing.assert_close(A[0], expected.detach(), rtol=1e-10, atol=1e-12)
 
 
+def test_linear_encoders_without_multiplying_by_inputs():
+    """multiply_by_inputs=False: the integrated Jacobians are summed over hidden dims
+    instead of contracted with the activation change (Captum's convention)."""
+    torch.manual_seed(1)
+    S, P, D = 2, 3, 4
+    encoder_a, encoder_b = LinearEncoder(S, 3, 5, D).double(), LinearEncoder(P, 2, 3, D).double()
+    model = DualEncoder(encoder_a, encoder_b, normalize=False)
+    a, b = torch.randn(1, S, 3, dtype=torch.float64), torch.randn(1, P, 2, dtype=torch.float64)
+    bii = BilinearIntegratedInteractions(model, (encoder_a.layer, encoder_b.layer), multiply_by_inputs=False)
+    assert not bii.multiplies_by_inputs
+    A = bii.attribute((a, b), n_steps=3)
+    T = encoder_a.head.weight.view(D, S, 5).sum(-1)
+    U = encoder_b.head.weight.view(D, P, 3).sum(-1)
+    torch.testing.assert_close(A[0], (T.T @ U).detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_layer_input_equals_previous_layer_output(pixels):
+    """Attributing to layers[-1]'s input is attributing to layers[-2]'s output."""
+    model = make_clip(dtype=torch.float64)
+    inputs = (caption(320, 1125, 539), pixels.double())
+    by_output = BilinearIntegratedInteractions(model, clip_layers(model, -2)).attribute(inputs, n_steps=8)
+    by_input = BilinearIntegratedInteractions(model, clip_layers(model, -1)).attribute(
+        inputs, n_steps=8, attribute_to_layer_input=True)
+    torch.testing.assert_close(by_input, by_output, rtol=1e-9, atol=1e-12)
+
+
 # ------------------------------------------------------------------ (d) swapped sides
 
 

@@ -67,3 +67,15 @@ def test_returns_layer_shape_for_a_plain_mlp():
     lig = LayerIntegratedGradients(mlp, mlp[1])
     for k in range(3):
         torch.testing.assert_close(result[:, k], lig.attribute(x, target=k, n_steps=4), rtol=1e-5, atol=1e-8)
+
+
+def test_layer_outside_a_bound_method_is_refused_and_eval_mode_restored():
+    model, other = make_clip(), make_clip(seed=1)
+    with pytest.raises(ValueError, match="layer: this CLIPEncoderLayer is not a module of forward_func"):
+        IntegratedJacobians(model.get_image_features, other.vision_model.encoder.layers[0])
+    model.train()
+    ij = IntegratedJacobians(model.get_image_features, model.vision_model.encoder.layers[0])
+    result = ij.attribute(torch.randn(1, 3, 32, 32), n_steps=2)
+    assert result.shape == (1, 16, 17, 32)  # the HF output object is read through pooler_output
+    assert all(m.training for m in model.modules())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
