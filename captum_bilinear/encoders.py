@@ -5,12 +5,12 @@
 :func:`as_dual_encoder` (side a = text, side b = image, cosine similarity, scale 1).
 """
 
-import functools
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from captum_bilinear._utils.callables import as_tuple, embedding_of, modules_behind
 from captum_bilinear.references import (
     CLIP_IMAGE_MEAN,
     CLIP_IMAGE_STD,
@@ -25,54 +25,6 @@ from captum_bilinear.references import (
 SideInputs = Union[Tensor, Tuple[Any, ...]]
 ReferenceFunction = Callable[[Tuple[Tensor, ...], Tuple[Any, ...]], Tuple[Tensor, ...]]
 CheckFunction = Callable[[Tuple[Tensor, ...], Optional[Tuple[Tensor, ...]]], None]
-
-
-def as_tuple(value: Any) -> Tuple[Any, ...]:
-    """``()`` for None, the tuple itself for a tuple or list, else a one-element tuple."""
-    if value is None:
-        return ()
-    if isinstance(value, (tuple, list)):
-        return tuple(value)
-    return (value,)
-
-
-def embedding_of(output: Any) -> Tensor:
-    """The ``(batch, D)`` embedding in an encoder's output: the tensor itself, or the
-    ``pooler_output`` of a transformers 5.x ``BaseModelOutputWithPooling``."""
-    if isinstance(output, Tensor):
-        return output
-    pooled = getattr(output, "pooler_output", None)
-    if isinstance(pooled, Tensor):
-        return pooled
-    raise TypeError(
-        "encode_a/encode_b: expected the encoder to return a (batch, D) Tensor or an output "
-        f"with a pooler_output Tensor, got {type(output).__name__}"
-    )
-
-
-def modules_behind(function: Any) -> List[nn.Module]:
-    """The modules an encode function visibly runs: itself, the owner of a bound method,
-    those inside a functools.partial, or those a closure captures."""
-    if isinstance(function, nn.Module):
-        return [function]
-    owner = getattr(function, "__self__", None)
-    if isinstance(owner, nn.Module):
-        return [owner]
-    if isinstance(function, functools.partial):
-        found = modules_behind(function.func)
-        for argument in (*function.args, *function.keywords.values()):
-            if isinstance(argument, nn.Module):
-                found.append(argument)
-        return found
-    found = []
-    for cell in getattr(function, "__closure__", None) or ():
-        try:
-            content = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-        if isinstance(content, nn.Module):
-            found.append(content)
-    return found
 
 
 class DualEncoder(nn.Module):
@@ -201,6 +153,13 @@ def _hf_dual_encoder_classes() -> Tuple[type, ...]:
 
 
 def is_supported_hf_model(model: Any) -> bool:
+    """Whether ``model`` is a HuggingFace model :func:`as_dual_encoder` wraps
+    (``CLIPModel``, ``SiglipModel``).
+
+    Example:
+        >>> is_supported_hf_model(nn.Linear(2, 2))
+        False
+    """
     return isinstance(model, nn.Module) and isinstance(model, _hf_dual_encoder_classes())
 
 

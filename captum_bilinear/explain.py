@@ -35,7 +35,15 @@ STOP_WORDS = frozenset(
 
 
 class ExplainError(ValueError):
-    """Bad input to the explain pipeline (the command line prints it as one line)."""
+    """Bad input to the explain pipeline (the command line prints it as one line).
+
+    Example:
+        >>> try:
+        ...     read_image("no/such/file.png")
+        ... except ExplainError as error:
+        ...     print(error)
+        --image: no such file: no/such/file.png
+    """
 
 
 @dataclass
@@ -86,7 +94,15 @@ def load_model(model: Optional[str] = None) -> LoadedModel:
 
 def check_box_inside(box: Sequence[float], size: Tuple[int, int]) -> None:
     """Raises unless ``box = (x0, y0, x1, y1)`` is a non-empty box inside an image of
-    ``size = (width, height)``."""
+    ``size = (width, height)``.
+
+    Example:
+        >>> check_box_inside((0, 0, 64, 32), (64, 64))  # fine: returns None
+        >>> check_box_inside((0, 0, 65, 32), (64, 64))
+        Traceback (most recent call last):
+        ...
+        captum_bilinear.explain.ExplainError: --box: (0, 0, 65, 32) is not inside the 64x64 image (need 0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height)
+    """
     width, height = size
     x0, y0, x1, y1 = (float(v) for v in box)
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
@@ -118,7 +134,15 @@ class PreparedImage:
 
 
 def read_image(path: str) -> Any:
-    """The RGB PIL image at ``path`` (clear errors for a missing or unreadable file)."""
+    """The RGB PIL image at ``path`` (clear errors for a missing or unreadable file).
+
+    Example:
+        >>> import os, tempfile
+        >>> from captum_bilinear.zoo import generate_scene
+        >>> path = os.path.join(tempfile.mkdtemp(), "scene.png"); generate_scene(0).pil().save(path)
+        >>> read_image(path).size
+        (64, 64)
+    """
     from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):
@@ -132,14 +156,21 @@ def read_image(path: str) -> Any:
 
 def prepare_image(image: Any, image_processor: Any) -> PreparedImage:
     """Prepares a PIL image like ``image_processor`` does (resize to the shortest edge or
-    to a fixed size, optional centre crop), keeping the geometry for plots and boxes."""
+    to a fixed size, optional centre crop), keeping the geometry for plots and boxes.
+
+    Example:
+        >>> from PIL import Image
+        >>> prepared = prepare_image(Image.new("RGB", (128, 96)), load_model().image_processor)
+        >>> prepared.display.shape, prepared.map_box((32, 0, 96, 48))  # 96 -> 64 px, centre crop
+        ((64, 64, 3), (11.25, 0.0, 53.75, 32.0))
+    """
     from PIL import Image
 
     width, height = image.size
     size = dict(getattr(image_processor, "size", {}) or {})
-    if "shortest_edge" in size:  # CLIP: keep the aspect ratio
-        factor = size["shortest_edge"] / min(width, height)
-        resized = (max(1, round(width * factor)), max(1, round(height * factor)))
+    if "shortest_edge" in size:  # CLIP: keep the aspect ratio (the long side rounded down, as HF does)
+        short = size["shortest_edge"]
+        resized = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
     elif "height" in size and "width" in size:  # SigLIP: squash to a fixed size
         resized = (size["width"], size["height"])
     else:
@@ -182,7 +213,14 @@ def noun_phrase_spans(tokens: Sequence[str]) -> List[Tuple[int, int]]:
 
 
 def make_method(name: str, model: Any, layer: Any) -> Any:
-    """The interaction method of a short name (see :data:`METHODS`)."""
+    """The interaction method of a short name (see :data:`METHODS`).
+
+    Example:
+        >>> loaded = load_model()
+        >>> layer = (loaded.model.text_model.encoder.layers[3], loaded.model.vision_model.encoder.layers[3])
+        >>> type(make_method("icam", loaded.model, layer)).__name__
+        'InteractionCAM'
+    """
     import captum_bilinear
 
     if name not in METHODS:
@@ -197,7 +235,19 @@ def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: 
                positions: Tuple[int, int]) -> Tensor:
     """Runs any interaction method with its own sensible settings; ``(batch, S, P)``.
     ``positions`` = (caption positions, image positions) sizes the sampling methods'
-    budgets (at least what identifies their terms)."""
+    budgets (at least what identifies their terms).
+
+    Example:
+        >>> from captum_bilinear.zoo import generate_scene, scene_inputs
+        >>> loaded = load_model()
+        >>> batch = scene_inputs(generate_scene(0), loaded.tokenizer, loaded.image_processor)
+        >>> layer = (loaded.model.text_model.encoder.layers[3], loaded.model.vision_model.encoder.layers[3])
+        >>> method = make_method("ilime", loaded.model, layer)
+        >>> A = run_method(method, (batch["input_ids"], batch["pixel_values"]), ((batch["attention_mask"],), None),
+        ...                n_steps=8, show_progress=False, positions=(batch["input_ids"].shape[1], 65))
+        >>> A.shape[2]
+        65
+    """
     from captum_bilinear import InteractionLIME, WeightedBanzhafInteractions
 
     if isinstance(method, InteractionLIME):
@@ -214,7 +264,17 @@ def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: 
 def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: int,
                     has_cls: bool, grid_size: Tuple[int, int]) -> Tensor:
     """Captum's ``LayerIntegratedGradients`` of the caption-conditioned similarity at the
-    image layer, from the black image, summed over hidden dims: a ``(grid_h, grid_w)`` map."""
+    image layer, from the black image, summed over hidden dims: a ``(grid_h, grid_w)`` map.
+
+    Example:
+        >>> from captum_bilinear.zoo import generate_scene, scene_inputs
+        >>> loaded = load_model()
+        >>> batch = scene_inputs(generate_scene(0), loaded.tokenizer, loaded.image_processor)
+        >>> layer = (loaded.model.text_model.encoder.layers[3], loaded.model.vision_model.encoder.layers[3])
+        >>> first_order_map(loaded.model, layer, (batch["input_ids"], batch["pixel_values"]),
+        ...                 ((batch["attention_mask"],), None), n_steps=4, has_cls=True, grid_size=(8, 8)).shape
+        torch.Size([8, 8])
+    """
     dual = as_dual_encoder(model)
     input_ids, pixel_values = inputs
     forward = ConditionedSimilarity(dual, input_ids, side="b", fixed_additional_forward_args=extra[0])

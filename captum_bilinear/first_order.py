@@ -6,7 +6,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from captum_bilinear.encoders import DualEncoder, as_dual_encoder, as_tuple
+from captum_bilinear._utils.callables import as_tuple
+from captum_bilinear.encoders import DualEncoder, as_dual_encoder
 
 SIDES = ("a", "b")
 

@@ -55,7 +55,12 @@ def black_image(
 
 
 def first_positions_of(input_ids: Tensor, token_id: int) -> Tensor:
-    """Per row, the first position of ``token_id`` (``-1`` where it is absent)."""
+    """Per row, the first position of ``token_id`` (``-1`` where it is absent).
+
+    Example:
+        >>> first_positions_of(torch.tensor([[5, 2, 9, 2], [5, 7, 7, 7]]), 2)
+        tensor([ 1, -1])
+    """
     found = input_ids == token_id
     first = found.int().argmax(dim=-1)
     return torch.where(found.any(dim=-1), first, torch.full_like(first, -1))

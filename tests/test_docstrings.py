@@ -4,6 +4,7 @@ is documented with an example."""
 import dataclasses
 import doctest
 import importlib
+import inspect
 import pkgutil
 
 import pytest
@@ -24,10 +25,25 @@ def test_docstring_examples_run(name):
     assert failures == 0
 
 
-@pytest.mark.parametrize("package", ["captum_bilinear", "captum_bilinear.metrics", "captum_bilinear.zoo"])
+PUBLIC_MODULES = [
+    "captum_bilinear", "captum_bilinear.metrics", "captum_bilinear.zoo", "captum_bilinear.evaluation",
+    "captum_bilinear.selection", "captum_bilinear.visualization", "captum_bilinear.references",
+    "captum_bilinear.explain", "captum_bilinear.first_order", "captum_bilinear.encoders",
+]
+
+
+def _public_names(module):
+    if hasattr(module, "__all__"):
+        return module.__all__
+    return [name for name, value in vars(module).items()
+            if not name.startswith("_") and (inspect.isfunction(value) or inspect.isclass(value))
+            and value.__module__ == module.__name__]
+
+
+@pytest.mark.parametrize("package", PUBLIC_MODULES)
 def test_public_names_have_docstrings_with_examples(package):
     module = importlib.import_module(package)
-    for name in module.__all__:
+    for name in _public_names(module):
         documented = getattr(module, name)
         if not callable(documented):
             continue

@@ -13,7 +13,7 @@ from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size, side_baselines, side_tensors
 from captum_bilinear._utils.quadrature import interpolation_nodes
-from captum_bilinear.encoders import as_tuple, modules_behind
+from captum_bilinear._utils.callables import as_tuple, modules_behind
 
 
 class IntegratedJacobians(LayerAttribution, GradientAttribution):

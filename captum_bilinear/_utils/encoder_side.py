@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from captum_bilinear._utils.layer_hooks import LayerTap
-from captum_bilinear.encoders import embedding_of
+from captum_bilinear._utils.callables import embedding_of
 
 
 def _repeat_batch(values: Tuple[Any, ...], copies: int) -> Tuple[Any, ...]:

@@ -6,7 +6,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from captum_bilinear.encoders import DualEncoder, as_tuple
+from captum_bilinear._utils.callables import as_tuple
+from captum_bilinear.encoders import DualEncoder
 
 
 @dataclass

@@ -30,7 +30,12 @@ def _cell(value: Any) -> str:
 
 
 def results_table(results: Dict[str, Any]) -> str:
-    """The methods x metrics table of ``results.json`` as markdown."""
+    """The methods x metrics table of ``results.json`` as markdown.
+
+    Example:
+        >>> print(results_table({"methods": {"BII": {"PGA": 0.5, "mPGE": float("nan")}}}).splitlines()[-1])
+        | BII | 0.500 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |
+    """
     header = "| method | " + " | ".join(f"{title} ({better})" for _, title, better in COLUMNS) + " |"
     rule = "| --- " * (len(COLUMNS) + 1) + "|"
     rows = [f"| {name} | " + " | ".join(_cell(values.get(key)) for key, _, _ in COLUMNS) + " |"
