@@ -202,7 +202,9 @@ def _image_side(model: nn.Module, image_mean: Sequence[float], image_std: Sequen
     channels = model.config.vision_config.num_channels
 
     def encode_image(pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> Any:
-        return model.get_image_features(pixel_values=pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
+        # transformers < 4.46 has no interpolate_pos_encoding: pass it only when asked for
+        extra = {"interpolate_pos_encoding": True} if interpolate_pos_encoding else {}
+        return model.get_image_features(pixel_values=pixel_values, **extra)
 
     def reference_image(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
         return (black_image(inputs[0], image_mean, image_std),)

@@ -42,6 +42,12 @@ def make_bert(seed: int = 0, dtype: torch.dtype = torch.float32) -> BertModel:
     return BertModel(config, add_pooling_layer=False).to(dtype).eval()
 
 
+def features(output) -> torch.Tensor:
+    """An embedding from ``get_text_features`` / ``get_image_features``: a tensor in
+    transformers 4.x, the ``pooler_output`` of a ``BaseModelOutputWithPooling`` in 5.x."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
 def caption(*tokens: int) -> torch.Tensor:
     """A one-row CLIP caption [BOS, tokens..., EOS]."""
     return torch.tensor([[BOS, *tokens, EOS]])

@@ -4,15 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients, KernelShap, LayerGradCam, LayerIntegratedGradients, Lime, Saliency
-from conftest import BOS, EOS, PAD, caption, clip_layers, make_clip
+from conftest import BOS, EOS, PAD, caption, clip_layers, features, make_clip
 
 from captum_bilinear import BilinearIntegratedInteractions, ConditionedSimilarity, first_order_projection
 from captum_bilinear.references import black_image
 
 
 def direct_similarity(model, input_ids, pixel_values):
-    text = model.get_text_features(input_ids=input_ids).pooler_output
-    image = model.get_image_features(pixel_values=pixel_values).pooler_output
+    text = features(model.get_text_features(input_ids=input_ids))
+    image = features(model.get_image_features(pixel_values=pixel_values))
     return F.cosine_similarity(text, image, dim=-1)
 
 

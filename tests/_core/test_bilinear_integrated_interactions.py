@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import LayerIntegratedGradients
-from conftest import BOS, EOS, PAD, caption, clip_layers, make_bert, make_clip, make_siglip
+from conftest import BOS, EOS, PAD, caption, clip_layers, features, make_bert, make_clip, make_siglip
 
 from captum_bilinear import BilinearIntegratedInteractions, DualEncoder
 from captum_bilinear.references import CLIP_IMAGE_MEAN, CLIP_IMAGE_STD
@@ -15,8 +15,8 @@ METHODS = ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "
 
 def clip_similarity(model, input_ids, pixel_values, attention_mask=None):
     """Cosine similarity straight from the HF model (the oracle)."""
-    text = model.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-    image = model.get_image_features(pixel_values=pixel_values).pooler_output
+    text = features(model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+    image = features(model.get_image_features(pixel_values=pixel_values))
     return F.cosine_similarity(text, image, dim=-1)
 
 
@@ -59,8 +59,8 @@ def test_siglip_completeness_against_hf_similarities(pixels):
     reference_pixels = black(pixels, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
     def similarity(ids, px):
-        text = model.get_text_features(input_ids=ids).pooler_output
-        image = model.get_image_features(pixel_values=px).pooler_output
+        text = features(model.get_text_features(input_ids=ids))
+        image = features(model.get_image_features(pixel_values=px))
         return F.cosine_similarity(text, image, dim=-1)
 
     with torch.no_grad():
@@ -272,7 +272,7 @@ def _image_lig(model, layer, pixel_values, text_vector, n_steps, method):
     """Captum's LIG of text_vector . h(image) at the image layer, summed over hidden dims."""
 
     def conditioned(px):
-        image = F.normalize(model.get_image_features(pixel_values=px).pooler_output, dim=-1)
+        image = F.normalize(features(model.get_image_features(pixel_values=px)), dim=-1)
         return (image * text_vector).sum(-1)
 
     lig = LayerIntegratedGradients(conditioned, layer)
@@ -283,8 +283,8 @@ def test_image_projection_equals_captum_lig_of_text_embedding_change(pixels):
     model, pixel_values, input_ids, reference_ids, layers = _lig_oracle_setup(pixels)
     A = BilinearIntegratedInteractions(model, layers).attribute((input_ids, pixel_values), n_steps=32)
     with torch.no_grad():
-        text = F.normalize(model.get_text_features(input_ids=input_ids).pooler_output, dim=-1)
-        text_reference = F.normalize(model.get_text_features(input_ids=reference_ids).pooler_output, dim=-1)
+        text = F.normalize(features(model.get_text_features(input_ids=input_ids)), dim=-1)
+        text_reference = F.normalize(features(model.get_text_features(input_ids=reference_ids)), dim=-1)
     expected = _image_lig(model, layers[1], pixel_values, text - text_reference, 32, "gausslegendre")
     # The text side's path integral sums to g(a) - g(r_a) up to Gauss-Legendre error (~1e-9 here).
     torch.testing.assert_close(A[0].sum(0), expected, rtol=1e-6, atol=1e-6 * expected.abs().max().item())
@@ -299,7 +299,7 @@ def test_image_projection_equals_composed_captum_ligs(method, pixels):
     A = BilinearIntegratedInteractions(model, layers).attribute((input_ids, pixel_values), n_steps=n_steps, method=method)
 
     def text_embedding(ids):
-        return F.normalize(model.get_text_features(input_ids=ids).pooler_output, dim=-1)
+        return F.normalize(features(model.get_text_features(input_ids=ids)), dim=-1)
 
     text_lig = LayerIntegratedGradients(text_embedding, layers[0])
     text_vector = torch.stack([

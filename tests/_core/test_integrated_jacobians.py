@@ -4,13 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import LayerIntegratedGradients
-from conftest import BOS, EOS, PAD, make_clip
+from conftest import BOS, EOS, PAD, features, make_clip
 
 from captum_bilinear import IntegratedJacobians
 
 
 def image_embedding(model):
-    return lambda px: F.normalize(model.get_image_features(pixel_values=px).pooler_output, dim=-1)
+    return lambda px: F.normalize(features(model.get_image_features(pixel_values=px)), dim=-1)
 
 
 @pytest.mark.parametrize("method", ["gausslegendre", "riemann_right", "riemann_trapezoid"])
@@ -35,7 +35,7 @@ def test_text_layer_input_and_additional_args():
     model = make_clip(dtype=torch.float64)
 
     def text(ids, mask):
-        return F.normalize(model.get_text_features(input_ids=ids, attention_mask=mask).pooler_output, dim=-1)
+        return F.normalize(features(model.get_text_features(input_ids=ids, attention_mask=mask)), dim=-1)
 
     # Captum's layer-input hook cannot take CLIP encoder layers (a None argument), so the
     # layer-input case uses the final layer norm, which takes one tensor.

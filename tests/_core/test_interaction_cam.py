@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import LayerGradientXActivation
-from conftest import EOS, caption, clip_layers, make_clip
+from conftest import EOS, caption, clip_layers, features, make_clip
 
 from captum_bilinear import InteractionCAM
 
@@ -24,10 +24,10 @@ def test_equals_product_of_captum_gradient_x_activation_maps(layer_index):
     assert A.shape == (2, 6, 17)
 
     def text(ids, mask):
-        return F.normalize(model.get_text_features(input_ids=ids, attention_mask=mask).pooler_output, dim=-1)
+        return F.normalize(features(model.get_text_features(input_ids=ids, attention_mask=mask)), dim=-1)
 
     def image(px):
-        return F.normalize(model.get_image_features(pixel_values=px).pooler_output, dim=-1)
+        return F.normalize(features(model.get_image_features(pixel_values=px)), dim=-1)
 
     text_maps = torch.stack([
         LayerGradientXActivation(text, layers[0]).attribute(input_ids, target=k, additional_forward_args=(attention_mask,)).sum(-1)

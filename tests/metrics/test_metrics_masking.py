@@ -4,7 +4,7 @@ similarities on hand-masked inputs are the oracle."""
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import BOS, EOS, PAD, caption, make_clip
+from conftest import BOS, EOS, PAD, caption, features, make_clip
 
 from captum_bilinear.metrics import (
     PairMaskingGame,
@@ -113,15 +113,15 @@ def clip_setup():
 
 def hf_cosine(model, ids, pixels):
     with torch.no_grad():
-        text = model.get_text_features(input_ids=ids).pooler_output
-        image = model.get_image_features(pixel_values=pixels).pooler_output
+        text = features(model.get_text_features(input_ids=ids))
+        image = features(model.get_image_features(pixel_values=pixels))
     return F.cosine_similarity(text, image, dim=-1)
 
 
 def test_patch_score_on_clip_matches_hand_masked_images(clip_setup):
     model, pixels, ids, embed_text, embed_image = clip_setup
     with torch.no_grad():
-        text = embed_text(ids).pooler_output
+        text = features(embed_text(ids))
     score = PatchMaskingScore(embed_image, text, pixels, (4, 4), baseline=0.5)
     keep = torch.ones(2, 16, dtype=torch.bool)
     keep[1, 5] = False  # patch (row 1, col 1): pixels 8..15 x 8..15
@@ -136,7 +136,7 @@ def test_patch_score_on_clip_matches_hand_masked_images(clip_setup):
 def test_token_score_on_clip_matches_hand_masked_caption(clip_setup):
     model, pixels, ids, embed_text, embed_image = clip_setup
     with torch.no_grad():
-        image = embed_image(pixels).pooler_output
+        image = features(embed_image(pixels))
     score = TokenMaskingScore(embed_text, image, ids, pad_token_id=PAD, scale=2.0)
     with torch.no_grad():
         values = score(torch.tensor([[True, True, True], [True, False, True]]))
