@@ -15,17 +15,18 @@ def as_tuple(value: Any) -> Tuple[Any, ...]:
     return (value,)
 
 
-def embedding_of(output: Any) -> Tensor:
+def embedding_of(output: Any, name: str = "encode_a/encode_b") -> Tensor:
     """The ``(batch, D)`` embedding in an encoder's output: the tensor itself, or the
-    ``pooler_output`` of a transformers 5.x ``BaseModelOutputWithPooling``."""
+    ``pooler_output`` of a transformers 5.x ``BaseModelOutputWithPooling``; ``name``
+    names the encoder in the error for anything else."""
     if isinstance(output, Tensor):
         return output
     pooled = getattr(output, "pooler_output", None)
     if isinstance(pooled, Tensor):
         return pooled
     raise TypeError(
-        "encode_a/encode_b: expected the encoder to return a (batch, D) Tensor or an output "
-        f"with a pooler_output Tensor, got {type(output).__name__}"
+        f"{name}: expected the encoder to return a (batch, D) Tensor or an output with a pooler_output "
+        f"Tensor, got {type(output).__name__}"
     )
 
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_bilinear._utils.callables import embedding_of
 from captum_bilinear._utils.checks import as_bool_mask, check_choice, check_int, check_pair, check_real
 
 EmbedFn = Callable[[Tensor], Any]
@@ -30,12 +31,7 @@ SIMILARITIES = ("cosine", "dot")
 
 
 def _embedding(output: Any, name: str) -> Tensor:
-    if not isinstance(output, Tensor) and hasattr(output, "pooler_output"):
-        output = output.pooler_output
-    if not isinstance(output, Tensor):
-        raise TypeError(
-            f"{name}: expected it to return a Tensor (or an output with pooler_output), got {type(output).__name__}"
-        )
+    output = embedding_of(output, name)
     if output.dim() != 2:
         raise ValueError(f"{name}: expected embeddings of shape (batch, dim), got {tuple(output.shape)}")
     return output
