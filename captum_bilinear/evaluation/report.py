@@ -71,7 +71,7 @@ def _plot_curves(curves: Dict[str, Dict[str, List[float]]], path: str) -> None:
         ax.set_title(f"{key}: {titles[key]}", fontsize=9)
         ax.set_xlabel("fraction removed" if key.endswith("D") else "fraction inserted")
     axes[0].set_ylabel("cosine similarity")
-    axes[-1].legend(fontsize=7, loc="best")
+    axes[0].legend(fontsize=7, loc="best")  # the image panels have every method
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -15,6 +15,7 @@ from captum_bilinear.encoders import as_dual_encoder
 from captum_bilinear.evaluation.explainers import EXPLAINERS, PairExplanation, PairInputs, RunSettings
 from captum_bilinear.evaluation.report import write_report
 from captum_bilinear.evaluation.scene_metrics import (
+    CURVE_GRID,
     CachedGame,
     SceneContext,
     discrimination_record,
@@ -216,6 +217,7 @@ def run_evaluation(
                for key in ("CID", "CII", "CTD", "CTI") if values.get(f"{key}_curve")}
         for name, values in per_method.items()
     }
+    results["curves"] = {"fractions": CURVE_GRID.tolist(), "mean": curves_per_method}
     energies = {name: values.get("PGE", []) for name, values in per_method.items()}
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=1, sort_keys=False, allow_nan=True)
