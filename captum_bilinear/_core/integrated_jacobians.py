@@ -109,18 +109,16 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
         )
         tap = LayerTap(self.layer, attribute_to_layer_input)
         attributions, deltas = [], []
+        expands: Optional[bool] = None  # decided by the first example's endpoint pass
         with evaluation_mode(self._owners):
             for index in range(side.batch_size):
                 example = side.example(index)
                 encoder = EncoderSide(self.forward_func, example.inputs, example.extra, tap)
-                activation = encoder.activation()
-                reference = encoder.activation(example.baselines)
-                if index == 0:
-                    encoder.check_batch_expansion(activation)
-                    expands = encoder.expands_at_layer
                 encoder.expands_at_layer = expands
-                with torch.no_grad():
-                    endpoints = encoder.embed_from(torch.cat([activation, reference]))
+                activation, embedding = encoder.capture()
+                reference = encoder.activation(example.baselines)
+                endpoints = encoder.endpoint_embeddings(activation, reference, embedding)
+                expands = encoder.expands_at_layer
                 delta = activation - reference
                 direction = delta if self._multiply_by_inputs else torch.ones_like(delta)
                 identity = torch.eye(endpoints.shape[1], dtype=endpoints.dtype, device=endpoints.device)

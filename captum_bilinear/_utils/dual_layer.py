@@ -34,7 +34,10 @@ class SimilarityTerms(NamedTuple):
 
 
 class LayerPair(NamedTuple):
-    """One example's two encoder sides with their layer activations (batch 1 each)."""
+    """One example's two encoder sides with their layer activations (batch 1 each).
+
+    ``embeddings_a`` / ``embeddings_b`` (``(2, D)``: input, reference), when the pair was
+    built with them, spare :meth:`endpoint_embeddings` its passes."""
 
     side_a: EncoderSide
     side_b: EncoderSide
@@ -42,13 +45,18 @@ class LayerPair(NamedTuple):
     reference_a: Tensor
     input_b: Tensor
     reference_b: Tensor
+    embeddings_a: Optional[Tensor] = None
+    embeddings_b: Optional[Tensor] = None
 
     def endpoint_embeddings(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """``g(a), g(r_a), h(b), h(r_b)`` computed through the injected path, so that the
         identity's terms and the path integrals see the same function."""
-        with torch.no_grad():
-            embedded_a = self.side_a.embed_from(torch.cat([self.input_a, self.reference_a]))
-            embedded_b = self.side_b.embed_from(torch.cat([self.input_b, self.reference_b]))
+        embedded_a = self.embeddings_a
+        if embedded_a is None:
+            embedded_a = self.side_a.endpoint_embeddings(self.input_a, self.reference_a)
+        embedded_b = self.embeddings_b
+        if embedded_b is None:
+            embedded_b = self.side_b.endpoint_embeddings(self.input_b, self.reference_b)
         return embedded_a[0], embedded_a[1], embedded_b[0], embedded_b[1]
 
     def similarity_terms(self, scale: float) -> SimilarityTerms:
@@ -97,18 +105,20 @@ class DualLayerAttribution(LayerAttribution):
             example_a, example_b = side_a.example(index), side_b.example(index)
             encoder_a = EncoderSide(self.dual_encoder.embed_a, example_a.inputs, example_a.extra, tap_a)
             encoder_b = EncoderSide(self.dual_encoder.embed_b, example_b.inputs, example_b.extra, tap_b)
-            input_a, input_b = encoder_a.activation(), encoder_b.activation()
+            encoder_a.expands_at_layer, encoder_b.expands_at_layer = expands
+            (input_a, embedding_a), (input_b, embedding_b) = encoder_a.capture(), encoder_b.capture()
             if zero_references:
                 reference_a, reference_b = torch.zeros_like(input_a), torch.zeros_like(input_b)
             else:
                 reference_a = encoder_a.activation(example_a.baselines)
                 reference_b = encoder_b.activation(example_b.baselines)
             pair = LayerPair(encoder_a, encoder_b, input_a, reference_a, input_b, reference_b)
-            if expands[0] is None:
-                encoder_a.check_batch_expansion(pair.input_a)
-                encoder_b.check_batch_expansion(pair.input_b)
+            if None in expands:  # the first example's endpoint pass also decides expansion
+                pair = pair._replace(
+                    embeddings_a=encoder_a.endpoint_embeddings(input_a, reference_a, embedding_a),
+                    embeddings_b=encoder_b.endpoint_embeddings(input_b, reference_b, embedding_b),
+                )
                 expands = (encoder_a.expands_at_layer, encoder_b.expands_at_layer)
-            encoder_a.expands_at_layer, encoder_b.expands_at_layer = expands
             yield pair
 
     def similarity_terms(

@@ -38,14 +38,19 @@ class EncoderSide:
         self.extra = extra
         self.tap = tap
         # Whether the encoder accepts a larger batch at the layer than at its input
-        # (decided once, by `check_batch_expansion`); if not, the inputs are repeated.
+        # (decided by the first `endpoint_embeddings`); if not, the inputs are repeated.
         self.expands_at_layer: Optional[bool] = None
+
+    def capture(self, inputs: Optional[Tuple[Any, ...]] = None) -> Tuple[Tensor, Tensor]:
+        """The layer activation and the embedding of one pass on ``inputs`` (default: this
+        side's inputs)."""
+        with torch.no_grad(), self.tap.capture() as captured:
+            embedding = embedding_of(self.embed(*(self.inputs if inputs is None else inputs), *self.extra))
+        return captured[0], embedding
 
     def activation(self, inputs: Optional[Tuple[Any, ...]] = None) -> Tensor:
         """The layer activation for ``inputs`` (default: this side's inputs)."""
-        with torch.no_grad(), self.tap.capture() as captured:
-            self.embed(*(self.inputs if inputs is None else inputs), *self.extra)
-        return captured[0]
+        return self.capture(inputs)[0]
 
     def embed_from(self, activation: Tensor) -> Tensor:
         """Embeddings ``(M, D)`` when the layer's activation is ``activation`` (M rows)."""
@@ -64,19 +69,29 @@ class EncoderSide:
             )
         return embedding
 
-    def check_batch_expansion(self, activation: Tensor) -> None:
-        """Decides whether activations can be expanded at the layer.
+    def endpoint_embeddings(self, input_activation: Tensor, reference_activation: Tensor,
+                            input_embedding: Optional[Tensor] = None) -> Tensor:
+        """``(2, D)``: the embeddings of the input and reference activations, computed
+        through the injected path (so the path integrals and the identity's terms see the
+        same function).
 
-        Runs the encoder on one example with two different substituted activations and
-        compares each row with a single-row run. Models whose later computations
-        broadcast the example's other inputs (CLIP, SigLIP, mean pooling with a mask of
-        batch 1) pass; others fall back to repeating the inputs, which re-runs the
-        layers below the attributed one for every row.
+        The first call also decides whether activations can be expanded at the layer: the
+        two rows run as one batch of 2 on one example and are compared with single-row
+        runs. Models whose later computations broadcast the example's other inputs (CLIP,
+        SigLIP, mean pooling with a mask of batch 1) pass; others fall back to repeating
+        the inputs, which re-runs the layers below the attributed one for every row.
+        ``input_embedding`` (the embedding of a capture pass on the inputs, which replaces
+        the activation by itself) saves one single-row run.
         """
-        pair = torch.cat([activation, 0.5 * activation])
-        self.expands_at_layer = True
+        pair = torch.cat([input_activation, reference_activation])
         with torch.no_grad():
-            singles = torch.cat([self.embed_from(activation), self.embed_from(pair[1:])])
+            if self.expands_at_layer is not None:
+                return self.embed_from(pair)
+            first = self.embed_from(input_activation) if input_embedding is None else input_embedding
+            singles = torch.cat([first, self.embed_from(reference_activation)])
+            if torch.equal(input_activation, reference_activation):  # one row cannot tell
+                return singles
+            self.expands_at_layer = True
             try:
                 expanded = self.embed_from(pair)
                 self.expands_at_layer = bool(
@@ -84,3 +99,4 @@ class EncoderSide:
                 )
             except (RuntimeError, ValueError, IndexError):
                 self.expands_at_layer = False
+        return expanded if self.expands_at_layer else singles
