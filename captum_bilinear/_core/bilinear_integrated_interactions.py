@@ -34,7 +34,8 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
     per position and node) or reverse mode (one VJP per embedding dimension and node),
     the other side by contracting with it (one VJP per first-side position and node);
     the side order that needs fewer passes is chosen. The layers below the attributed
-    ones run once per input and reference.
+    ones run at batch 1: on the input, the reference and once per batch of interpolated
+    activations (``internal_batch_size``), never once per row or node.
 
     Args:
         model: a HuggingFace ``CLIPModel`` / ``SiglipModel`` or a :class:`DualEncoder`.

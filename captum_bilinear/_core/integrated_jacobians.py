@@ -28,8 +28,8 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
 
     exactly what Captum's ``LayerIntegratedGradients`` gives for ``target=k`` with the
     same ``n_steps``, ``method`` and baselines, computed with one reverse pass per
-    output dimension and node, the layers below ``layer`` run once per input and
-    baseline.
+    output dimension and node; the layers below ``layer`` run at batch 1 (on the input, the
+    baseline and once per batch of interpolated activations, not per row).
 
     Args:
         forward_func: ``forward_func(*inputs, *additional_forward_args) -> (batch, D)``.

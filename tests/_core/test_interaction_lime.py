@@ -116,18 +116,6 @@ def test_bad_arguments(clip, pixels, kwargs, error, message):
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in clip.modules())
 
 
-def test_docstring_example(monkeypatch):
-    import doctest
-
-    import captum_bilinear
-    import captum_bilinear._core.interaction_lime as module
-
-    monkeypatch.setattr(captum_bilinear, "InteractionLIME", InteractionLIME, raising=False)  # until exported
-
-    failures, attempted = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert attempted > 0 and failures == 0
-
-
 def test_batch_with_attention_mask_matches_first_example_alone(clip, pixels):
     from conftest import EOS
 

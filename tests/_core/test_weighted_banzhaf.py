@@ -248,17 +248,6 @@ def test_players_with_negative_indices_and_masks_agree(clip, pixels):
     assert by_index[0, [0, 3]].abs().max() == 0 and by_index[0, :, 0].abs().max() == 0
 
 
-def test_docstring_examples(monkeypatch):
-    import doctest
-
-    import captum_bilinear
-    import captum_bilinear._core.weighted_banzhaf as module
-
-    monkeypatch.setattr(captum_bilinear, "WeightedBanzhafInteractions", WeightedBanzhafInteractions, raising=False)
-    failures, attempted = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert attempted > 0 and failures == 0
-
-
 def test_batch_with_attention_mask_matches_first_example_alone(clip, pixels):
     from conftest import EOS
 

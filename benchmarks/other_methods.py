@@ -1,14 +1,15 @@
-"""Speed and memory of the perturbation methods on a ViT-B/32-sized CLIP.
+"""Speed and memory of the interaction methods other than BII on a ViT-B/32-sized CLIP.
 
 WeightedBanzhafInteractions (FIxLIP) with budget 2**14, cross-modal + first-order terms,
-and InteractionLIME with 1000 samples, on a random ``CLIPModel(CLIPConfig())`` with 50
-image positions and a 12-token caption, layer -2 on both sides. Each method runs in its
+InteractionLIME with 1000 samples, InteractionCAM and TokenPatchSimilarity (ITSM-O), on a
+random ``CLIPModel(CLIPConfig())`` with 50 image positions and a 12-token caption, layer
+-2 on both sides (BII: ``benchmarks/speed.py``). Each method runs in its
 own subprocess (its own peak RSS); times are medians of ``--repeats`` calls after a
 warm-up call.
 
 Usage::
 
-    python benchmarks/perturbation.py [--repeats 3] [--threads 2]
+    python benchmarks/other_methods.py [--repeats 3] [--threads 2]
 """
 
 import argparse
@@ -30,7 +31,7 @@ def run(method_name: str, repeats: int, threads: int) -> Dict[str, Any]:
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from captum_bilinear import InteractionLIME, WeightedBanzhafInteractions
+    from captum_bilinear import InteractionCAM, InteractionLIME, TokenPatchSimilarity, WeightedBanzhafInteractions
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -44,11 +45,17 @@ def run(method_name: str, repeats: int, threads: int) -> Dict[str, Any]:
 
         def call() -> Any:
             return method.attribute_terms((input_ids, pixel_values), budget=2**14, random_state=0)
-    else:
+    elif method_name == "InteractionLIME":
         lime = InteractionLIME(model, layer)
 
         def call() -> Any:
             return lime.attribute((input_ids, pixel_values), n_samples=1000, random_state=0)
+    else:
+        gradient_method = InteractionCAM(model, layer) if method_name == "InteractionCAM" else \
+            TokenPatchSimilarity(model, layer, variant="output")
+
+        def call() -> Any:
+            return gradient_method.attribute((input_ids, pixel_values))
 
     call()
     times = []
@@ -71,7 +78,9 @@ def main() -> None:
         return
     print(f"threads={args.threads}, repeats={args.repeats} (median after a warm-up call)")
     print(f"{'method':<30}{'budget':>16}{'seconds':>10}{'peak GB':>9}{'model GB':>10}")
-    for name, budget in (("WeightedBanzhafInteractions", "2^14 values"), ("InteractionLIME", "1000 samples")):
+    methods = (("WeightedBanzhafInteractions", "2^14 values"), ("InteractionLIME", "1000 samples"),
+               ("InteractionCAM", "-"), ("TokenPatchSimilarity", "-"))
+    for name, budget in methods:
         command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--repeats", str(args.repeats),
                    "--threads", str(args.threads)]
         completed = subprocess.run(command, capture_output=True, text=True)
