@@ -89,7 +89,9 @@ class EncoderSide:
                 return self.embed_from(pair)
             first = self.embed_from(input_activation) if input_embedding is None else input_embedding
             singles = torch.cat([first, self.embed_from(reference_activation)])
-            if torch.equal(input_activation, reference_activation):  # one row cannot tell
+            if torch.equal(input_activation, reference_activation):
+                # Two equal rows cannot tell; repeating the inputs is right for any encoder.
+                self.expands_at_layer = False
                 return singles
             self.expands_at_layer = True
             try:

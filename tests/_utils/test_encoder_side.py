@@ -60,3 +60,17 @@ def test_interactions_equal_the_closed_form_whichever_way_rows_are_batched(above
         T = (encoder_a.head.weight.view(D, S, 6) * dza).sum(-1)
         U = (encoder_b.head.weight.view(D, P, 3) * dzb).sum(-1)
     torch.testing.assert_close(A[0], T.T @ U, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("above", ["flatten", "input_batch"])
+def test_reference_equal_to_the_input_gives_zero_interactions(above):
+    """No probe is possible with two equal rows; the inputs are repeated, which any
+    encoder accepts, and every interaction is zero."""
+    torch.manual_seed(2)
+    encoder_a, encoder_b = LinearEncoder(3, 4, 6, 5, above).double(), LinearEncoder(4, 2, 3, 5, above).double()
+    model = DualEncoder(encoder_a, encoder_b, normalize=False)
+    a, b = torch.randn(1, 3, 4, dtype=torch.float64), torch.randn(1, 4, 2, dtype=torch.float64)
+    A, delta = BilinearIntegratedInteractions(model, (encoder_a.layer, encoder_b.layer)).attribute(
+        (a, b), baselines=(a, torch.randn(1, 4, 2, dtype=torch.float64)), n_steps=3, return_convergence_delta=True
+    )
+    assert A.abs().max() == 0 and delta.abs().max() == 0
