@@ -166,8 +166,8 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         n_samples: int = 1000,
         keep_prob: float = 0.7,
         alpha: float = 0.01,
-        solver: str = "ridge",
         random_state: RandomState = None,
+        solver: str = "ridge",
         internal_batch_size: Optional[int] = None,
         attribute_to_layer_input: bool = False,
         solver_options: Optional[Dict[str, float]] = None,
@@ -193,8 +193,8 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
                 0.68-0.81 at 1 (scikit-learn's default, which here shrinks the weakly
                 identified directions by about 3x) and 0.34-0.55 at 10. The penalty's
                 relative strength falls as ``n_samples`` grows.
-            solver: ``"ridge"`` (closed form, default) or ``"sgd"`` (the paper's fit; fragile).
             random_state: int seed, ``torch.Generator``, or None (not reproducible).
+            solver: ``"ridge"`` (closed form, default) or ``"sgd"`` (the paper's fit; fragile).
             internal_batch_size: at most this many masked activations per encoder pass.
             attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
             solver_options: for ``"sgd"``: ``lr``, ``momentum``, ``epochs``,

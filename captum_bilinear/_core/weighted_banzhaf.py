@@ -237,8 +237,8 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
         budget: int = 2**12,
         intra_modal: bool = False,
-        players: Optional[Tuple[PlayerSelection, PlayerSelection]] = None,
         random_state: RandomState = None,
+        players: Optional[Tuple[PlayerSelection, PlayerSelection]] = None,
         internal_batch_size: Optional[int] = None,
         attribute_to_layer_input: bool = False,
     ) -> Tensor:
@@ -253,7 +253,7 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
             predict the similarity of any coalition.
         """
         return self.attribute_terms(
-            inputs, baselines, additional_forward_args, budget, intra_modal, players, random_state,
+            inputs, baselines, additional_forward_args, budget, intra_modal, random_state, players,
             internal_batch_size, attribute_to_layer_input,
         ).cross
 
@@ -265,8 +265,8 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
         budget: int = 2**12,
         intra_modal: bool = False,
-        players: Optional[Tuple[PlayerSelection, PlayerSelection]] = None,
         random_state: RandomState = None,
+        players: Optional[Tuple[PlayerSelection, PlayerSelection]] = None,
         internal_batch_size: Optional[int] = None,
         attribute_to_layer_input: bool = False,
     ) -> BanzhafTerms:
@@ -284,11 +284,11 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
                 ``intra_modal``): 663 for 12 x 50 players, cross-modal terms only.
             intra_modal: also fit the pairs within each side (needs a much larger budget:
                 ``K`` grows quadratically in the side's players).
+            random_state: int seed, ``torch.Generator``, or None (not reproducible).
             players: ``(indices_a, indices_b)``: which positions are players, each None
                 (every position), a sequence of indices (negative ones from the end),
                 a 1-D integer Tensor of indices, or a 1-D bool mask; the same for every
                 example. FIxLIP drops BOS / EOS / CLS this way.
-            random_state: int seed, ``torch.Generator``, or None (not reproducible).
             internal_batch_size: at most this many masked activations per encoder pass.
             attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
 
