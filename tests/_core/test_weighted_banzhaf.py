@@ -4,14 +4,13 @@ index of a game computed by hand, and a game that is 2-additive by construction.
 
 import numpy as np
 import pytest
+import shapiq
 import torch
 from torch import nn
 from conftest import caption, clip_layers, make_clip
 
 from captum_bilinear import DualEncoder
 from captum_bilinear._core.weighted_banzhaf import BanzhafTerms, WeightedBanzhafInteractions
-
-shapiq = pytest.importorskip("shapiq")
 
 
 def hooks_of(model):
