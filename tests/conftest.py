@@ -13,6 +13,34 @@ BOS, EOS, PAD = 49406, 49407, 1
 torch.set_num_threads(1)
 
 
+def _float64_causal_masks_for_transformers_4() -> None:
+    """transformers 4.x cannot run a float64 CLIP text model: its causal mask is filled
+    with ``finfo(float64).min`` in a tensor of the *default* dtype, which overflows
+    (``modeling_attn_mask_utils._make_causal_mask``; transformers 5 builds masks another
+    way). The oracle tests need float64, so under 4.x the mask is built with the default
+    dtype set to the mask's own. Nothing in captum_bilinear depends on this."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return
+    from transformers.modeling_attn_mask_utils import AttentionMaskConverter
+
+    make_causal_mask = AttentionMaskConverter._make_causal_mask
+
+    def in_mask_dtype(input_ids_shape, dtype, *args, **kwargs):
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype if dtype == torch.float64 else previous)
+        try:
+            return make_causal_mask(input_ids_shape, dtype, *args, **kwargs)
+        finally:
+            torch.set_default_dtype(previous)
+
+    AttentionMaskConverter._make_causal_mask = staticmethod(in_mask_dtype)
+
+
+_float64_causal_masks_for_transformers_4()
+
+
 def _small(hidden: int = 32, layers: int = 3) -> dict:
     return dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2)
 

@@ -147,7 +147,7 @@ def load_demo_model(directory: Optional[str] = None):
 
     Returns:
         ``(model, tokenizer, processor)``: a ``transformers.CLIPModel`` in eval mode, a
-        ``CLIPTokenizer`` and a ``CLIPImageProcessor``. The layer index the attributions
+        fast CLIP tokenizer and a ``CLIPImageProcessor``. The layer index the attributions
         point best at is ``demo_settings()["default_layer"]``; :func:`default_layers`
         returns that layer pair of the model.
 
@@ -158,12 +158,12 @@ def load_demo_model(directory: Optional[str] = None):
         >>> tokenizer("a red circle")["input_ids"][0] == tokenizer.bos_token_id
         True
     """
-    from transformers import CLIPModel, CLIPTokenizer
+    from transformers import CLIPModel, CLIPTokenizerFast
 
     directory = directory or DEMO_MODEL_DIR
     model = CLIPModel.from_pretrained(directory)
     model.eval()
-    tokenizer = CLIPTokenizer.from_pretrained(directory)
+    tokenizer = CLIPTokenizerFast.from_pretrained(directory)  # offsets for caption spans (4.x: not CLIPTokenizer)
     processor = _image_processor_class().from_pretrained(directory)
     return model, tokenizer, processor
 

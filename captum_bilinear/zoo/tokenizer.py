@@ -1,4 +1,4 @@
-"""The demo world's tokenizer: a ``transformers.CLIPTokenizer`` over a small vocabulary.
+"""The demo world's tokenizer: a fast ``transformers`` CLIP tokenizer over a small vocabulary.
 
 The vocabulary is laid out like OpenAI CLIP's: the 256 byte-level characters, the same
 with the end-of-word marker ``</w>``, then one entry per BPE merge, then the special
@@ -9,6 +9,10 @@ token; any other text still tokenizes (into smaller pieces) without unknown toke
 Special tokens: ``<|pad|>`` (padding and the text reference of the attribution
 methods), ``<|startoftext|>``, ``<|endoftext|>`` (the EOS token CLIP pools at, the
 largest id). Unlike OpenAI CLIP, padding is *not* the EOS token.
+
+Load it with ``CLIPTokenizerFast.from_pretrained`` (in transformers 5 the same class as
+``CLIPTokenizer``; in 4.x ``CLIPTokenizer`` is the slow Python tokenizer, which has no
+character offsets for caption spans).
 """
 
 import json
@@ -99,7 +103,7 @@ def build_vocabulary(words: Sequence[str]) -> Tuple[Dict[str, int], List[Tuple[s
 
 def write_tokenizer_files(directory: str, words: Sequence[str] = None) -> None:
     """Write ``vocab.json``, ``merges.txt`` and the tokenizer configs into ``directory``
-    (what ``CLIPTokenizer.from_pretrained(directory)`` reads).
+    (what ``CLIPTokenizerFast.from_pretrained(directory)`` reads).
 
     Args:
         directory: target folder (created if needed).
@@ -111,17 +115,15 @@ def write_tokenizer_files(directory: str, words: Sequence[str] = None) -> None:
 
     Example:
         >>> import tempfile
-        >>> from transformers import CLIPTokenizer
+        >>> from transformers import CLIPTokenizerFast
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     write_tokenizer_files(folder)
-        ...     tokenizer = CLIPTokenizer.from_pretrained(folder)
+        ...     tokenizer = CLIPTokenizerFast.from_pretrained(folder)
         >>> tokenizer.convert_ids_to_tokens(tokenizer("a red circle")["input_ids"])
         ['<|startoftext|>', 'a</w>', 'red</w>', 'circle</w>', '<|endoftext|>']
         >>> tokenizer.pad_token, tokenizer.pad_token_id != tokenizer.eos_token_id
         ('<|pad|>', True)
     """
-    from transformers import CLIPTokenizer
-
     if words is None:
         from captum_bilinear.zoo.scenes import VOCABULARY
 
@@ -135,10 +137,22 @@ def write_tokenizer_files(directory: str, words: Sequence[str] = None) -> None:
         f.write("#version: 0.2\n")
         for left, right in merges:
             f.write(f"{left} {right}\n")
-    tokenizer = CLIPTokenizer(
-        vocab=vocab,
-        merges=[tuple(m) for m in merges],
+    _fast_tokenizer(directory, vocab, merges).save_pretrained(directory)
+
+
+def _fast_tokenizer(directory: str, vocab: Dict[str, int], merges: List[Tuple[str, str]]):
+    """A fast CLIP tokenizer over ``vocab`` / ``merges`` (already written to ``directory``)."""
+    import transformers
+    from transformers import CLIPTokenizerFast
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        # transformers 5 builds the tokenizer from the vocabulary itself (it ignores file paths)
+        return CLIPTokenizerFast(
+            vocab=vocab, merges=[tuple(m) for m in merges], pad_token=PAD_TOKEN, model_max_length=MODEL_MAX_LENGTH
+        )
+    return CLIPTokenizerFast(
+        vocab_file=os.path.join(directory, "vocab.json"),
+        merges_file=os.path.join(directory, "merges.txt"),
         pad_token=PAD_TOKEN,
         model_max_length=MODEL_MAX_LENGTH,
     )
-    tokenizer.save_pretrained(directory)

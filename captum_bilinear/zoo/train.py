@@ -171,13 +171,13 @@ def prepare_tokenizer(source: str, out: str) -> str:
 
 
 def train(args: argparse.Namespace) -> Dict:
-    from transformers import CLIPModel, CLIPTokenizer
+    from transformers import CLIPModel, CLIPTokenizerFast
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     tokenizer_source = prepare_tokenizer(args.tokenizer, args.out)
-    tokenizer = CLIPTokenizer.from_pretrained(args.out)
+    tokenizer = CLIPTokenizerFast.from_pretrained(args.out)
     processor = make_image_processor(args.image_size)
     processor.save_pretrained(args.out)
     config = demo_config(

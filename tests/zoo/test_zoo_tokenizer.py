@@ -4,14 +4,14 @@ import json
 import os
 
 import pytest
-from transformers import CLIPTokenizer
+from transformers import CLIPTokenizerFast
 
 from captum_bilinear.zoo import DEMO_MODEL_DIR, VOCABULARY, SceneGenerator, build_vocabulary, hard_negative
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return CLIPTokenizer.from_pretrained(DEMO_MODEL_DIR)
+    return CLIPTokenizerFast.from_pretrained(DEMO_MODEL_DIR)
 
 
 def test_every_caption_word_is_one_token(tokenizer):
