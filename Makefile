@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test docs benchmark clean
+.PHONY: demo test test-transformers4 docs benchmark clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,20 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# The oldest transformers the package supports (4.x: slow CLIPTokenizer, output tensors
+# instead of output objects), without the tutorials, whose sentence encoder needs 5.x.
+TF4_VENV ?= .venv-tf4
+TF4 ?= transformers==4.45.2
+
+$(TF4_VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(TF4_VENV)/bin/python || $(PYTHON) -m venv $(TF4_VENV)
+	$(TF4_VENV)/bin/python -m pip install -q "$(TORCH)"
+	$(TF4_VENV)/bin/python -m pip install -q -e . "$(TF4)" pytest shapiq==1.4.1 scipy scikit-learn
+	touch $@
+
+test-transformers4: $(TF4_VENV)/.installed
+	$(TF4_VENV)/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_tutorials.py
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
@@ -41,4 +55,4 @@ benchmark: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/speed.py --sweep
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) docs/_build
+	rm -rf $(VENV) $(BENCH_VENV) $(TF4_VENV) docs/_build
