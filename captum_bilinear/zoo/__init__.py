@@ -5,6 +5,12 @@ Every named object of a scene comes with its pixel box and the token span of its
 words in the tokenized caption, so second-order attributions can be checked against
 ground truth (pointing game, hard negatives, retrieval).
 
+The model is a ``transformers.CLIPModel`` (6 layers, width 128, 64 x 64 images in
+8 x 8-pixel patches, 2.5 M parameters) with a fast CLIP tokenizer on its own vocabulary,
+trained contrastively by ``python -m captum_bilinear.zoo.train`` (2,400 steps of batch
+128; every setting in :func:`demo_settings`). Held-out caption -> image top-1 retrieval
+among 32 scenes whose captions name every object: 93.8 % (93.4 % over 8 galleries).
+
 Example:
     >>> from captum_bilinear.zoo import generate_scene, load_demo_model, scene_inputs
     >>> model, tokenizer, processor = load_demo_model()

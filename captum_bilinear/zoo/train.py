@@ -14,7 +14,10 @@ run ``python -m captum_bilinear.zoo.measure_layers --write`` (adds ``default_lay
 The shipped model: ``--out DIR --steps 2400 --batch 128 --negatives 0.5`` (all other
 options at their defaults), 75 min wall on a 2-core machine shared with other jobs. On the
 same machine idle, the first 200 steps took 216 s (1.08 s per step, the same losses as the
-shipped run's history): about 43 min for 2400 steps, plus about 1 min of evaluations.
+shipped run's history): about 43 min for 2400 steps, plus about 1 min of evaluations. On
+2026-11-30 another machine of the same kind, about 2x slower that day in every benchmark,
+ran 2.17 s per step (``--time-budget 300 --eval-every 100000``: 137 steps in 300 s), which
+would be 87 min for 2400 steps: the 45-minute budget holds on the faster machine only.
 
 Training: symmetric InfoNCE over a batch of fresh scenes (``SceneGenerator(seed)``,
 captions naming all or a subset of the objects). Captions that also fit another image
