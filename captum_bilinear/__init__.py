@@ -6,9 +6,10 @@ from captum_bilinear._core.interaction_cam import InteractionCAM
 from captum_bilinear._core.interaction_lime import InteractionLIME
 from captum_bilinear._core.token_patch_similarity import TokenPatchSimilarity
 from captum_bilinear._core.weighted_banzhaf import BanzhafTerms, WeightedBanzhafInteractions
-from captum_bilinear._utils.dual_layer import SimilarityTerms
+from captum_bilinear._core.base import SimilarityTerms
 from captum_bilinear.encoders import DualEncoder, as_dual_encoder
 from captum_bilinear.first_order import ConditionedSimilarity, first_order_projection
+from captum_bilinear.terms import InteractionTerms
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,7 @@ __all__ = [
     "ConditionedSimilarity",
     "DualEncoder",
     "IntegratedJacobians",
+    "InteractionTerms",
     "InteractionCAM",
     "InteractionLIME",
     "SimilarityTerms",

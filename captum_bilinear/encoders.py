@@ -25,6 +25,7 @@ from captum_bilinear.references import (
 SideInputs = Union[Tensor, Tuple[Any, ...]]
 ReferenceFunction = Callable[[Tuple[Tensor, ...], Tuple[Any, ...]], Tuple[Tensor, ...]]
 CheckFunction = Callable[[Tuple[Tensor, ...], Optional[Tuple[Tensor, ...]]], None]
+PositionMaskFunction = Callable[[Tuple[Tensor, ...], Tuple[Any, ...]], Optional[Tensor]]
 
 
 class DualEncoder(nn.Module):
@@ -46,6 +47,10 @@ class DualEncoder(nn.Module):
             :class:`TokenPatchSimilarity`.
         output_layer_a, output_layer_b: the module whose output is the encoder's last
             hidden state (what the token head is applied to for ``variant="output"``).
+        position_mask_a, position_mask_b: ``mask(inputs, extra) -> bool (batch, positions)``
+            or None: the positions that carry input (False: padding the encoder does not
+            attend to, e.g. ``attention_mask == 0``). Padding is never a player of the
+            perturbation methods. None (the default): every position carries input.
 
     The modules the encode functions use (modules, bound methods of modules, modules in
     a ``functools.partial`` or a closure) become submodules, so attributions can check
@@ -76,6 +81,8 @@ class DualEncoder(nn.Module):
         token_head_b: Optional[Callable[[Tensor], Tensor]] = None,
         output_layer_a: Optional[nn.Module] = None,
         output_layer_b: Optional[nn.Module] = None,
+        position_mask_a: Optional[PositionMaskFunction] = None,
+        position_mask_b: Optional[PositionMaskFunction] = None,
     ) -> None:
         super().__init__()
         if not callable(encode_a) or not callable(encode_b):
@@ -92,6 +99,8 @@ class DualEncoder(nn.Module):
         self.token_head_b = token_head_b
         self.output_layer_a = output_layer_a
         self.output_layer_b = output_layer_b
+        self.position_mask_a = position_mask_a
+        self.position_mask_b = position_mask_b
         owners: List[nn.Module] = []
         for module in modules_behind(encode_a) + modules_behind(encode_b):
             if not any(module is known for known in owners):
@@ -135,6 +144,15 @@ class DualEncoder(nn.Module):
         if self.reference_a is not None:
             return as_tuple(self.reference_a(inputs, extra))
         return tuple(torch.zeros_like(x) for x in inputs)
+
+    def input_positions(self, side: str, inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Optional[Tensor]:
+        """bool ``(batch, positions)`` of the positions of side ``"a"`` / ``"b"`` that carry
+        input (not padding), or None when every position does (or it is unknown)."""
+        mask_function = self.position_mask_a if side == "a" else self.position_mask_b
+        if mask_function is None:
+            return None
+        mask = mask_function(inputs, extra)
+        return None if mask is None else mask.to(torch.bool)
 
     def default_baselines_b(self, inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
         if self.reference_b is not None:
@@ -189,6 +207,12 @@ def _check_pixels(inputs: Tuple[Tensor, ...], channels: int, name: str = "inputs
             f"{name}: expected pixel_values of shape (batch, {channels}, height, width), got {tuple(pixels.shape)}"
         )
     return pixels
+
+
+def _attention_mask_positions(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Optional[Tensor]:
+    """The text side's attention mask (the first additional forward argument), if given."""
+    mask = extra[0] if extra else None
+    return mask.to(torch.bool) if isinstance(mask, Tensor) else None
 
 
 def _clip_end_positions(input_ids: Tensor, eos_token_id: int) -> Tensor:
@@ -269,6 +293,7 @@ def _clip(model: nn.Module, image_mean: Sequence[float], image_std: Sequence[flo
         token_head_b=lambda hidden: model.visual_projection(model.vision_model.post_layernorm(hidden)),
         output_layer_a=model.text_model.encoder.layers[-1],
         output_layer_b=model.vision_model.encoder.layers[-1],
+        position_mask_a=_attention_mask_positions,
     )
 
 
@@ -306,6 +331,7 @@ def _siglip(model: nn.Module, image_mean: Sequence[float], image_std: Sequence[f
         token_head_a=lambda hidden: model.text_model.head(model.text_model.final_layer_norm(hidden)),
         output_layer_a=model.text_model.encoder.layers[-1],
         output_layer_b=model.vision_model.encoder.layers[-1],
+        position_mask_a=_attention_mask_positions,
     )
 
 

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from captum_bilinear.encoders import as_dual_encoder
 from captum_bilinear.first_order import ConditionedSimilarity
+from captum_bilinear.images import FittedImage, fit_image
 from captum_bilinear.selection import patch_grid, token_labels, token_span
 
 #: Short method names (as on the command line) and their classes' names.
@@ -110,27 +111,8 @@ def check_box_inside(box: Sequence[float], size: Tuple[int, int]) -> None:
                            "(need 0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height)")
 
 
-@dataclass
-class PreparedImage:
-    """An image as the model sees it, and how original pixel boxes map onto it."""
-
-    pixel_values: Tensor  #: ``(1, 3, H, W)`` from the model's image processor
-    display: np.ndarray  #: ``(H, W, 3)`` uint8: the same geometry, for plots
-    scale: Tuple[float, float]  #: resize factors ``(x, y)`` from the original image
-    offset: Tuple[float, float]  #: crop offset ``(x, y)`` after resizing
-    original_size: Tuple[int, int]  #: ``(width, height)`` of the original image
-
-    def map_box(self, box: Sequence[float]) -> Tuple[float, float, float, float]:
-        """A box in original pixels -> the box in the model's image (clipped to it)."""
-        check_box_inside(box, self.original_size)
-        x0, y0, x1, y1 = (float(v) for v in box)
-        size_y, size_x = self.display.shape[:2]
-        (scale_x, scale_y), (offset_x, offset_y) = self.scale, self.offset
-        mapped = [x0 * scale_x - offset_x, y0 * scale_y - offset_y, x1 * scale_x - offset_x, y1 * scale_y - offset_y]
-        clipped = (max(0.0, mapped[0]), max(0.0, mapped[1]), min(float(size_x), mapped[2]), min(float(size_y), mapped[3]))
-        if clipped[0] >= clipped[2] or clipped[1] >= clipped[3]:
-            raise ExplainError(f"--box: {tuple(box)} lies outside the centre crop the model sees")
-        return clipped
+#: Kept for callers of the previous name; see :class:`captum_bilinear.images.FittedImage`.
+PreparedImage = FittedImage
 
 
 def read_image(path: str) -> Any:
@@ -154,9 +136,9 @@ def read_image(path: str) -> Any:
         raise ExplainError(f"--image: cannot read {path} as an image ({type(error).__name__})") from error
 
 
-def prepare_image(image: Any, image_processor: Any) -> PreparedImage:
-    """Prepares a PIL image like ``image_processor`` does (resize to the shortest edge or
-    to a fixed size, optional centre crop), keeping the geometry for plots and boxes.
+def prepare_image(image: Any, image_processor: Any, fit: str = "crop") -> FittedImage:
+    """Prepares a PIL image like ``image_processor`` does (see
+    :func:`captum_bilinear.images.fit_image`), with ``--flag`` names in its errors.
 
     Example:
         >>> from PIL import Image
@@ -164,33 +146,10 @@ def prepare_image(image: Any, image_processor: Any) -> PreparedImage:
         >>> prepared.display.shape, prepared.map_box((32, 0, 96, 48))  # 96 -> 64 px, centre crop
         ((64, 64, 3), (11.25, 0.0, 53.75, 32.0))
     """
-    from PIL import Image
-
-    width, height = image.size
-    size = dict(getattr(image_processor, "size", {}) or {})
-    if "shortest_edge" in size:  # CLIP: keep the aspect ratio (the long side rounded down, as HF does)
-        short = size["shortest_edge"]
-        resized = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
-    elif "height" in size and "width" in size:  # SigLIP: squash to a fixed size
-        resized = (size["width"], size["height"])
-    else:
-        raise ExplainError(f"--model: unsupported image processor size {size}")
-    scale = (resized[0] / width, resized[1] / height)
-    resample = getattr(image_processor, "resample", Image.BICUBIC)
-    picture = image.resize(resized, resample=resample)
-    offset = (0.0, 0.0)
-    crop = dict(getattr(image_processor, "crop_size", {}) or {})
-    if getattr(image_processor, "do_center_crop", False) and crop:
-        left = (picture.size[0] - crop["width"]) // 2
-        top = (picture.size[1] - crop["height"]) // 2
-        picture = picture.crop((left, top, left + crop["width"], top + crop["height"]))
-        offset = (float(left), float(top))
-    pixel_values = image_processor(images=image, return_tensors="pt")["pixel_values"]
-    display = np.asarray(picture)
-    if tuple(pixel_values.shape[-2:]) != display.shape[:2]:
-        raise ExplainError(f"--model: its image processor makes {tuple(pixel_values.shape[-2:])} images, "
-                           f"expected {display.shape[:2]}")
-    return PreparedImage(pixel_values, display, scale, offset, (width, height))
+    try:
+        return fit_image(image, image_processor, fit)
+    except ValueError as error:
+        raise ExplainError(f"--model: {error}") from error
 
 
 def noun_phrase_spans(tokens: Sequence[str]) -> List[Tuple[int, int]]:

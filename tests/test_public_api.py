@@ -67,32 +67,33 @@ def test_dual_encoder_signature_as_designed():
     assert parameters[2].default is True and parameters[3].default == 1.0
 
 
-@pytest.mark.parametrize(
-    "method, leading",
-    [
-        (BilinearIntegratedInteractions.attribute,
-         [("inputs", inspect.Parameter.empty), ("baselines", None), ("additional_forward_args", None),
-          ("n_steps", 50), ("method", "gausslegendre"), ("internal_batch_size", None),
-          ("return_convergence_delta", False), ("attribute_to_layer_input", False)]),
-        (IntegratedJacobians.attribute,
-         [("inputs", inspect.Parameter.empty), ("baselines", None), ("additional_forward_args", None),
-          ("n_steps", 50), ("method", "gausslegendre")]),
-        (InteractionCAM.attribute, [("inputs", inspect.Parameter.empty), ("additional_forward_args", None)]),
-        (InteractionLIME.attribute,
-         [("inputs", inspect.Parameter.empty), ("baselines", None), ("additional_forward_args", None),
-          ("n_samples", 1000), ("keep_prob", 0.7), ("alpha", 0.01), ("random_state", None)]),
-        (WeightedBanzhafInteractions.attribute,
-         [("inputs", inspect.Parameter.empty), ("baselines", None), ("additional_forward_args", None),
-          ("budget", 2**12), ("intra_modal", False), ("random_state", None)]),
-        (WeightedBanzhafInteractions.attribute_terms,
-         [("inputs", inspect.Parameter.empty), ("baselines", None), ("additional_forward_args", None),
-          ("budget", 2**12), ("intra_modal", False), ("random_state", None)]),
-    ],
-    ids=lambda value: getattr(value, "__qualname__", ""),
-)
-def test_positional_order_as_documented(method, leading):
+ATTRIBUTE_METHODS = [
+    (BilinearIntegratedInteractions.attribute,
+     {"additional_forward_args": None, "n_steps": 50, "method": "gausslegendre", "internal_batch_size": None,
+      "return_convergence_delta": False, "attribute_to_layer_input": False}),
+    (IntegratedJacobians.attribute, {"additional_forward_args": None, "n_steps": 50, "method": "gausslegendre"}),
+    (InteractionCAM.attribute, {"additional_forward_args": None}),
+    (InteractionLIME.attribute, {"additional_forward_args": None, "keep_prob": 0.7, "alpha": 0.01,
+                                 "random_state": None}),
+    (TokenPatchSimilarity.attribute, {"additional_forward_args": None}),
+    (WeightedBanzhafInteractions.attribute, {"additional_forward_args": None, "intra_modal": False,
+                                             "random_state": None}),
+    (WeightedBanzhafInteractions.attribute_terms, {"additional_forward_args": None, "intra_modal": False,
+                                                   "random_state": None}),
+]
+
+
+@pytest.mark.parametrize("method, keywords", ATTRIBUTE_METHODS, ids=lambda value: getattr(value, "__qualname__", ""))
+def test_one_signature_shape(method, keywords):
+    """attribute(inputs, baselines=None, *, additional_forward_args=None, ...) for every method."""
     parameters = list(inspect.signature(method).parameters.values())[1:]  # without self
-    assert [(p.name, p.default) for p in parameters[: len(leading)]] == leading
+    assert [(p.name, p.kind, p.default) for p in parameters[:2]] == [
+        ("inputs", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+        ("baselines", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
+    ]
+    assert all(p.kind == inspect.Parameter.KEYWORD_ONLY for p in parameters[2:])
+    defaults = {p.name: p.default for p in parameters}
+    assert {name: defaults.get(name, "missing") for name in keywords} == keywords
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_bilinear._utils.bilinear import PathSide, bilinear_interactions
-from captum_bilinear._utils.dual_layer import DualLayerAttribution, LayerPair
+from captum_bilinear._core.base import DualLayerAttribution, LayerPair
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
 from captum_bilinear._utils.progress import Progress
@@ -80,6 +80,7 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
         self,
         inputs: Tuple[Any, Any],
         baselines: Optional[Tuple[Any, Any]] = None,
+        *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
         n_steps: int = 50,
         method: str = "gausslegendre",

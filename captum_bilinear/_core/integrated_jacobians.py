@@ -75,6 +75,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
         baselines: Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]] = None,
+        *,
         additional_forward_args: Any = None,
         n_steps: int = 50,
         method: str = "gausslegendre",

@@ -8,7 +8,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_bilinear._utils.bilinear import PathSide, bilinear_interactions
-from captum_bilinear._utils.dual_layer import DualLayerAttribution
+from captum_bilinear._core.base import DualLayerAttribution
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
 
@@ -51,6 +51,8 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
     def attribute(  # type: ignore[override]
         self,
         inputs: Tuple[Any, Any],
+        baselines: Optional[Tuple[Any, Any]] = None,
+        *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
         internal_batch_size: Optional[int] = None,
         attribute_to_layer_input: bool = False,
@@ -59,6 +61,9 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
 
         Args:
             inputs: ``(inputs_a, inputs_b)``, e.g. ``(input_ids, pixel_values)``.
+            baselines: None (the paper: zero references, "Jacobians x activations"), or
+                ``(baselines_a, baselines_b)`` whose layer activations are subtracted
+                (``J (z - r)``; either may be None for the model's default reference).
             additional_forward_args: ``(extra_a, extra_b)``, e.g. ``((attention_mask,), None)``.
             internal_batch_size: at most this many rows per forward / backward pass.
             attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
@@ -67,11 +72,11 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
             ``(batch, positions_a, positions_b)`` interactions.
         """
         check_internal_batch_size(internal_batch_size)
-        side_a, side_b = self._prepare(inputs, None, additional_forward_args, with_baselines=False)
+        side_a, side_b = self._prepare(inputs, baselines, additional_forward_args, with_baselines=baselines is not None)
         one_node = torch.ones(1, dtype=torch.float64)
         results = []
         with evaluation_mode(self.dual_encoder):
-            for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input, zero_references=True):
+            for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input, zero_references=baselines is None):
                 with torch.no_grad():
                     embedding_dim = pair.side_a.embed_from(pair.input_a).shape[-1]
                 results.append(

@@ -19,7 +19,7 @@ from captum_bilinear._utils.coalitions import (
     minimum_cross_modal_samples,
     split_samples,
 )
-from captum_bilinear._utils.dual_layer import DualLayerAttribution, LayerPair
+from captum_bilinear._core.base import DualLayerAttribution, LayerPair
 from captum_bilinear._utils.integration import accumulation_dtype
 from captum_bilinear._utils.kronecker_regression import fit_bilinear_ridge
 from captum_bilinear._utils.masking import masked_embeddings
@@ -162,6 +162,7 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         self,
         inputs: Tuple[Any, Any],
         baselines: Optional[Tuple[Any, Any]] = None,
+        *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
         n_samples: int = 1000,
         keep_prob: float = 0.7,

@@ -6,7 +6,7 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_bilinear._utils.dual_layer import DualLayerAttribution
+from captum_bilinear._core.base import DualLayerAttribution
 from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.positions import as_positions
@@ -68,6 +68,8 @@ class TokenPatchSimilarity(DualLayerAttribution):
     def attribute(  # type: ignore[override]
         self,
         inputs: Tuple[Any, Any],
+        baselines: None = None,
+        *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
         attribute_to_layer_input: bool = False,
     ) -> Tensor:
@@ -75,12 +77,17 @@ class TokenPatchSimilarity(DualLayerAttribution):
 
         Args:
             inputs: ``(inputs_a, inputs_b)``, e.g. ``(input_ids, pixel_values)``.
+            baselines: must be None (ITSM uses no reference; the argument keeps the
+                signature of the other methods).
             additional_forward_args: ``(extra_a, extra_b)``, e.g. ``((attention_mask,), None)``.
             attribute_to_layer_input: read the layers' inputs instead of their outputs.
 
         Returns:
             ``(batch, positions_a, positions_b)``.
         """
+        if baselines is not None:
+            raise ValueError("baselines: TokenPatchSimilarity compares position embeddings and uses no reference; "
+                             "expected None")
         side_a, side_b = self._prepare(inputs, None, additional_forward_args, with_baselines=False)
         encoder = self.dual_encoder
         layer_a, layer_b = self.layer if self.variant == "hidden" else (encoder.output_layer_a, encoder.output_layer_b)

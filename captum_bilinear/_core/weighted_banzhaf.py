@@ -18,7 +18,7 @@ from captum_bilinear._utils.coalitions import (
     pair_indices,
     split_budget,
 )
-from captum_bilinear._utils.dual_layer import DualLayerAttribution, LayerPair
+from captum_bilinear._core.base import DualLayerAttribution, LayerPair
 from captum_bilinear._utils.integration import accumulation_dtype
 from captum_bilinear._utils.kronecker_regression import fit_second_order_game
 from captum_bilinear._utils.masking import masked_embeddings
@@ -234,6 +234,7 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         self,
         inputs: Tuple[Any, Any],
         baselines: Optional[Tuple[Any, Any]] = None,
+        *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
         budget: int = 2**12,
         intra_modal: bool = False,
@@ -253,8 +254,9 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
             predict the similarity of any coalition.
         """
         return self.attribute_terms(
-            inputs, baselines, additional_forward_args, budget, intra_modal, random_state, players,
-            internal_batch_size, attribute_to_layer_input,
+            inputs, baselines, additional_forward_args=additional_forward_args, budget=budget,
+            intra_modal=intra_modal, random_state=random_state, players=players,
+            internal_batch_size=internal_batch_size, attribute_to_layer_input=attribute_to_layer_input,
         ).cross
 
     @log_usage()
@@ -262,6 +264,7 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         self,
         inputs: Tuple[Any, Any],
         baselines: Optional[Tuple[Any, Any]] = None,
+        *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
         budget: int = 2**12,
         intra_modal: bool = False,

@@ -7,7 +7,6 @@ import torch
 from torch import Tensor, nn
 
 from captum_bilinear._utils.callables import as_tuple
-from captum_bilinear.encoders import DualEncoder
 
 
 @dataclass
@@ -85,14 +84,18 @@ def side_baselines(value: Any, inputs: Tuple[Tensor, ...], name: str) -> Tuple[T
 
 
 def prepare_pair(
-    model: DualEncoder,
+    model: Any,
     inputs: Any,
     baselines: Any = None,
     additional_forward_args: Any = None,
     with_baselines: bool = True,
 ) -> Tuple[SideBatch, SideBatch]:
     """Checks the pair arguments (before any heavy work) and fills in default baselines
-    (none for methods that use no references: ``with_baselines=False``)."""
+    (none for methods that use no references: ``with_baselines=False``).
+
+    ``model`` is a :class:`~captum_bilinear.DualEncoder` (read through its ``check_a`` /
+    ``check_b`` and ``default_baselines_a`` / ``default_baselines_b``; not imported here,
+    so the shared mechanics stay below the encoders)."""
     raw_a, raw_b = _pair(inputs, "inputs", allow_none=False)
     inputs_a = side_tensors(raw_a, "inputs[0]")
     inputs_b = side_tensors(raw_b, "inputs[1]")
@@ -117,7 +120,7 @@ def prepare_pair(
     return side_a, side_b
 
 
-def prepare_layers(model: DualEncoder, layer: Any) -> Tuple[nn.Module, nn.Module]:
+def prepare_layers(model: nn.Module, layer: Any) -> Tuple[nn.Module, nn.Module]:
     """``(layer_a, layer_b)`` from a pair of modules (or one module for both sides of a
     Siamese encoder), each checked to belong to the model when its modules are known."""
     if isinstance(layer, nn.Module):

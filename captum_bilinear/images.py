@@ -1,0 +1,158 @@
+"""Images of any size as a model sees them, and pixel boxes mapped into the model's image.
+
+A model's image processor fits an image to its input size: HF CLIP resizes the shortest
+side and centre-crops (what lies outside the centre square is lost), SigLIP squashes to
+a fixed size. :func:`fit_image` does what the processor does (``fit="crop"``) or first
+pads the image to a square with the processor's mean colour (``fit="pad"``: nothing is
+lost; the padding is 0 in the normalized pixel space), and keeps the geometry, so boxes
+given in the original image's pixels are mapped to the model's pixels either way.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Sequence, Tuple
+
+import numpy as np
+from torch import Tensor
+
+from captum_bilinear._utils.checks import check_box
+
+FITS = ("crop", "pad")
+
+Box = Tuple[float, float, float, float]
+
+
+@dataclass
+class FittedImage:
+    """An image as the model sees it, and how original pixels map onto it.
+
+    A point ``(x, y)`` of the original image lands at ``(x * scale[0] - offset[0],
+    y * scale[1] - offset[1])`` in the model's image.
+    """
+
+    pixel_values: Tensor  #: ``(1, 3, H, W)`` from the model's image processor
+    display: np.ndarray  #: ``(H, W, 3)`` uint8: the same geometry, for plots
+    scale: Tuple[float, float]  #: ``(x, y)`` factors from original to model pixels
+    offset: Tuple[float, float]  #: ``(x, y)`` subtracted after scaling (negative: padding)
+    original_size: Tuple[int, int]  #: ``(width, height)`` of the original image
+    fit: str  #: ``"crop"`` or ``"pad"``
+    description: str  #: one line saying how the image was fitted
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        """``(width, height)`` of the model's image."""
+        return self.display.shape[1], self.display.shape[0]
+
+    def map_box(self, box: Sequence[float], name: str = "box") -> Box:
+        """A box ``(x0, y0, x1, y1)`` in original pixels -> the box in the model's image,
+        clipped to it; ``ValueError`` (naming ``name``) if it is not inside the original
+        image or lies entirely outside what the model sees."""
+        width, height = self.original_size
+        x0, y0, x1, y1 = check_box(box, (height, width), name)
+        (scale_x, scale_y), (offset_x, offset_y) = self.scale, self.offset
+        width, height = self.size
+        mapped = (x0 * scale_x - offset_x, y0 * scale_y - offset_y, x1 * scale_x - offset_x, y1 * scale_y - offset_y)
+        clipped = (max(0.0, mapped[0]), max(0.0, mapped[1]), min(float(width), mapped[2]), min(float(height), mapped[3]))
+        if clipped[0] >= clipped[2] or clipped[1] >= clipped[3]:
+            raise ValueError(f"{name}: {tuple(box)} lies outside the part of the image the model sees "
+                             f"({self.description}); fit='pad' keeps the whole image")
+        return clipped
+
+    def box_kept_share(self, box: Sequence[float]) -> float:
+        """The share of a box's area (original pixels) that the model's image keeps."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        (scale_x, scale_y), (offset_x, offset_y) = self.scale, self.offset
+        width, height = self.size
+        kept_x = max(0.0, min(x1, (width + offset_x) / scale_x) - max(x0, offset_x / scale_x))
+        kept_y = max(0.0, min(y1, (height + offset_y) / scale_y) - max(y0, offset_y / scale_y))
+        area = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+        return kept_x * kept_y / area if area > 0 else 0.0
+
+
+def _target_geometry(image_processor: Any, width: int, height: int) -> Tuple[Tuple[int, int], Tuple[int, int], str]:
+    """``(resized (w, h), crop (w, h) or (0, 0), kind)`` as the processor computes them."""
+    size = dict(getattr(image_processor, "size", {}) or {})
+    if "shortest_edge" in size:  # CLIP: keep the aspect ratio (the long side rounded down, as HF does)
+        short = int(size["shortest_edge"])
+        resized = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+        kind = "resize"
+    elif "height" in size and "width" in size:  # SigLIP: squash to a fixed size
+        resized = (int(size["width"]), int(size["height"]))
+        kind = "squash"
+    else:
+        raise ValueError(f"image_processor: unsupported size {size} (expected shortest_edge or height/width)")
+    crop = dict(getattr(image_processor, "crop_size", {}) or {})
+    if getattr(image_processor, "do_center_crop", False) and crop:
+        return resized, (int(crop["width"]), int(crop["height"])), kind
+    return resized, (0, 0), kind
+
+
+def fit_image(image: Any, image_processor: Any, fit: str = "crop") -> FittedImage:
+    """Prepares a PIL image as ``image_processor`` does, keeping the geometry for plots
+    and boxes.
+
+    Args:
+        image: a PIL image (any size, any mode; converted to RGB).
+        image_processor: the model's image processor (HF CLIP / SigLIP style).
+        fit: ``"crop"``: what the processor does (CLIP: resize the shortest side, crop
+            the centre; SigLIP: squash); ``"pad"``: pad to a square with the processor's
+            mean colour first, so nothing is cut off.
+
+    Returns:
+        A :class:`FittedImage`.
+
+    Example:
+        >>> from PIL import Image
+        >>> from captum_bilinear.zoo import make_image_processor
+        >>> fitted = fit_image(Image.new("RGB", (128, 96)), make_image_processor(64))
+        >>> fitted.display.shape, fitted.map_box((32, 0, 96, 48))  # 96 -> 64 px, centre crop
+        ((64, 64, 3), (11.25, 0.0, 53.75, 32.0))
+        >>> fit_image(Image.new("RGB", (128, 96)), make_image_processor(64), fit="pad").map_box((32, 0, 96, 48))
+        (16.0, 8.0, 48.0, 32.0)
+    """
+    from PIL import Image
+
+    if fit not in FITS:
+        raise ValueError(f"fit: expected one of {FITS}, got {fit!r}")
+    image = image.convert("RGB")
+    original = image.size
+    pad_offset = (0.0, 0.0)
+    if fit == "pad" and original[0] != original[1]:
+        side = max(original)
+        mean = getattr(image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
+        fill = tuple(int(round(255 * float(m))) for m in mean)
+        padded = Image.new("RGB", (side, side), fill)
+        left, top = (side - original[0]) // 2, (side - original[1]) // 2
+        padded.paste(image, (left, top))
+        image, pad_offset = padded, (float(left), float(top))
+    width, height = image.size
+    resized, crop, kind = _target_geometry(image_processor, width, height)
+    scale = (resized[0] / width, resized[1] / height)
+    resample = getattr(image_processor, "resample", Image.BICUBIC)
+    picture = image.resize(resized, resample=resample)
+    offset = (0.0, 0.0)
+    if crop != (0, 0):
+        left, top = (picture.size[0] - crop[0]) // 2, (picture.size[1] - crop[1]) // 2
+        picture = picture.crop((left, top, left + crop[0], top + crop[1]))
+        offset = (float(left), float(top))
+    pixel_values = image_processor(images=image, return_tensors="pt")["pixel_values"]
+    display = np.asarray(picture)
+    if tuple(pixel_values.shape[-2:]) != display.shape[:2]:
+        raise ValueError(f"image_processor: makes {tuple(pixel_values.shape[-2:])} images, expected {display.shape[:2]}")
+    # original -> padded (+pad_offset) -> resized (*scale) -> cropped (-offset)
+    total_offset = (offset[0] - pad_offset[0] * scale[0], offset[1] - pad_offset[1] * scale[1])
+    final = (display.shape[1], display.shape[0])
+    if fit == "pad" and original[0] != original[1]:
+        description = (f"padded {original[0]}x{original[1]} to {width}x{height} with the mean colour, "
+                       f"resized to {final[0]}x{final[1]}")
+    elif kind == "squash" and original[0] != original[1]:
+        description = f"squashed {original[0]}x{original[1]} to {final[0]}x{final[1]} (aspect ratio not kept)"
+    elif crop != (0, 0) and resized != crop:
+        lost = ("left and right", resized[0] - crop[0]) if resized[0] > crop[0] else ("top and bottom", resized[1] - crop[1])
+        description = (f"resized {original[0]}x{original[1]} to {resized[0]}x{resized[1]} and centre-cropped to "
+                       f"{final[0]}x{final[1]} (about {lost[1] // 2} model pixels cut off on each of {lost[0]}; "
+                       "fit='pad' keeps them)")
+    elif original == final:
+        description = f"used as it is ({final[0]}x{final[1]})"
+    else:
+        description = f"resized {original[0]}x{original[1]} to {final[0]}x{final[1]}"
+    return FittedImage(pixel_values, display, scale, total_offset, original, fit, description)

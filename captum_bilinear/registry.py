@@ -1,0 +1,80 @@
+"""The interaction methods by short name: one registry for ``explain``, ``evaluate`` and
+user code that picks a method by name.
+
+Example:
+    >>> from captum_bilinear.registry import METHODS, method_spec
+    >>> sorted(METHODS)
+    ['bii', 'fixlip', 'icam', 'ilime', 'itsm', 'itsm-o']
+    >>> method_spec("ITSM-H").short
+    'itsm'
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict
+
+
+def _make(class_name: str, **options: Any) -> Callable[[Any, Any], Any]:
+    def make(model: Any, layer: Any) -> Any:
+        import captum_bilinear
+
+        return getattr(captum_bilinear, class_name)(model, layer, **options)
+
+    return make
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One interaction method.
+
+    Attributes:
+        short: the command line's name (``bii``).
+        name: the name results and figures use (``BilinearIntegratedInteractions``, ``ITSM-H``).
+        class_name: the class in :mod:`captum_bilinear`.
+        make: ``make(model, layer)`` builds the method.
+        masks_inputs: the method perturbs positions rather than differentiating, and is run
+            on the embeddings layers (the inputs), as its paper does.
+        units: what the values of its interactions are in.
+    """
+
+    short: str
+    name: str
+    class_name: str
+    make: Callable[[Any, Any], Any]
+    masks_inputs: bool
+    units: str
+
+
+_SIMILARITY = "similarity"
+
+#: The interaction methods by short name.
+METHODS: Dict[str, MethodSpec] = {
+    spec.short: spec
+    for spec in (
+        MethodSpec("bii", "BilinearIntegratedInteractions", "BilinearIntegratedInteractions",
+                   _make("BilinearIntegratedInteractions"), False, _SIMILARITY),
+        MethodSpec("icam", "InteractionCAM", "InteractionCAM", _make("InteractionCAM"), False, _SIMILARITY),
+        MethodSpec("ilime", "InteractionLIME", "InteractionLIME", _make("InteractionLIME"), True, _SIMILARITY),
+        MethodSpec("itsm", "ITSM-H", "TokenPatchSimilarity", _make("TokenPatchSimilarity", variant="hidden"), False,
+                   "cosine of token and patch embeddings"),
+        MethodSpec("itsm-o", "ITSM-O", "TokenPatchSimilarity", _make("TokenPatchSimilarity", variant="output"), False,
+                   "cosine of token and patch embeddings"),
+        MethodSpec("fixlip", "WeightedBanzhafInteractions", "WeightedBanzhafInteractions",
+                   _make("WeightedBanzhafInteractions"), True, _SIMILARITY),
+    )
+}
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The method of a short name (``bii``) or a result name (``BilinearIntegratedInteractions``,
+    ``ITSM-H``), case-insensitive.
+
+    Raises:
+        ValueError: naming ``method`` and the known names.
+    """
+    if isinstance(name, str):
+        key = name.lower()
+        for spec in METHODS.values():
+            if key in (spec.short, spec.name.lower()):
+                return spec
+    known = ", ".join(f"{spec.short} ({spec.name})" for spec in METHODS.values())
+    raise ValueError(f"method: expected one of {known}; got {name!r}")
