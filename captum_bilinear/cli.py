@@ -63,12 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--method", default="bii", choices=sorted(METHODS), help="interaction method (default bii)")
     demo.add_argument("--n-steps", type=_positive, default=32, help="quadrature nodes (default 32)")
 
+    from captum_bilinear.evaluation import command as evaluate_command
+
     evaluate = commands.add_parser("evaluate", help="evaluate every method on held-out demo scenes")
-    evaluate.add_argument("--scenes", type=_positive, default=300, help="number of held-out scenes (default 300)")
-    evaluate.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
-    evaluate.add_argument("--out", required=True, help="output directory (results.json, report.md, plots)")
-    evaluate.add_argument("--methods", nargs="+", help="method names to run (default: all)")
-    evaluate.add_argument("--n-steps", type=_positive, default=32, help="quadrature nodes of the integrated methods")
+    evaluate_command.add_arguments(evaluate, _positive)
     return parser
 
 
@@ -112,9 +110,9 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from captum_bilinear.evaluation import run_evaluation
+    from captum_bilinear.evaluation import command as evaluate_command
 
-    run_evaluation(n_scenes=args.scenes, seed=args.seed, out=args.out, methods=args.methods, n_steps=args.n_steps)
+    evaluate_command.run(args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
