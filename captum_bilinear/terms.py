@@ -247,7 +247,8 @@ class InteractionTerms:
                     if players[offset + i] and players[offset + j]:
                         keys.append((offset + i, offset + j))
                         values.append(float(matrix[i, j]))
-        budget = self.settings.get("budget")
+        samples = self.settings.get("samples")
+        budget = samples[index] if isinstance(samples, (list, tuple)) else self.settings.get("budget")
         return InteractionValues(
             np.asarray(values, dtype=float),
             index=interaction_index or self.shapiq_index(),

@@ -73,13 +73,15 @@ ATTRIBUTE_METHODS = [
       "return_convergence_delta": False, "attribute_to_layer_input": False}),
     (IntegratedJacobians.attribute, {"additional_forward_args": None, "n_steps": 50, "method": "gausslegendre"}),
     (InteractionCAM.attribute, {"additional_forward_args": None}),
-    (InteractionLIME.attribute, {"additional_forward_args": None, "keep_prob": 0.7, "alpha": 0.01,
+    (InteractionLIME.attribute, {"additional_forward_args": None, "n_samples": None, "alpha": 0.01,
                                  "random_state": None}),
     (TokenPatchSimilarity.attribute, {"additional_forward_args": None}),
-    (WeightedBanzhafInteractions.attribute, {"additional_forward_args": None, "intra_modal": False,
+    (WeightedBanzhafInteractions.attribute, {"additional_forward_args": None, "budget": None, "intra_modal": False,
                                              "random_state": None}),
-    (WeightedBanzhafInteractions.attribute_terms, {"additional_forward_args": None, "intra_modal": False,
-                                                   "random_state": None}),
+    (WeightedBanzhafInteractions.attribute_terms, {"additional_forward_args": None, "budget": None,
+                                                   "intra_modal": False, "random_state": None}),
+    (InteractionLIME.attribute_terms, {"additional_forward_args": None, "n_samples": None}),
+    (TokenPatchSimilarity.attribute_terms, {"additional_forward_args": None}),
 ]
 
 

@@ -73,6 +73,20 @@ class LayerPair(NamedTuple):
         )
 
 
+def _check_reaches_embedding(embeddings: Optional[Tensor], activation: Tensor, reference: Tensor, name: str) -> None:
+    """A layer whose output never reaches the embedding would give zero (perturbation) or
+    autograd errors (gradients) later; say so now. ``embeddings``: ``(2, D)`` for the
+    input's and the reference's activation."""
+    if embeddings is None or torch.equal(activation, reference):
+        return
+    if torch.equal(embeddings[0], embeddings[1]):
+        raise ValueError(
+            f"{name}: the embedding is the same whether this module's output is the input's or the "
+            "reference's, so its output never reaches the embedding; choose a module on the path to the "
+            "pooled embedding (e.g. an encoder layer or the embeddings)"
+        )
+
+
 class DualLayerAttribution(LayerAttribution):
     """Base of the interaction methods: ``(model, layer)`` with ``layer`` a pair of
     modules, one in each encoder (or one module for both sides of a Siamese encoder)."""
@@ -83,6 +97,19 @@ class DualLayerAttribution(LayerAttribution):
         LayerAttribution.__init__(self, dual_encoder, layers)
         self.dual_encoder = dual_encoder
         self.model = model
+
+    def layer_names(self) -> Tuple[str, str]:
+        """The attributed modules' names in the model (``""`` where not found)."""
+        named = {id(module): name for name, module in self.model.named_modules()} if hasattr(self.model, "named_modules") else {}
+        return tuple(named.get(id(module), type(module).__name__) for module in self.layer)  # type: ignore[return-value]
+
+    def _input_positions(self, side: SideBatch, which: str, index: int, positions: int) -> Optional[Tensor]:
+        """bool ``(positions,)`` of example ``index``'s layer positions that carry input
+        (None: all, or unknown at this layer)."""
+        mask = self.dual_encoder.input_positions(which, side.inputs, side.extra)
+        if mask is None or mask.dim() != 2 or mask.shape[1] != positions:
+            return None
+        return mask[index]
 
     def _prepare(
         self, inputs: Any, baselines: Any, additional_forward_args: Any, with_baselines: bool = True
@@ -119,6 +146,8 @@ class DualLayerAttribution(LayerAttribution):
                     embeddings_b=encoder_b.endpoint_embeddings(input_b, reference_b, embedding_b),
                 )
                 expands = (encoder_a.expands_at_layer, encoder_b.expands_at_layer)
+                _check_reaches_embedding(pair.embeddings_a, input_a, reference_a, "layer[0]")
+                _check_reaches_embedding(pair.embeddings_b, input_b, reference_b, "layer[1]")
             yield pair
 
     def similarity_terms(

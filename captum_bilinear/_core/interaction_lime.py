@@ -1,7 +1,5 @@
 """InteractionLIME (Joukovsky et al. 2023): a bilinear surrogate fitted to masked pairs."""
 
-import math
-import numbers
 import warnings
 from typing import Any, Dict, Optional, Tuple
 
@@ -10,78 +8,27 @@ from captum.attr import PerturbationAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_bilinear._utils.coalitions import (
-    RandomState,
-    as_generator,
-    check_count,
-    check_probability,
-    identifying_bernoulli_masks,
-    minimum_cross_modal_samples,
-    split_samples,
+from captum_bilinear._core.base import DualLayerAttribution
+from captum_bilinear._core.estimators import (
+    check_penalty,
+    describe_random_state,
+    fit_lime_surrogate,
+    lime_samples,
+    terms_of_fits,
 )
-from captum_bilinear._core.base import DualLayerAttribution, LayerPair
+from captum_bilinear._utils.checks import check_int, check_probability
+from captum_bilinear._utils.coalitions import ExampleStreams, RandomState, minimum_cross_modal_samples
 from captum_bilinear._utils.integration import accumulation_dtype
-from captum_bilinear._utils.kronecker_regression import fit_bilinear_ridge
-from captum_bilinear._utils.masking import masked_embeddings
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
+from captum_bilinear._utils.players import PlayerSelection, check_players, player_mask
 from captum_bilinear._utils.positions import num_positions
+from captum_bilinear.games import LayerMaskingGame, check_cross_modal_game
+from captum_bilinear.terms import InteractionTerms
 
 SOLVERS = ("ridge", "sgd")
 #: Defaults of ``solver="sgd"``; override any of them with ``solver_options``.
 SGD_DEFAULTS: Dict[str, float] = {"lr": 0.1, "momentum": 0.9, "epochs": 100, "batch_size": 32}
-
-
-def cosine_to(embeddings: Tensor, reference: Tensor) -> Tensor:
-    """float64 ``(m,)`` cosines of the rows of ``embeddings`` to ``reference`` ``(1, D)``;
-    0 (not NaN) for a zero or non-finite row.
-
-    Example:
-        >>> cosine_to(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([[2.0, 0.0]]))
-        tensor([1., 0.], dtype=torch.float64)
-    """
-    rows = embeddings.to(torch.float64)
-    target = reference.to(torch.float64).reshape(1, -1)
-    tiny = torch.finfo(torch.float64).tiny
-    norms = rows.norm(dim=-1).clamp_min(tiny) * target.norm(dim=-1).clamp_min(tiny)
-    return torch.nan_to_num((rows @ target.T).squeeze(1) / norms, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def _fit_sgd(
-    keep_a: Tensor,
-    keep_b: Tensor,
-    values: Tensor,
-    weights: Tensor,
-    alpha: float,
-    options: Dict[str, float],
-    generator: torch.Generator,
-) -> Tuple[Tensor, Tensor]:
-    """Minibatch SGD with momentum on the same objective as the ridge solve (divided by
-    the number of pairs), in the scaled features, from ``W~ = 0`` and ``c`` = the
-    weighted mean value. Returns ``(W, c)`` in the 0/1 features' units."""
-    a = keep_a.to(torch.float64) / math.sqrt(keep_a.shape[1])
-    b = keep_b.to(torch.float64) / math.sqrt(keep_b.shape[1])
-    y, w = values.to(torch.float64).reshape(-1), weights.to(torch.float64).reshape(-1)
-    rows_b = b.shape[0]
-    pairs = y.numel()
-    matrix = torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64)
-    intercept = (w * y).sum() / w.sum()
-    velocity_w, velocity_c = torch.zeros_like(matrix), torch.zeros_like(intercept)
-    lr, momentum = float(options["lr"]), float(options["momentum"])
-    batch_size = int(options["batch_size"])
-    for _ in range(int(options["epochs"])):
-        order = torch.randperm(pairs, generator=generator)
-        for start in range(0, pairs, batch_size):
-            index = order[start : start + batch_size]
-            rows, columns = a[index // rows_b], b[index % rows_b]
-            residual = w[index] * (((rows @ matrix) * columns).sum(-1) + intercept - y[index])
-            grad_w = 2 * rows.T @ (residual.unsqueeze(1) * columns) / index.numel() + 2 * alpha / pairs * matrix
-            grad_c = 2 * residual.mean()
-            velocity_w = momentum * velocity_w - lr * grad_w
-            velocity_c = momentum * velocity_c - lr * grad_c
-            matrix = matrix + velocity_w
-            intercept = intercept + velocity_c
-    return matrix / math.sqrt(keep_a.shape[1] * keep_b.shape[1]), intercept
 
 
 class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
@@ -89,9 +36,10 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
     (Joukovsky et al., "Model-agnostic visual explanations via approximate bilinear
     models", ICIP 2023).
 
-    Binary keep-masks ``x_a`` (``S`` positions of layer a) and ``x_b`` (``P`` positions
-    of layer b), each position kept with probability ``keep_prob``, give masked pairs: a
-    dropped position takes the baseline's activation at the layer. The surrogate
+    Binary keep-masks ``x_a`` (``S`` player positions of layer a) and ``x_b`` (``P`` of
+    layer b), each player kept with probability ``p``, give masked pairs: a dropped
+    position takes the baseline's activation at the layer. Players are every position
+    that carries input (padding never is) or those ``players`` selects. The surrogate
 
     .. math::
 
@@ -125,9 +73,14 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
     Memory: the ridge solve forms one ``(S P + 1)``-square float64 matrix (2.9 MB for
     12 x 50 positions, 1.8 GB for 77 x 197), never the ``n_samples x S P`` design.
 
+    Each example of a batch gets its own random stream from ``random_state``, so its
+    result does not depend on the batch it came in. The fit is also available for any
+    cross-modal game (:meth:`attribute_game`, :mod:`captum_bilinear.games`).
+
     Args:
         model: a HuggingFace ``CLIPModel`` / ``SiglipModel`` or a :class:`DualEncoder`.
         layer: ``(layer_a, layer_b)``, a module in each encoder.
+        p: the probability of keeping a player, in ``(0, 1)`` (the paper's 0.7).
 
     Example:
         >>> import torch
@@ -141,12 +94,15 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         >>> W = InteractionLIME(model, layer).attribute(inputs, n_samples=200, random_state=0)
         >>> W.shape  # 4 tokens x (CLS + 16 patches)
         torch.Size([1, 4, 17])
+        >>> terms = InteractionLIME(model, layer).attribute_terms(inputs, n_samples=200, random_state=0)
+        >>> torch.equal(terms.cross, W), terms.has_first_order  # the surrogate's matrix and constant
+        (True, False)
     """
 
-    def __init__(self, model: Any, layer: Any) -> None:
+    def __init__(self, model: Any, layer: Any, p: float = 0.7) -> None:
+        self.p = check_probability(p, "p")
         DualLayerAttribution.__init__(self, model, layer)
 
-    @log_usage()
     @staticmethod
     def minimum_samples(positions_a: int, positions_b: int) -> int:
         """The smallest ``n_samples`` that identifies a ``positions_a`` x ``positions_b``
@@ -158,22 +114,24 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         """
         return minimum_cross_modal_samples(positions_a, positions_b)
 
+    @log_usage()
     def attribute(  # type: ignore[override]
         self,
         inputs: Tuple[Any, Any],
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
-        n_samples: int = 1000,
-        keep_prob: float = 0.7,
+        n_samples: Optional[int] = None,
         alpha: float = 0.01,
         random_state: RandomState = None,
         solver: str = "ridge",
+        players: Optional[Tuple[PlayerSelection, PlayerSelection]] = None,
         internal_batch_size: Optional[int] = None,
         attribute_to_layer_input: bool = False,
         solver_options: Optional[Dict[str, float]] = None,
+        keep_prob: Optional[float] = None,
     ) -> Tensor:
-        r"""The fitted interaction matrix ``W`` of every example.
+        r"""The fitted interaction matrix ``W`` of every example (``attribute_terms(...).cross``).
 
         Args:
             inputs: ``(inputs_a, inputs_b)``, e.g. ``(input_ids, pixel_values)``.
@@ -181,9 +139,9 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
                 baseline's activation at the layer. Either may be None for the default
                 reference (HF CLIP: ``[BOS, PAD..., EOS]`` captions and a black image).
             additional_forward_args: ``(extra_a, extra_b)``, e.g. ``((attention_mask,), None)``.
-            n_samples: at least this many masked pairs per example (see the class
-                docstring: at least ``(S+1)(P+1)``).
-            keep_prob: probability of keeping a position, in ``(0, 1)``.
+            n_samples: at least this many masked pairs per example; None: the paper's 1000,
+                raised to the ``(S+1)(P+1)`` that identifies the surrogate of ``S`` x ``P``
+                players (see the class docstring).
             alpha: ridge strength ``>= 0`` on the scaled matrix ``W~ = sqrt(S P) W``; the
                 objective is ``sum w (y - phi)^2 + alpha ||W~||^2`` summed over the pairs
                 (scikit-learn's ``Ridge`` with ``sample_weight``); ``alpha=0`` is plain
@@ -194,36 +152,134 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
                 0.68-0.81 at 1 (scikit-learn's default, which here shrinks the weakly
                 identified directions by about 3x) and 0.34-0.55 at 10. The penalty's
                 relative strength falls as ``n_samples`` grows.
-            random_state: int seed, ``torch.Generator``, or None (not reproducible).
+            random_state: int seed, ``torch.Generator``, or None (not reproducible); every
+                example's stream starts from it.
             solver: ``"ridge"`` (closed form, default) or ``"sgd"`` (the paper's fit; fragile).
+            players: ``(indices_a, indices_b)``: which positions are players (default:
+                every position that carries input), as in
+                :meth:`~captum_bilinear.WeightedBanzhafInteractions.attribute_terms`.
             internal_batch_size: at most this many masked activations per encoder pass.
             attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
             solver_options: for ``"sgd"``: ``lr``, ``momentum``, ``epochs``,
                 ``batch_size`` (defaults in :data:`SGD_DEFAULTS`).
+            keep_prob: deprecated: the keep probability is the constructor's ``p``.
 
         Returns:
-            ``(batch, positions_a, positions_b)``: ``W`` in the similarity's units.
+            ``(batch, positions_a, positions_b)``: ``W`` in the similarity's units, zero at
+            non-player positions.
         """
-        n_samples = check_count(n_samples, "n_samples")
-        keep_prob = check_probability(keep_prob, "keep_prob")
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-            raise TypeError(f"alpha: expected a number >= 0, got {alpha!r}")
-        alpha = float(alpha)
-        if not math.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha: expected a finite number >= 0, got {alpha}")
+        return self.attribute_terms(
+            inputs, baselines, additional_forward_args=additional_forward_args, n_samples=n_samples, alpha=alpha,
+            random_state=random_state, solver=solver, players=players, internal_batch_size=internal_batch_size,
+            attribute_to_layer_input=attribute_to_layer_input, solver_options=solver_options, keep_prob=keep_prob,
+        ).cross
+
+    @log_usage()
+    def attribute_terms(
+        self,
+        inputs: Tuple[Any, Any],
+        baselines: Optional[Tuple[Any, Any]] = None,
+        *,
+        additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        n_samples: Optional[int] = None,
+        alpha: float = 0.01,
+        random_state: RandomState = None,
+        solver: str = "ridge",
+        players: Optional[Tuple[PlayerSelection, PlayerSelection]] = None,
+        internal_batch_size: Optional[int] = None,
+        attribute_to_layer_input: bool = False,
+        solver_options: Optional[Dict[str, float]] = None,
+        keep_prob: Optional[float] = None,
+    ) -> InteractionTerms:
+        """The surrogate of every example as :class:`~captum_bilinear.InteractionTerms`:
+        ``intercept = c``, ``cross = W``, no first-order terms (``has_first_order`` False).
+        Takes the arguments of :meth:`attribute`."""
+        p = self._keep_probability(keep_prob)
+        n_samples = None if n_samples is None else check_int(n_samples, "n_samples", minimum=1)
+        alpha = check_penalty(alpha)
         if solver not in SOLVERS:
             raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
         options = self._solver_options(solver, solver_options)
+        selection_a, selection_b = check_players(players)
         check_internal_batch_size(internal_batch_size)
-        generator = as_generator(random_state)
+        streams = ExampleStreams(random_state)
         side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)
-        results = []
+        fits, masks_a, masks_b = [], [], []
+        dtype, device = torch.float32, None
         with evaluation_mode(self.dual_encoder):
-            for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input):
-                results.append(
-                    self._attribute_pair(pair, n_samples, keep_prob, alpha, solver, options, generator, internal_batch_size)
-                )
-        return torch.stack(results)
+            for index, pair in enumerate(self._layer_pairs(side_a, side_b, attribute_to_layer_input)):
+                positions_a, positions_b = num_positions(pair.input_a), num_positions(pair.input_b)
+                masks_a.append(player_mask(selection_a, positions_a, "players[0]",
+                                           self._input_positions(side_a, "a", index, positions_a)))
+                masks_b.append(player_mask(selection_b, positions_b, "players[1]",
+                                           self._input_positions(side_b, "b", index, positions_b)))
+                game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b,
+                                        pair.reference_b, masks_a[-1].nonzero().squeeze(1),
+                                        masks_b[-1].nonzero().squeeze(1), self.dual_encoder.scale, internal_batch_size)
+                samples = lime_samples(n_samples, game.n_players_a, game.n_players_b)
+                fits.append(fit_lime_surrogate(game, samples, p, alpha, solver, options, streams.next()))
+                dtype, device = accumulation_dtype(pair.input_a.dtype), pair.input_a.device
+        streams.close()
+        return terms_of_fits(
+            fits, masks_a, masks_b, dtype, device, method=type(self).__name__, layers=self.layer_names(),
+            settings=dict(p=p, n_samples=n_samples, alpha=alpha, solver=solver, random_state=describe_random_state(random_state)),
+            has_intercept=True,
+        )
+
+    @staticmethod
+    def attribute_game(
+        game: Any,
+        *,
+        p: float = 0.7,
+        n_samples: Optional[int] = None,
+        alpha: float = 0.01,
+        random_state: RandomState = None,
+        solver: str = "ridge",
+        solver_options: Optional[Dict[str, float]] = None,
+    ) -> InteractionTerms:
+        """The bilinear surrogate of any cross-modal game of your own
+        (:mod:`captum_bilinear.games`); players are the game's, side a's first. A game with
+        ``embeddings`` and ``values_of`` (such as :class:`~captum_bilinear.games.LayerMaskingGame`)
+        gets the paper's cosine weights, others equal weights.
+
+        Args:
+            game: a cross-modal game (``n_players_a``, ``n_players_b``, ``n_players``, callable).
+            p: the probability of keeping a player (the constructor's ``p`` for models).
+            n_samples, alpha, random_state, solver, solver_options: as in :meth:`attribute`.
+
+        Returns:
+            :class:`~captum_bilinear.InteractionTerms` of batch 1 over the game's players.
+
+        Example:
+            >>> class Bilinear:  # nu(M) = x_a^T W x_b + 1
+            ...     n_players_a, n_players_b, n_players = 2, 3, 5
+            ...     W = torch.arange(6.0, dtype=torch.float64).view(2, 3)
+            ...     def __call__(self, M):
+            ...         return ((M[:, :2].double() @ self.W) * M[:, 2:].double()).sum(1) + 1
+            >>> terms = InteractionLIME.attribute_game(Bilinear(), alpha=0.0, n_samples=40, random_state=0)
+            >>> torch.allclose(terms.cross[0], Bilinear.W), round(float(terms.intercept[0]), 6)
+            (True, 1.0)
+        """
+        p = check_probability(p, "p")
+        n_a, n_b = check_cross_modal_game(game)
+        alpha = check_penalty(alpha)
+        if solver not in SOLVERS:
+            raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+        options = InteractionLIME._solver_options(solver, solver_options)
+        samples = lime_samples(None if n_samples is None else check_int(n_samples, "n_samples", minimum=1), n_a, n_b)
+        fit = fit_lime_surrogate(game, samples, p, alpha, solver, options, ExampleStreams(random_state).next())
+        return terms_of_fits(
+            [fit], [torch.ones(n_a, dtype=torch.bool)], [torch.ones(n_b, dtype=torch.bool)], torch.float64, "cpu",
+            method="InteractionLIME", layers=("", ""),
+            settings=dict(p=p, n_samples=samples, alpha=alpha, solver=solver, random_state=describe_random_state(random_state)),
+        )
+
+    def _keep_probability(self, keep_prob: Optional[float]) -> float:
+        if keep_prob is None:
+            return self.p
+        warnings.warn("InteractionLIME.attribute(keep_prob=...) is deprecated: pass p to the constructor",
+                      DeprecationWarning, stacklevel=4)
+        return check_probability(keep_prob, "keep_prob")
 
     @staticmethod
     def _solver_options(solver: str, solver_options: Optional[Dict[str, float]]) -> Dict[str, float]:
@@ -238,53 +294,10 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
             raise ValueError(f"solver_options: unknown option(s) {unknown}; expected some of {sorted(SGD_DEFAULTS)}")
         options = {**SGD_DEFAULTS, **solver_options}
         for key in ("epochs", "batch_size"):
-            check_count(options[key], f"solver_options['{key}']")
+            check_int(options[key], f"solver_options['{key}']", minimum=1)
         for key in ("lr", "momentum"):
             value = options[key]
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"solver_options['{key}']: expected a number >= 0, got {value!r}")
         return options
 
-    def _attribute_pair(
-        self,
-        pair: LayerPair,
-        n_samples: int,
-        keep_prob: float,
-        alpha: float,
-        solver: str,
-        options: Dict[str, float],
-        generator: torch.Generator,
-        internal_batch_size: Optional[int],
-    ) -> Tensor:
-        positions_a, positions_b = num_positions(pair.input_a), num_positions(pair.input_b)
-        rows_a, rows_b = split_samples(n_samples, positions_a, positions_b)
-        keep_a = identifying_bernoulli_masks(rows_a, positions_a, keep_prob, generator)
-        keep_b = identifying_bernoulli_masks(rows_b, positions_b, keep_prob, generator)
-        # Row 0 keeps every position: the unmasked embedding, in the same pass as the masked ones.
-        everything_a = torch.ones(1, positions_a, dtype=torch.bool)
-        everything_b = torch.ones(1, positions_b, dtype=torch.bool)
-        with torch.no_grad():
-            embedded_a = masked_embeddings(
-                pair.side_a, pair.input_a, pair.reference_a, torch.cat([everything_a, keep_a]), internal_batch_size
-            )
-            embedded_b = masked_embeddings(
-                pair.side_b, pair.input_b, pair.reference_b, torch.cat([everything_b, keep_b]), internal_batch_size
-            )
-        (full_a, embedded_a), (full_b, embedded_b) = embedded_a.split([1, rows_a]), embedded_b.split([1, rows_b])
-        # The (small) fit runs on the CPU in float64 whatever the model's device.
-        values = (self.dual_encoder.scale * (embedded_a @ embedded_b.T)).to("cpu", torch.float64)
-        cosines_a, cosines_b = cosine_to(embedded_a, full_a).cpu(), cosine_to(embedded_b, full_b).cpu()
-        weights = (0.5 * (cosines_a.unsqueeze(1) + cosines_b.unsqueeze(0))).clamp_min(0)
-        if not bool(weights.sum() > 0):
-            warnings.warn(
-                "InteractionLIME: every masked pair's embeddings point away from the unmasked ones "
-                "(all sample weights are 0); fitting with equal weights",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            weights = torch.ones_like(weights)
-        if solver == "ridge":
-            matrix, _ = fit_bilinear_ridge(keep_a, keep_b, values, weights, alpha)
-        else:
-            matrix, _ = _fit_sgd(keep_a, keep_b, values, weights, alpha, options, generator)
-        return matrix.to(device=embedded_a.device, dtype=accumulation_dtype(embedded_a.dtype))

@@ -9,7 +9,7 @@ from torch import Tensor
 from captum_bilinear._core.base import DualLayerAttribution
 from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.model_state import evaluation_mode
-from captum_bilinear._utils.positions import as_positions
+from captum_bilinear.terms import InteractionTerms
 
 VARIANTS = ("output", "hidden")
 
@@ -73,7 +73,8 @@ class TokenPatchSimilarity(DualLayerAttribution):
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
         attribute_to_layer_input: bool = False,
     ) -> Tensor:
-        """Cosine similarity (times the model's scale) of every position pair.
+        """Cosine similarity (times the model's scale) of every position pair
+        (``attribute_terms(...).cross``).
 
         Args:
             inputs: ``(inputs_a, inputs_b)``, e.g. ``(input_ids, pixel_values)``.
@@ -85,6 +86,20 @@ class TokenPatchSimilarity(DualLayerAttribution):
         Returns:
             ``(batch, positions_a, positions_b)``.
         """
+        return self.attribute_terms(inputs, baselines, additional_forward_args=additional_forward_args,
+                                    attribute_to_layer_input=attribute_to_layer_input).cross
+
+    @log_usage()
+    def attribute_terms(
+        self,
+        inputs: Tuple[Any, Any],
+        baselines: None = None,
+        *,
+        additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        attribute_to_layer_input: bool = False,
+    ) -> InteractionTerms:
+        """The similarity map as :class:`~captum_bilinear.InteractionTerms`: ``cross`` only
+        (no intercept, no first-order terms). Takes the arguments of :meth:`attribute`."""
         if baselines is not None:
             raise ValueError("baselines: TokenPatchSimilarity compares position embeddings and uses no reference; "
                              "expected None")
@@ -96,7 +111,15 @@ class TokenPatchSimilarity(DualLayerAttribution):
                                                encoder.token_head_a, attribute_to_layer_input, "layer[0]")
             patches = self._position_embeddings(encoder.embed_b, side_b.inputs + side_b.extra, layer_b,
                                                 encoder.token_head_b, attribute_to_layer_input, "layer[1]")
-        return encoder.scale * torch.einsum("bsd,bpd->bsp", tokens, patches)
+        cross = encoder.scale * torch.einsum("bsd,bpd->bsp", tokens, patches)
+        batch, positions_a, positions_b = cross.shape
+        zeros = cross.new_zeros
+        names = self.layer_names() if self.variant == "hidden" else ("output", "output")
+        return InteractionTerms(
+            intercept=zeros(batch), first_a=zeros(batch, positions_a), first_b=zeros(batch, positions_b), cross=cross,
+            method=type(self).__name__, layers=names, settings=dict(variant=self.variant),
+            has_intercept=False, has_first_order=False,
+        )
 
     @staticmethod
     def _position_embeddings(
@@ -106,5 +129,18 @@ class TokenPatchSimilarity(DualLayerAttribution):
         tap = LayerTap(layer, attribute_to_layer_input, name=name)
         with tap.capture() as captured:
             embed(*arguments)
-        projected = head(as_positions(captured[0]))
+        hidden = captured[0]
+        if hidden.dim() != 3:
+            raise ValueError(
+                f"{name}: ITSM needs per-position hidden states (batch, positions, hidden) to pass through the "
+                f"encoder's output head; this module's output has shape {tuple(hidden.shape)} (a projection or "
+                "pooled layer has no positions): choose an encoder layer or the embeddings"
+            )
+        try:
+            projected = head(hidden)
+        except RuntimeError as error:
+            raise ValueError(
+                f"{name}: the encoder's output head cannot take this module's output of shape {tuple(hidden.shape)} "
+                f"({str(error).splitlines()[0]}); choose an encoder layer or the embeddings"
+            ) from error
         return projected / projected.norm(dim=-1, keepdim=True).clamp_min(1e-12)

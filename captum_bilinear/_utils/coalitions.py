@@ -21,6 +21,8 @@ from typing import Any, Dict, List, Tuple, Union
 import torch
 from torch import Tensor
 
+from captum_bilinear._utils.checks import check_int, check_probability  # noqa: F401  (re-exported)
+
 #: An int seed, a ``torch.Generator``, or None for a fresh random seed.
 RandomState = Union[int, torch.Generator, None]
 
@@ -44,6 +46,45 @@ def as_generator(random_state: RandomState, name: str = "random_state") -> torch
         raise TypeError(f"{name}: expected None, a non-negative int seed or a torch.Generator, got {random_state!r}")
     generator.manual_seed(int(random_state))
     return generator
+
+
+class ExampleStreams:
+    """One random stream per example, each starting from the same state, so an example's
+    result does not depend on the batch it came in (same ``random_state``, same result).
+
+    An int seed starts every example's stream from that seed; a ``torch.Generator`` from
+    its current state (and is left where the last example's stream ended, so a second
+    call draws anew); None from one fresh OS seed per call.
+
+    Example:
+        >>> streams = ExampleStreams(7)
+        >>> first, second = streams.next(), streams.next()
+        >>> torch.equal(torch.rand(2, generator=first), torch.rand(2, generator=second))
+        True
+    """
+
+    def __init__(self, random_state: RandomState, name: str = "random_state") -> None:
+        self._user = random_state if isinstance(random_state, torch.Generator) else None
+        if self._user is not None:
+            self._state = self._user.get_state()
+        else:
+            seed = as_generator(random_state, name).initial_seed()
+            self._state = torch.Generator().manual_seed(seed).get_state()
+        self._last: Union[torch.Generator, None] = None
+
+    def next(self) -> torch.Generator:
+        """A generator for the next example (the same initial state for every example)."""
+        if self._last is not None and self._user is not None:
+            self._user.set_state(self._last.get_state())
+        generator = torch.Generator()
+        generator.set_state(self._state)
+        self._last = generator
+        return generator
+
+    def close(self) -> None:
+        """Leaves a user's generator where the last example's stream ended."""
+        if self._last is not None and self._user is not None:
+            self._user.set_state(self._last.get_state())
 
 
 def bernoulli_masks(rows: int, positions: int, keep_prob: float, generator: torch.Generator) -> Tensor:
@@ -314,23 +355,3 @@ def coalition_basis(masks: Tensor, with_pairs: bool) -> Tensor:
         first, second = pair_indices(x.shape[1])
         columns.append(x[:, first] * x[:, second])
     return torch.cat(columns, 1)
-
-
-def check_probability(value: Any, name: str) -> float:
-    """``value`` as a float strictly between 0 and 1 (TypeError / ValueError naming ``name``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number in (0, 1), got {value!r}")
-    value = float(value)
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"{name}: expected a number strictly between 0 and 1, got {value}")
-    return value
-
-
-def check_count(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int ``>= minimum`` (TypeError / ValueError naming ``name``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-

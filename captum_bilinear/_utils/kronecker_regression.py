@@ -14,9 +14,10 @@ All solves are in float64.
   arbitrary (non-factorizing) weights (InteractionLIME).
 """
 
+import math
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -200,3 +201,40 @@ def fit_bilinear_ridge(keep_a: Tensor, keep_b: Tensor, values: Tensor, weights: 
     rhs[1:] = (a.T @ (w * y) @ b).reshape(-1) / root
     solution = spd_solve(gram, rhs, "the bilinear surrogate's normal equations")
     return solution[1:].view(positions_a, positions_b) / root, solution[0]
+
+
+def fit_bilinear_sgd(
+    keep_a: Tensor,
+    keep_b: Tensor,
+    values: Tensor,
+    weights: Tensor,
+    alpha: float,
+    options: Dict[str, float],
+    generator: torch.Generator,
+) -> Tuple[Tensor, Tensor]:
+    """Minibatch SGD with momentum on the same objective as the ridge solve (divided by
+    the number of pairs), in the scaled features, from ``W~ = 0`` and ``c`` = the
+    weighted mean value. Returns ``(W, c)`` in the 0/1 features' units."""
+    a = keep_a.to(torch.float64) / math.sqrt(keep_a.shape[1])
+    b = keep_b.to(torch.float64) / math.sqrt(keep_b.shape[1])
+    y, w = values.to(torch.float64).reshape(-1), weights.to(torch.float64).reshape(-1)
+    rows_b = b.shape[0]
+    pairs = y.numel()
+    matrix = torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64)
+    intercept = (w * y).sum() / w.sum()
+    velocity_w, velocity_c = torch.zeros_like(matrix), torch.zeros_like(intercept)
+    lr, momentum = float(options["lr"]), float(options["momentum"])
+    batch_size = int(options["batch_size"])
+    for _ in range(int(options["epochs"])):
+        order = torch.randperm(pairs, generator=generator)
+        for start in range(0, pairs, batch_size):
+            index = order[start : start + batch_size]
+            rows, columns = a[index // rows_b], b[index % rows_b]
+            residual = w[index] * (((rows @ matrix) * columns).sum(-1) + intercept - y[index])
+            grad_w = 2 * rows.T @ (residual.unsqueeze(1) * columns) / index.numel() + 2 * alpha / pairs * matrix
+            grad_c = 2 * residual.mean()
+            velocity_w = momentum * velocity_w - lr * grad_w
+            velocity_c = momentum * velocity_c - lr * grad_c
+            matrix = matrix + velocity_w
+            intercept = intercept + velocity_c
+    return matrix / math.sqrt(keep_a.shape[1] * keep_b.shape[1]), intercept

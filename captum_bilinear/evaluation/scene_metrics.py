@@ -8,10 +8,10 @@ import torch
 from torch import Tensor
 
 from captum_bilinear.evaluation.explainers import PairExplanation
+from captum_bilinear.terms import InteractionTerms
 from captum_bilinear.metrics import (
     PatchMaskingScore,
     TokenMaskingScore,
-    cross_modal_explanation,
     deletion_curve,
     hard_negative,
     insertion_curve,
@@ -31,6 +31,7 @@ class CachedGame:
     def __init__(self, game: Any) -> None:
         self.game = game
         self.n_players = game.n_players
+        self.positions_a, self.positions_b = game.positions_a, game.positions_b
         self._values: Dict[Tuple[Tuple[int, ...], bytes], Tensor] = {}
 
     def __call__(self, coalitions: Tensor) -> Tensor:
@@ -90,25 +91,31 @@ def faithfulness_record(explanation: PairExplanation, context: SceneContext, see
     """p-faithfulness (Spearman and R^2) of the explanation's prediction of the game over
     coalitions of caption players and image patches drawn with probability ``p``.
 
-    Interaction-only methods predict ``nu(empty) + sum of the present pairs'
-    interactions``; FIxLIP adds its own intercept and first-order terms; first-order
-    methods predict ``nu(empty) + sum of the present players' values``."""
-    patch_start = 1 if context.has_cls else 0
+    The explanation is read as :class:`~captum_bilinear.InteractionTerms` over every
+    position (positions that are no player of the game are always present): interaction
+    methods with their pairs (FIxLIP also with its intercept and first-order terms),
+    first-order methods with their per-position values; without an intercept of their
+    own they predict from ``nu(empty)``."""
     if explanation.interactions is not None:
-        cross = explanation.interactions[context.players_a][:, patch_start:]
-        first_a = explanation.first_a[context.players_a] if explanation.first_a is not None else None
-        first_b = explanation.first_b[patch_start:] if explanation.first_b is not None else None
-        first, pairwise = cross_modal_explanation(cross, first_a, first_b)
+        cross = explanation.interactions.double()
+        first_a = explanation.first_a.double() if explanation.first_a is not None else torch.zeros(cross.shape[0],
+                                                                                                    dtype=torch.float64)
+        first_b = explanation.first_b.double() if explanation.first_b is not None else torch.zeros(cross.shape[1],
+                                                                                                    dtype=torch.float64)
     else:
-        n_patches = context.grid[0] * context.grid[1]
-        text = explanation.text_values[context.players_a] if explanation.text_values is not None \
-            else torch.zeros(len(context.players_a))
-        image = explanation.image_values[patch_start:] if explanation.image_values is not None \
-            else torch.zeros(n_patches)
-        first, pairwise = torch.cat([text, image]).double(), None
-    intercept = explanation.intercept if explanation.intercept is not None else context.empty_game_value
-    result = p_faithfulness(context.game, intercept, first, pairwise, p=context.p,
-                            n_coalitions=context.n_coalitions, random_state=seed)
+        n_image = context.grid[0] * context.grid[1] + (1 if context.has_cls else 0)
+        n_text = context.token_score.input_ids.numel()
+        first_a = explanation.text_values.double() if explanation.text_values is not None \
+            else torch.zeros(n_text, dtype=torch.float64)
+        first_b = explanation.image_values.double() if explanation.image_values is not None \
+            else torch.zeros(n_image, dtype=torch.float64)
+        cross = torch.zeros(first_a.numel(), first_b.numel(), dtype=torch.float64)
+    has_intercept = explanation.intercept is not None
+    terms = InteractionTerms(
+        torch.tensor([explanation.intercept if has_intercept else 0.0], dtype=torch.float64),
+        first_a[None], first_b[None], cross[None], has_intercept=has_intercept,
+    )
+    result = p_faithfulness(context.game, terms, p=context.p, n_coalitions=context.n_coalitions, random_state=seed)
     return {"p_faithfulness": result.spearman, "p_faithfulness_r2": result.r2}
 
 

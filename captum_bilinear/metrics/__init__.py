@@ -18,8 +18,9 @@ from captum_bilinear.metrics.discrimination import (
 )
 from captum_bilinear.metrics.faithfulness import (
     FaithfulnessResult,
-    cross_modal_explanation,
     explanation_prediction,
+    faithfulness_scores,
+    game_positions,
     p_faithfulness,
     pearson,
     r_squared,
@@ -59,8 +60,9 @@ __all__ = [
     # p-faithfulness
     "p_faithfulness",
     "FaithfulnessResult",
-    "cross_modal_explanation",
     "explanation_prediction",
+    "faithfulness_scores",
+    "game_positions",
     "sample_coalitions",
     "spearman",
     "pearson",

@@ -1,23 +1,19 @@
 """p-faithfulness (FIxLIP, Baniecki et al. 2025): how well an explanation, read as a
 2-additive game, predicts the model's game on random coalitions.
 
-Players are the positions of both inputs, side a first: ``0 .. n_a-1`` caption
-positions, ``n_a .. n_a+n_b-1`` image positions. An explanation is
-
-* ``intercept`` ``e_0`` (a number),
-* ``first_order`` ``e_i``, shape ``(n_players,)``, or ``None`` for methods without
-  first-order terms (BII, InteractionCAM, ...: their prediction is built from the
-  interactions alone),
-* ``pairwise`` ``e_ij``, a square ``(n_players, n_players)`` matrix that is either
-  symmetric or strictly upper-triangular (zero diagonal in both cases). Each unordered
-  pair ``{i, j}`` counts once. :func:`cross_modal_explanation` builds it from an
-  interaction tensor's cross block.
-
-Its prediction for a coalition ``M`` is ``e_0 + Σ_{i∈M} e_i + Σ_{i<j, i,j∈M} e_ij``.
+The explanation is an :class:`~captum_bilinear.InteractionTerms` over the positions of
+both sides; the game's players are some of those positions: a game with ``positions_a``
+and ``positions_b`` (such as :class:`~captum_bilinear.metrics.PairMaskingGame` or
+:class:`~captum_bilinear.games.LayerMaskingGame`) says which, a game with exactly
+``S + P`` players has every position as a player. Positions that are no player of the
+game are present in every coalition. The explanation's prediction of a coalition ``M``
+is ``e_0 + Σ_{i∈M} e_i + Σ_{{i,j}⊆M} e_ij`` (:meth:`~captum_bilinear.InteractionTerms.predict`);
+a method without an intercept (``has_intercept`` False) is given ``ν(∅)``, and
+``interactions_only`` scores the pair terms alone (``ν(∅)`` plus the present pairs).
 """
 
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple, Union
+from dataclasses import dataclass, replace
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -30,9 +26,9 @@ from captum_bilinear._utils.checks import (
     check_probability,
     check_real,
 )
+from captum_bilinear._utils.coalitions import RandomState, as_generator, bernoulli_masks
+from captum_bilinear.terms import InteractionTerms
 
-GameFn = Callable[[Tensor], Tensor]
-RandomState = Union[int, torch.Generator, None]
 
 
 # ------------------------------------------------------------------------ statistics
@@ -114,140 +110,87 @@ def r_squared(target: Tensor, prediction: Tensor) -> float:
 # ---------------------------------------------------------------------- explanations
 
 
-def _pairwise(pairwise: Any, n_players: Optional[int], name: str = "pairwise") -> Tensor:
-    """A symmetric or strictly upper-triangular matrix as its strict upper triangle."""
-    matrix = as_tensor(pairwise, name, torch.float64)
-    if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"{name}: expected a square (n_players, n_players) matrix, got {tuple(matrix.shape)}")
-    if n_players is not None and matrix.shape[0] != n_players:
-        raise ValueError(f"{name}: expected ({n_players}, {n_players}) to match the players, got {tuple(matrix.shape)}")
-    if bool((torch.diagonal(matrix) != 0).any()):
-        raise ValueError(f"{name}: the diagonal must be zero (put single-player terms in first_order)")
-    upper = torch.triu(matrix, 1)
-    if bool((torch.tril(matrix, -1) != 0).any()) and not torch.allclose(matrix, matrix.T):
-        raise ValueError(f"{name}: expected a symmetric or an upper-triangular matrix (each pair once)")
-    return upper
-
-
-def cross_modal_explanation(
-    cross: Tensor,
-    first_a: Optional[Tensor] = None,
-    first_b: Optional[Tensor] = None,
-    intra_a: Optional[Tensor] = None,
-    intra_b: Optional[Tensor] = None,
-) -> Tuple[Optional[Tensor], Tensor]:
-    """An explanation over the players ``[side a positions, side b positions]`` from
-    its blocks.
-
-    Args:
-        cross: ``(n_a, n_b)`` caption-image interactions, e.g. ``A[0]`` (drop positions
-            that are not players, such as CLS: ``A[0][:, 1:]``).
-        first_a, first_b: ``(n_a,)``, ``(n_b,)`` first-order terms; a missing one is zero.
-        intra_a, intra_b: ``(n_a, n_a)``, ``(n_b, n_b)`` intra-modal interactions,
-            symmetric or strictly upper-triangular.
-
-    Returns:
-        ``(first_order, pairwise)``: ``(n_a + n_b,)`` float64, or ``None`` when neither
-        side has first-order terms, and the strictly upper-triangular float64
-        ``(n_a + n_b, n_a + n_b)`` matrix.
+def game_positions(game: Any, explanation: InteractionTerms) -> Tensor:
+    """LongTensor ``(n_players,)``: the explanation position (side a's positions, then
+    side b's) of each of the game's players.
 
     Example:
-        >>> first, pairwise = cross_modal_explanation(torch.tensor([[1.0, 2.0]]))
-        >>> first is None
-        True
-        >>> pairwise
-        tensor([[0., 1., 2.],
-                [0., 0., 0.],
-                [0., 0., 0.]], dtype=torch.float64)
+        >>> class Game:
+        ...     n_players, positions_a, positions_b = 3, torch.tensor([1]), torch.tensor([1, 2])
+        >>> terms = InteractionTerms(torch.zeros(1), torch.zeros(1, 3), torch.zeros(1, 3), torch.zeros(1, 3, 3))
+        >>> game_positions(Game(), terms)
+        tensor([1, 4, 5])
     """
-    block = as_tensor(cross, "cross", torch.float64)
-    if block.dim() != 2:
-        raise ValueError(f"cross: expected shape (n_a, n_b), got {tuple(block.shape)}")
-    n_a, n_b = block.shape
-    pairwise = torch.zeros(n_a + n_b, n_a + n_b, dtype=torch.float64, device=block.device)
-    pairwise[:n_a, n_a:] = block
-    if intra_a is not None:
-        pairwise[:n_a, :n_a] = _pairwise(intra_a, n_a, "intra_a").to(block.device)
-    if intra_b is not None:
-        pairwise[n_a:, n_a:] = _pairwise(intra_b, n_b, "intra_b").to(block.device)
-    if first_a is None and first_b is None:
-        return None, pairwise
-    parts = []
-    for value, size, name in ((first_a, n_a, "first_a"), (first_b, n_b, "first_b")):
-        if value is None:
-            parts.append(torch.zeros(size, dtype=torch.float64, device=block.device))
-            continue
-        tensor = as_tensor(value, name, torch.float64).to(block.device)
-        if tuple(tensor.shape) != (size,):
-            raise ValueError(f"{name}: expected shape ({size},) to match cross, got {tuple(tensor.shape)}")
-        parts.append(tensor)
-    return torch.cat(parts), pairwise
-
-
-def _explanation(
-    intercept: Any, first_order: Any, pairwise: Any
-) -> Tuple[float, Optional[Tensor], Optional[Tensor], int]:
-    e0 = 0.0 if intercept is None else check_real(intercept, "intercept")
-    if first_order is None and pairwise is None:
-        raise ValueError("first_order, pairwise: an explanation needs at least one of them")
-    first = None
-    n_players = None
-    if first_order is not None:
-        first = as_tensor(first_order, "first_order", torch.float64).cpu()
-        if first.dim() != 1 or first.numel() == 0:
-            raise ValueError(f"first_order: expected shape (n_players,), got {tuple(first.shape)}")
-        n_players = first.numel()
-    upper = None if pairwise is None else _pairwise(pairwise, n_players).cpu()
-    if n_players is None:
-        n_players = upper.shape[0]
-    return e0, first, upper, n_players
+    if not isinstance(explanation, InteractionTerms):
+        raise TypeError(f"explanation: expected InteractionTerms (what attribute_terms returns), got "
+                        f"{type(explanation).__name__}")
+    positions_a, positions_b = explanation.positions
+    n_players = check_int(getattr(game, "n_players", None), "game.n_players", minimum=1)
+    if hasattr(game, "positions_a") and hasattr(game, "positions_b"):
+        side_a = torch.as_tensor(game.positions_a, dtype=torch.long).reshape(-1).cpu()
+        side_b = torch.as_tensor(game.positions_b, dtype=torch.long).reshape(-1).cpu()
+        if side_a.numel() + side_b.numel() != n_players:
+            raise ValueError(f"game: positions_a and positions_b name {side_a.numel() + side_b.numel()} players, "
+                             f"n_players is {n_players}")
+        if (side_a.numel() and (side_a.min() < 0 or side_a.max() >= positions_a)) or (
+                side_b.numel() and (side_b.min() < 0 or side_b.max() >= positions_b)):
+            raise ValueError(f"game: its players' positions lie outside the explanation's {positions_a} x "
+                             f"{positions_b} positions")
+        return torch.cat([side_a, positions_a + side_b])
+    if n_players != positions_a + positions_b:
+        raise ValueError(
+            f"game: {n_players} players, but the explanation has {positions_a} + {positions_b} positions; give the "
+            "game positions_a / positions_b (the explanation positions of its players)"
+        )
+    return torch.arange(n_players)
 
 
 def explanation_prediction(
+    explanation: InteractionTerms,
+    game: Any,
     coalitions: Tensor,
-    intercept: Optional[float] = 0.0,
-    first_order: Optional[Tensor] = None,
-    pairwise: Optional[Tensor] = None,
+    *,
+    index: int = 0,
+    interactions_only: bool = False,
+    empty_value: Optional[float] = None,
 ) -> Tensor:
-    """The explanation's value ``e_0 + Σ_{i∈M} e_i + Σ_{i<j∈M} e_ij`` of each coalition.
+    """The explanation's value of each of the game's coalitions.
 
     Args:
-        coalitions: bool ``(m, n_players)``, ``True`` = player present.
-        intercept: ``e_0`` (``None`` = 0).
-        first_order: ``(n_players,)`` or ``None``.
-        pairwise: ``(n_players, n_players)``, symmetric or strictly upper-triangular, or ``None``.
+        explanation: :class:`~captum_bilinear.InteractionTerms`.
+        game: the game whose players ``coalitions`` are over (see :func:`game_positions`).
+        coalitions: bool ``(m, game.n_players)``, True = present.
+        index: the example of the explanation.
+        interactions_only: predict with ``empty_value`` and the pair terms alone.
+        empty_value: ``ν(∅)``, used for explanations without an intercept and with
+            ``interactions_only`` (default: computed from the game).
 
     Returns:
         float64 ``(m,)``.
 
     Example:
-        >>> pairwise = torch.tensor([[0.0, 2.0], [2.0, 0.0]])   # symmetric: the pair counts once
-        >>> explanation_prediction(torch.tensor([[True, True], [True, False]]), 1.0,
-        ...                        torch.tensor([0.5, 0.25]), pairwise)
-        tensor([3.7500, 1.5000], dtype=torch.float64)
+        >>> terms = InteractionTerms(torch.tensor([1.0]), torch.tensor([[2.0]]), torch.tensor([[3.0]]),
+        ...                          torch.tensor([[[4.0]]]))
+        >>> game = lambda M: M.double().sum(1); game.n_players = 2
+        >>> explanation_prediction(terms, game, torch.tensor([[True, True], [True, False]]))
+        tensor([10.,  3.], dtype=torch.float64)
+        >>> explanation_prediction(terms, game, torch.tensor([[True, True]]), interactions_only=True, empty_value=0.0)
+        tensor([4.], dtype=torch.float64)
     """
-    e0, first, upper, n_players = _explanation(intercept, first_order, pairwise)
     masks = as_bool_mask(coalitions, "coalitions")
-    if masks.dim() != 2 or masks.shape[1] != n_players:
-        raise ValueError(f"coalitions: expected shape (m, {n_players}), got {tuple(masks.shape)}")
-    present = masks.cpu().to(torch.float64)
-    prediction = torch.full((present.shape[0],), e0, dtype=torch.float64)
-    if first is not None:
-        prediction = prediction + present @ first
-    if upper is not None:
-        prediction = prediction + ((present @ upper) * present).sum(1)
-    return prediction
-
-
-def _generator(random_state: RandomState) -> torch.Generator:
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    generator = torch.Generator()
-    if random_state is None:
-        generator.seed()
-    else:
-        generator.manual_seed(check_int(random_state, "random_state", minimum=0))
-    return generator
+    players = game_positions(game, explanation)
+    if masks.dim() != 2 or masks.shape[1] != players.numel():
+        raise ValueError(f"coalitions: expected shape (m, {players.numel()}), got {tuple(masks.shape)}")
+    one = explanation[index]
+    if interactions_only or not one.has_intercept:
+        if empty_value is None:
+            empty_value = float(call_batched(game, torch.zeros(1, players.numel(), dtype=torch.bool), None, "game")[0])
+        one = replace(one, intercept=torch.full_like(one.intercept, check_real(empty_value, "empty_value")))
+    if interactions_only:
+        one = replace(one, first_a=torch.zeros_like(one.first_a), first_b=torch.zeros_like(one.first_b))
+    positions = torch.ones(masks.shape[0], sum(explanation.positions), dtype=torch.bool)
+    positions[:, players] = masks.cpu()
+    return one.predict(positions)
 
 
 def sample_coalitions(n_players: int, n_coalitions: int, p: float = 0.5, random_state: RandomState = 0) -> Tensor:
@@ -270,7 +213,7 @@ def sample_coalitions(n_players: int, n_coalitions: int, p: float = 0.5, random_
     n_players = check_int(n_players, "n_players", minimum=1)
     n_coalitions = check_int(n_coalitions, "n_coalitions", minimum=1)
     p = check_probability(p, "p")
-    return torch.rand(n_coalitions, n_players, generator=_generator(random_state), dtype=torch.float64) < p
+    return bernoulli_masks(n_coalitions, n_players, p, as_generator(random_state))
 
 
 @dataclass(frozen=True)
@@ -294,59 +237,72 @@ class FaithfulnessResult:
     predictions: Tensor
 
 
+def faithfulness_scores(coalitions: Tensor, game_values: Tensor, predictions: Tensor) -> FaithfulnessResult:
+    """The statistics of predictions of game values (what :func:`p_faithfulness` returns),
+    for callers that score several explanations on the same coalitions.
+
+    Example:
+        >>> result = faithfulness_scores(torch.ones(3, 1, dtype=torch.bool), torch.tensor([1.0, 2.0, 3.0]),
+        ...                              torch.tensor([1.0, 2.0, 4.0]))
+        >>> round(result.spearman, 6), round(result.r2, 6)
+        (1.0, 0.5)
+    """
+    values = as_tensor(game_values, "game_values", torch.float64).cpu()
+    predicted = as_tensor(predictions, "predictions", torch.float64).cpu()
+    return FaithfulnessResult(
+        spearman=spearman(values, predicted), r2=r_squared(values, predicted), pearson=pearson(values, predicted),
+        coalitions=coalitions, game_values=values, predictions=predicted,
+    )
+
+
 def p_faithfulness(
-    game_fn: GameFn,
-    intercept: Optional[float],
-    first_order: Optional[Tensor],
-    pairwise: Optional[Tensor],
+    game: Any,
+    explanation: InteractionTerms,
+    *,
+    index: int = 0,
     p: float = 0.5,
     n_coalitions: int = 1000,
     random_state: RandomState = 0,
     batch_size: Optional[int] = None,
+    interactions_only: bool = False,
 ) -> FaithfulnessResult:
     """p-faithfulness: agreement of the game ``ν(M)`` and the explanation's prediction
     over coalitions ``M`` drawn with inclusion probability ``p``.
 
-    Spearman and Pearson ignore ``intercept``; R² does not (it is computed without
-    refitting). For a method without an intercept (BII, whose interactions sum to the
-    four-term identity rather than to ``ν``), pass ``intercept=ν(∅)`` or compare by
-    Spearman; ``None`` means 0.
+    Spearman and Pearson ignore the intercept; R² does not (it is computed without
+    refitting). An explanation without an intercept (``has_intercept`` False) predicts
+    from ``ν(∅)``.
 
     Args:
-        game_fn: ``game_fn(coalitions) -> values``, bool ``(m, n_players)`` to ``(m,)``.
-            See :class:`~captum_bilinear.metrics.PairMaskingGame`.
-        intercept: ``e_0`` (``None`` = 0).
-        first_order: ``(n_players,)``, or ``None`` for interaction-only methods.
-        pairwise: ``(n_players, n_players)``, symmetric or strictly upper-triangular
-            (:func:`cross_modal_explanation`), or ``None`` for first-order methods.
+        game: ``game(coalitions) -> values``, bool ``(m, n_players)`` to ``(m,)``, with
+            ``n_players`` (and ``positions_a`` / ``positions_b`` unless every explanation
+            position is a player); see :class:`~captum_bilinear.metrics.PairMaskingGame`.
+        explanation: :class:`~captum_bilinear.InteractionTerms` of any method.
+        index: the example of the explanation.
         p: inclusion probability in ``(0, 1)``.
         n_coalitions: number of sampled coalitions (>= 2).
         random_state: int seed (default 0), ``torch.Generator`` or ``None``.
-        batch_size: most coalitions per ``game_fn`` call (default: all at once).
+        batch_size: most coalitions per ``game`` call (default: all at once).
+        interactions_only: score the pair terms alone (``ν(∅)`` plus the present pairs).
 
     Returns:
         :class:`FaithfulnessResult`.
 
     Example:
-        >>> # a 2-additive game and its exact coefficients: perfectly faithful
+        >>> # a 2-additive game of a 1 x 2 pair and its exact coefficients: perfectly faithful
         >>> game = lambda M: 1.0 + M.double() @ torch.tensor([1.0, -2.0, 0.5]).double() \\
         ...     + 3.0 * (M[:, 0] & M[:, 2]).double()
-        >>> pairwise = torch.zeros(3, 3); pairwise[0, 2] = 3.0
-        >>> result = p_faithfulness(game, 1.0, torch.tensor([1.0, -2.0, 0.5]), pairwise,
-        ...                         p=0.5, n_coalitions=64, random_state=0)
+        >>> game.n_players = 3
+        >>> terms = InteractionTerms(torch.tensor([1.0]), torch.tensor([[1.0]]), torch.tensor([[-2.0, 0.5]]),
+        ...                          torch.tensor([[[0.0, 3.0]]]))
+        >>> result = p_faithfulness(game, terms, p=0.5, n_coalitions=64, random_state=0)
         >>> round(result.spearman, 6), round(result.r2, 6)
         (1.0, 1.0)
     """
-    e0, first, upper, n_players = _explanation(intercept, first_order, pairwise)
+    n_players = game_positions(game, explanation).numel()
     n_coalitions = check_int(n_coalitions, "n_coalitions", minimum=2)
     coalitions = sample_coalitions(n_players, n_coalitions, p, random_state)
-    game_values = call_batched(game_fn, coalitions, batch_size, "game_fn")
-    predictions = explanation_prediction(coalitions, e0, first, upper)
-    return FaithfulnessResult(
-        spearman=spearman(game_values, predictions),
-        r2=r_squared(game_values, predictions),
-        pearson=pearson(game_values, predictions),
-        coalitions=coalitions,
-        game_values=game_values,
-        predictions=predictions,
-    )
+    game_values = call_batched(game, coalitions, batch_size, "game")
+    predictions = explanation_prediction(explanation, game, coalitions, index=index,
+                                         interactions_only=interactions_only)
+    return faithfulness_scores(coalitions, game_values, predictions)

@@ -1,6 +1,6 @@
 """Model-side masking for the perturbation metrics: builds the ``score_fn`` of
 :func:`~captum_bilinear.metrics.deletion_curve` / :func:`~captum_bilinear.metrics.insertion_curve`
-and the ``game_fn`` of :func:`~captum_bilinear.metrics.p_faithfulness` from a
+and the game of :func:`~captum_bilinear.metrics.p_faithfulness` from a
 HuggingFace-CLIP-like pair of embedding functions.
 
 * Removing an image patch replaces its pixels by a baseline image (default 0, which in
@@ -262,14 +262,18 @@ class TokenMaskingScore:
 
 
 class PairMaskingGame:
-    """``game_fn`` for :func:`~captum_bilinear.metrics.p_faithfulness`: ``ν(M)`` = the
-    similarity when only the players in ``M`` are present, masking both sides as
-    :class:`TokenMaskingScore` and :class:`PatchMaskingScore` do.
+    """A cross-modal game (:mod:`captum_bilinear.games`) for
+    :func:`~captum_bilinear.metrics.p_faithfulness`: ``ν(M)`` = the similarity when only
+    the players in ``M`` are present, masking both sides as :class:`TokenMaskingScore`
+    and :class:`PatchMaskingScore` do.
 
-    Players are the caption positions ``text_players`` (side a, first
-    ``n_players_a`` columns) followed by the image patches in row-major order (side b),
-    matching :func:`~captum_bilinear.metrics.cross_modal_explanation` with
-    ``cross = A[text_players][:, 1:]`` for an ``A`` with a CLS position.
+    Players are the caption positions ``text_players`` (side a, first ``n_players_a``
+    columns) followed by the image patches in row-major order (side b). ``positions_a``
+    and ``positions_b`` are the players' positions in an explanation over the layer
+    positions (``positions_b`` = the patches after ``patch_offset``: 1 for a ViT's CLS
+    token), so any method's :class:`~captum_bilinear.InteractionTerms` can be scored, and
+    :meth:`cross_values` gives all pairs of side coalitions from one pass per coalition,
+    so :meth:`~captum_bilinear.WeightedBanzhafInteractions.attribute_game` can explain it.
 
     Args:
         embed_text, embed_image: as in the two score classes.
@@ -280,6 +284,7 @@ class PairMaskingGame:
         baseline: pixels of a removed patch (number or broadcastable tensor).
         text_players: maskable caption positions (default: between BOS and EOS).
         similarity, scale: as in the score classes.
+        patch_offset: the explanation position of the first patch (1: after a CLS token).
 
     Call with bool ``coalitions`` ``(m, n_players)``; returns ``(m,)``.
 
@@ -306,6 +311,7 @@ class PairMaskingGame:
         text_players: Optional[Sequence[int]] = None,
         similarity: str = "cosine",
         scale: float = 1.0,
+        patch_offset: int = 1,
     ) -> None:
         dummy = torch.zeros(1)
         self._text = TokenMaskingScore(embed_text, dummy, input_ids, pad_token_id, text_players, similarity, scale)
@@ -314,12 +320,25 @@ class PairMaskingGame:
         self.scale = self._text.scale
         self.text_players = self._text.players
         self.n_players_a = self._text.n_items
-        self.n_players = self.n_players_a + self._image.n_items
+        self.n_players_b = self._image.n_items
+        self.n_players = self.n_players_a + self.n_players_b
+        self.positions_a = self.text_players
+        self.positions_b = torch.arange(self.n_players_b) + check_int(patch_offset, "patch_offset", minimum=0)
+
+    def _embeddings(self, coalitions_a: Tensor, coalitions_b: Tensor) -> Tuple[Tensor, Tensor]:
+        text = _embedding(self._text.embed_text(self._text.masked_ids(coalitions_a)), "embed_text")
+        image = _embedding(self._image.embed_image(self._image.masked_images(coalitions_b)), "embed_image")
+        return text, image.to(text)
+
+    def cross_values(self, coalitions_a: Tensor, coalitions_b: Tensor) -> Tensor:
+        """``(m_a, m_b)``: the value of every pair of a caption and an image coalition."""
+        text, image = self._embeddings(_check_keep(coalitions_a, self.n_players_a, "coalitions_a"),
+                                       _check_keep(coalitions_b, self.n_players_b, "coalitions_b"))
+        if self.similarity == "cosine":
+            text, image = F.normalize(text, dim=-1), F.normalize(image, dim=-1)
+        return self.scale * (text @ image.T)
 
     def __call__(self, coalitions: Tensor) -> Tensor:
         coalitions = _check_keep(coalitions, self.n_players, "coalitions")
-        text = _embedding(self._text.embed_text(self._text.masked_ids(coalitions[:, : self.n_players_a])), "embed_text")
-        image = _embedding(
-            self._image.embed_image(self._image.masked_images(coalitions[:, self.n_players_a :])), "embed_image"
-        )
-        return _similarity(text, image.to(text), self.similarity, self.scale)
+        text, image = self._embeddings(coalitions[:, : self.n_players_a], coalitions[:, self.n_players_a :])
+        return _similarity(text, image, self.similarity, self.scale)

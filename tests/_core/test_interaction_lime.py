@@ -94,9 +94,6 @@ def test_model_state_restored(pixels):
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(keep_prob=1.0), ValueError, r"keep_prob: expected a number strictly between 0 and 1"),
-        (dict(keep_prob=0), ValueError, r"keep_prob"),
-        (dict(keep_prob="0.5"), TypeError, r"keep_prob"),
         (dict(alpha=-1.0), ValueError, r"alpha: expected a finite number >= 0"),
         (dict(alpha=None), TypeError, r"alpha"),
         (dict(solver="adam"), ValueError, r"solver: expected one of \('ridge', 'sgd'\)"),
@@ -132,3 +129,51 @@ def test_batch_with_attention_mask_matches_first_example_alone(clip, pixels):
                            n_samples=150, random_state=0)
     assert both.shape == (2, 5, 17)
     torch.testing.assert_close(both[:1], first)
+    assert both[0, 4].abs().max() == 0  # padding is never a player
+
+
+@pytest.mark.parametrize("p, error", [(1.0, ValueError), (0, ValueError), ("0.5", TypeError)])
+def test_bad_p(clip, p, error):
+    with pytest.raises(error, match=r"^p: expected a"):
+        InteractionLIME(clip, clip_layers(clip), p=p)
+
+
+def test_keep_prob_is_the_deprecated_name_of_p(clip, pixels):
+    inputs = (caption(320, 1125), pixels)
+    with pytest.warns(DeprecationWarning, match="keep_prob"):
+        old = InteractionLIME(clip, clip_layers(clip)).attribute(inputs, n_samples=120, keep_prob=0.6, random_state=0)
+    new = InteractionLIME(clip, clip_layers(clip), p=0.6).attribute(inputs, n_samples=120, random_state=0)
+    torch.testing.assert_close(old, new)
+
+
+def test_each_example_as_if_alone(clip, pixels):
+    """Example 1 of a batch equals its own run with the same random_state."""
+    input_ids = torch.cat([caption(320, 1125, 539), caption(1125, 320, 539)])
+    pixel_values = torch.cat([pixels, -pixels])
+    lime = InteractionLIME(clip, clip_layers(clip))
+    both = lime.attribute_terms((input_ids, pixel_values), n_samples=150, random_state=2)
+    second = lime.attribute_terms((input_ids[1:], pixel_values[1:]), n_samples=150, random_state=2)
+    torch.testing.assert_close(both.cross[1:], second.cross)
+    torch.testing.assert_close(both.intercept[1:], second.intercept)
+    assert both.method == "InteractionLIME" and not both.has_first_order and both.settings["p"] == 0.7
+
+
+def test_default_samples_identify_the_surrogate():
+    model, layer, inputs, truth = bilinear_setup(positions=(30, 40), batch=1)
+    terms = InteractionLIME(model, layer).attribute_terms(inputs, alpha=0.0, random_state=0)
+    assert terms.settings["samples"][0] >= 31 * 41
+    torch.testing.assert_close(terms.cross, truth, atol=1e-4, rtol=0)
+
+
+def test_a_game_of_your_own_equals_the_model_path():
+    from captum_bilinear.games import LayerMaskingGame
+
+    model, layer, inputs, truth = bilinear_setup(batch=1)
+    lime = InteractionLIME(model, layer)
+    terms = lime.attribute_terms(inputs, n_samples=60, random_state=0)
+    (pair,) = list(lime._layer_pairs(*lime._prepare(inputs, None, None), False))
+    game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b,
+                            pair.reference_b, torch.arange(3), torch.arange(5), model.scale)
+    from_game = InteractionLIME.attribute_game(game, n_samples=60, random_state=0)
+    torch.testing.assert_close(from_game.cross, terms.cross, atol=1e-12, rtol=0)
+

@@ -10,7 +10,8 @@ from torch import nn
 from conftest import caption, clip_layers, make_clip
 
 from captum_bilinear import DualEncoder
-from captum_bilinear._core.weighted_banzhaf import BanzhafTerms, WeightedBanzhafInteractions
+from captum_bilinear import InteractionTerms
+from captum_bilinear._core.weighted_banzhaf import WeightedBanzhafInteractions
 
 
 def hooks_of(model):
@@ -70,7 +71,7 @@ def test_equals_shapiq_exact_faith_banzhaf_with_a_budget_covering_every_coalitio
     n_a = len(players_a)
     method = WeightedBanzhafInteractions(model, layer, p=0.5)
     terms = method.attribute_terms(inputs, baselines, budget=2 ** 7, intra_modal=True, players=players, random_state=0)
-    assert isinstance(terms, BanzhafTerms) and terms.cross.shape == (1,) + positions
+    assert isinstance(terms, InteractionTerms) and terms.cross.shape == (1,) + positions
     assert terms.intra_a.shape == (1, positions[0], positions[0]) and terms.intra_b.shape == (1, positions[1], positions[1])
 
     def check(got, expected):
@@ -92,7 +93,7 @@ def test_equals_shapiq_exact_faith_banzhaf_with_a_budget_covering_every_coalitio
     # non-players: zero terms
     if players is not None:
         assert terms.cross[0, 1].abs().max() == 0 and terms.first_b[0, 1] == 0 and terms.intra_b[0, 1].abs().max() == 0
-        assert terms.players_b.tolist() == [True, False, True, True, True]
+        assert terms.players_b.tolist() == [[True, False, True, True, True]]
     # FIxLIP's Theorem 1: e_i + p * sum_j e_ij is the Banzhaf value of the game
     values_a, values_b = terms.first_order_values()
     for i, s in enumerate(players_a):
@@ -106,6 +107,15 @@ def test_equals_shapiq_exact_faith_banzhaf_with_a_budget_covering_every_coalitio
     only = method.attribute_terms(inputs, baselines, budget=2 ** 7, players=players, random_state=0)
     assert only.intra_a is None and only.intra_b is None
     assert not torch.allclose(only.first_a, terms.first_a)  # the first-order terms do change
+
+    # The same values as shapiq's InteractionValues, players = side a's positions, then side b's
+    values = terms.to_shapiq(0)
+    assert values.index == "FBII" and values.n_players == sum(positions) and values.estimation_budget == 2 ** (n_a + len(players_b))
+    check(values.baseline_value, fbii[()])
+    position = players_a + [positions[0] + q for q in players_b]
+    for key, expected in fbii.dict_values.items():
+        check(values[tuple(position[i] for i in key)], expected)
+    assert len(values.values) == len(fbii.values)
 
 
 class TwoAdditive(nn.Module):
@@ -159,7 +169,7 @@ def test_recovers_a_two_additive_game_for_every_p_with_sampling(p):
     terms = method.attribute_terms(inputs, budget=budget, intra_modal=True, random_state=0)
     for name, expected in truth.items():
         torch.testing.assert_close(getattr(terms, name), expected, atol=1e-8, rtol=1e-8, msg=name)
-    assert terms.p == p
+    assert terms.settings["p"] == p
     # cross pairs are exact without the intra-modal terms too (misspecified model)
     cross = method.attribute(inputs, budget=budget, random_state=0)
     torch.testing.assert_close(cross, truth["cross"], atol=1e-8, rtol=1e-8)
@@ -168,7 +178,7 @@ def test_recovers_a_two_additive_game_for_every_p_with_sampling(p):
 def test_budget_is_the_number_of_game_values(monkeypatch):
     model, layer, inputs, _ = two_additive_setup()
     calls = []
-    import captum_bilinear._core.weighted_banzhaf as module
+    import captum_bilinear.games as module
 
     original = module.masked_embeddings
 
@@ -204,7 +214,7 @@ def test_model_state_restored(pixels):
 
 @pytest.mark.parametrize("p, error", [(0.0, ValueError), (1.0, ValueError), (-0.5, ValueError), ("0.5", TypeError), (True, TypeError)])
 def test_bad_p(clip, p, error):
-    with pytest.raises(error, match=r"^p: expected a number"):
+    with pytest.raises(error, match=r"^p: expected a (real number|probability in the open interval)"):
         WeightedBanzhafInteractions(clip, clip_layers(clip), p=p)
 
 
@@ -265,3 +275,54 @@ def test_batch_with_attention_mask_matches_first_example_alone(clip, pixels):
     assert both.cross.shape == (2, 5, 17) and both.intercept.shape == (2,) and both.first_b.shape == (2, 17)
     torch.testing.assert_close(both.cross[:1], first.cross)
     torch.testing.assert_close(both.intercept[:1], first.intercept)
+
+
+def test_each_example_as_if_alone_and_padding_never_a_player(clip, pixels):
+    """Example 1 of a batch equals its own run with the same random_state, and a padded
+    position (attention mask 0) has zero terms although players=None selects it."""
+    from conftest import EOS
+
+    input_ids = torch.full((2, 5), EOS)
+    input_ids[0, :4] = caption(320, 1125)[0]
+    input_ids[1] = caption(320, 1125, 539)[0]
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, 4] = 0
+    pixel_values = torch.cat([pixels, -pixels])
+    method = WeightedBanzhafInteractions(clip, clip_layers(clip))
+    both = method.attribute_terms((input_ids, pixel_values), additional_forward_args=((attention_mask,), None),
+                                  budget=300, random_state=5)
+    second = method.attribute_terms((input_ids[1:], pixel_values[1:]),
+                                    additional_forward_args=((attention_mask[1:],), None), budget=300, random_state=5)
+    torch.testing.assert_close(both.cross[1:], second.cross)
+    torch.testing.assert_close(both.first_a[1:], second.first_a)
+    assert both.players_a[0].tolist() == [True, True, True, True, False] and both.players_a[1].all()
+    assert both.cross[0, 4].abs().max() == 0 and both.first_a[0, 4] == 0
+    assert both.cross[0, :4].abs().max() > 0
+    generator = torch.Generator().manual_seed(5)  # a generator: every example from its current state
+    from_generator = method.attribute((input_ids, pixel_values), additional_forward_args=((attention_mask,), None),
+                                      budget=300, random_state=generator)
+    torch.testing.assert_close(from_generator, both.cross)
+
+
+def test_default_budget_identifies_long_captions(clip, pixels):
+    ids = torch.cat([caption(*([320] * 30))], 1)
+    terms = WeightedBanzhafInteractions(clip, clip_layers(clip)).attribute_terms((ids, pixels), random_state=0)
+    players_a, players_b = ids.shape[1], 17
+    assert terms.settings["samples"][0] <= max(2**12, (players_a + 1) * (players_b + 1))
+    assert terms.settings["samples"][0] >= (players_a + 1) * (players_b + 1)
+
+
+def test_a_game_of_your_own_equals_the_model_path():
+    """attribute_game on the layer-masking game gives what attribute_terms gives."""
+    from captum_bilinear.games import LayerMaskingGame
+
+    model, layer, inputs, baselines = nonlinear_setup((3, 4))
+    method = WeightedBanzhafInteractions(model, layer, p=0.5)
+    terms = method.attribute_terms(inputs, baselines, budget=2 ** 7, random_state=0)
+    (pair,) = list(method._layer_pairs(*method._prepare(inputs, baselines, None), False))
+    game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b,
+                            pair.reference_b, torch.arange(3), torch.arange(4), model.scale)
+    from_game = WeightedBanzhafInteractions.attribute_game(game, p=0.5, budget=2 ** 7, random_state=0)
+    torch.testing.assert_close(from_game.cross, terms.cross.double(), atol=1e-12, rtol=0)
+    torch.testing.assert_close(from_game.first_a, terms.first_a.double(), atol=1e-12, rtol=0)
+

@@ -7,9 +7,12 @@ import math
 import pytest
 import torch
 
+from dataclasses import replace
+
+from captum_bilinear import InteractionTerms
 from captum_bilinear.metrics import (
-    cross_modal_explanation,
     explanation_prediction,
+    game_positions,
     p_faithfulness,
     pearson,
     r_squared,
@@ -74,10 +77,10 @@ def test_statistics_bad_inputs():
 
 # ------------------------------------------------------------------------ explanations
 
-N_PLAYERS = 6
+S, P = 2, 3  # a caption of 2 positions, an image of 3: players 0, 1 | 2, 3, 4
 
 
-def random_two_additive(seed=0, n=N_PLAYERS):
+def random_two_additive(seed=0, n=S + P):
     generator = torch.Generator().manual_seed(seed)
     intercept = float(torch.randn(1, generator=generator))
     first = torch.randn(n, generator=generator, dtype=torch.float64)
@@ -85,90 +88,107 @@ def random_two_additive(seed=0, n=N_PLAYERS):
     return intercept, first, pairs
 
 
-def game_from(intercept, first, pairs):
+class HandGame:
     """A 2-additive game evaluated coalition by coalition, pair by pair."""
 
-    def game(coalitions):
+    def __init__(self, intercept, first, pairs, n_players=S + P):
+        self.intercept, self.first, self.pairs, self.n_players = intercept, first, pairs, n_players
+
+    def __call__(self, coalitions):
         values = []
         for row in coalitions.tolist():
-            value = intercept + sum(first[i].item() for i in range(len(row)) if row[i])
-            value += sum(v for (i, j), v in pairs.items() if row[i] and row[j])
+            value = self.intercept + sum(self.first[i].item() for i in range(len(row)) if row[i])
+            value += sum(v for (i, j), v in self.pairs.items() if row[i] and row[j])
             values.append(value)
         return torch.tensor(values, dtype=torch.float64)
 
-    return game
 
-
-def upper_matrix(pairs, n=N_PLAYERS):
-    matrix = torch.zeros(n, n, dtype=torch.float64)
+def terms_of(intercept, first, pairs, has_intercept=True):
+    """The game's own coefficients as InteractionTerms (symmetric intra blocks)."""
+    cross = torch.zeros(1, S, P, dtype=torch.float64)
+    intra_a = torch.zeros(1, S, S, dtype=torch.float64)
+    intra_b = torch.zeros(1, P, P, dtype=torch.float64)
     for (i, j), value in pairs.items():
-        matrix[i, j] = value
-    return matrix
+        if i < S <= j:
+            cross[0, i, j - S] = value
+        elif j < S:
+            intra_a[0, i, j] = intra_a[0, j, i] = value
+        else:
+            intra_b[0, i - S, j - S] = intra_b[0, j - S, i - S] = value
+    return InteractionTerms(torch.tensor([intercept], dtype=torch.float64), first[None, :S], first[None, S:], cross,
+                            intra_a=intra_a, intra_b=intra_b, has_intercept=has_intercept)
 
 
 def test_exact_coefficients_are_perfectly_faithful():
     intercept, first, pairs = random_two_additive()
-    game = game_from(intercept, first, pairs)
-    upper = upper_matrix(pairs)
-    for pairwise in (upper, upper + upper.T):  # upper-triangular and symmetric forms
-        result = p_faithfulness(game, intercept, first, pairwise, p=0.3, n_coalitions=200, random_state=1)
-        assert result.spearman == pytest.approx(1.0)
-        assert result.r2 == pytest.approx(1.0)
-        assert torch.allclose(result.predictions, result.game_values)
+    result = p_faithfulness(HandGame(intercept, first, pairs), terms_of(intercept, first, pairs), p=0.3,
+                            n_coalitions=200, random_state=1)
+    assert result.spearman == pytest.approx(1.0)
+    assert result.r2 == pytest.approx(1.0)
+    assert torch.allclose(result.predictions, result.game_values)
 
 
 def test_perturbed_explanation_is_less_faithful():
     intercept, first, pairs = random_two_additive()
-    game = game_from(intercept, first, pairs)
-    upper = upper_matrix(pairs)
+    game = HandGame(intercept, first, pairs)
+    terms = terms_of(intercept, first, pairs)
     generator = torch.Generator().manual_seed(9)
-    noise = torch.triu(torch.randn(N_PLAYERS, N_PLAYERS, generator=generator, dtype=torch.float64), 1)
-    result = p_faithfulness(game, intercept, first, upper + noise, p=0.5, n_coalitions=300, random_state=1)
+    noisy = replace(terms, cross=terms.cross + torch.randn(1, S, P, generator=generator, dtype=torch.float64))
+    result = p_faithfulness(game, noisy, p=0.5, n_coalitions=300, random_state=1)
     assert result.spearman < 0.99 and result.r2 < 0.99
-    # dropping the interactions (a first-order explanation) is less faithful too
-    first_only = p_faithfulness(game, intercept, first, None, p=0.5, n_coalitions=300, random_state=1)
-    assert first_only.r2 < 0.99
+    # the pair terms alone (no first-order terms, no intra pairs' help) are less faithful too
+    alone = p_faithfulness(game, terms, p=0.5, n_coalitions=300, random_state=1, interactions_only=True)
+    assert alone.r2 < 0.99
 
 
-def test_intercept_shifts_r2_but_not_the_correlations():
+def test_intercept_shifts_r2_but_not_the_correlations_and_missing_intercept_is_the_empty_value():
     intercept, first, pairs = random_two_additive()
-    game = game_from(intercept, first, pairs)
-    result = p_faithfulness(game, intercept + 3.0, first, upper_matrix(pairs), n_coalitions=100, random_state=2)
+    game = HandGame(intercept, first, pairs)
+    shifted = terms_of(intercept + 3.0, first, pairs)
+    result = p_faithfulness(game, shifted, n_coalitions=100, random_state=2)
     assert result.spearman == pytest.approx(1.0) and result.pearson == pytest.approx(1.0)
     assert result.r2 < 0.5
+    # without an intercept of its own, the explanation predicts from nu(empty) = the true intercept
+    unknown = p_faithfulness(game, terms_of(intercept + 3.0, first, pairs, has_intercept=False), n_coalitions=100,
+                             random_state=2)
+    assert unknown.r2 == pytest.approx(1.0)
 
 
 def test_cross_modal_game_with_interactions_only():
-    # players: 2 caption positions, then 3 image positions; the game is purely cross-modal
+    # the game is purely cross-modal: its cross block alone is perfectly faithful
     cross = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]], dtype=torch.float64)
-    pairs = {(i, 2 + j): float(cross[i, j]) for i in range(2) for j in range(3)}
-    game = game_from(0.0, torch.zeros(5, dtype=torch.float64), pairs)
-    first, pairwise = cross_modal_explanation(cross)
-    assert first is None
-    result = p_faithfulness(game, 0.0, first, pairwise, p=0.5, n_coalitions=100, random_state=0)
+    pairs = {(i, S + j): float(cross[i, j]) for i in range(S) for j in range(P)}
+    game = HandGame(0.0, torch.zeros(S + P, dtype=torch.float64), pairs)
+    terms = InteractionTerms(torch.zeros(1), torch.zeros(1, S), torch.zeros(1, P), cross[None],
+                             has_intercept=False, has_first_order=False)
+    result = p_faithfulness(game, terms, p=0.5, n_coalitions=100, random_state=0)
     assert result.spearman == pytest.approx(1.0) and result.r2 == pytest.approx(1.0)
 
 
-def test_cross_modal_explanation_blocks():
-    cross = torch.tensor([[1.0, 2.0]])
-    first, pairwise = cross_modal_explanation(
-        cross, first_b=torch.tensor([5.0, 6.0]), intra_b=torch.tensor([[0.0, 7.0], [7.0, 0.0]])
-    )
-    assert first.tolist() == [0.0, 5.0, 6.0]
-    assert pairwise.tolist() == [[0.0, 1.0, 2.0], [0.0, 0.0, 7.0], [0.0, 0.0, 0.0]]
-    with pytest.raises(ValueError, match="first_a"):
-        cross_modal_explanation(cross, first_a=torch.zeros(2))
-    with pytest.raises(ValueError, match="intra_a"):
-        cross_modal_explanation(cross, intra_a=torch.zeros(2, 2))
-    with pytest.raises(ValueError, match="cross"):
-        cross_modal_explanation(torch.zeros(3))
+def test_a_game_over_some_positions_keeps_the_others_present():
+    """Game players are positions 1 (side a) and 0, 2 (side b) of a 3 x 3 explanation; the
+    other positions are present in every coalition, so their terms are constant."""
+    cross = torch.arange(9.0, dtype=torch.float64).view(1, 3, 3)
+    terms = InteractionTerms(torch.zeros(1), torch.zeros(1, 3), torch.zeros(1, 3), cross)
+
+    class Game:
+        n_players, positions_a, positions_b = 3, torch.tensor([1]), torch.tensor([0, 2])
+
+        def __call__(self, coalitions):
+            return torch.zeros(coalitions.shape[0], dtype=torch.float64)
+
+    coalitions = torch.tensor([[False, False, False], [True, True, False]])
+    # absent: a1, b0, b2 -> present a0, a2, b1: pairs (0,1)=1, (2,1)=7; then a1 and b0 present too
+    expected = [1.0 + 7.0, 1.0 + 7.0 + 0.0 + 6.0 + 3.0 + 4.0]
+    assert explanation_prediction(terms, Game(), coalitions).tolist() == expected
+    assert game_positions(Game(), terms).tolist() == [1, 3, 5]
 
 
 def test_prediction_counts_each_pair_once():
+    terms = InteractionTerms(torch.tensor([0.5]), torch.tensor([[1.0]]), torch.tensor([[10.0, 100.0]]),
+                             torch.tensor([[[2.0, 3.0]]]), intra_b=torch.tensor([[[0.0, 4.0], [4.0, 0.0]]]))
     coalitions = torch.tensor([[True, False, True], [True, True, True], [False, False, False]])
-    pairwise = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, 4.0], [2.0, 4.0, 0.0]])  # symmetric
-    prediction = explanation_prediction(coalitions, 0.5, torch.tensor([1.0, 10.0, 100.0]), pairwise)
-    assert prediction.tolist() == [0.5 + 101.0 + 2.0, 0.5 + 111.0 + 7.0, 0.5]
+    assert terms.predict(coalitions).tolist() == [0.5 + 101.0 + 3.0, 0.5 + 111.0 + 5.0 + 4.0, 0.5]
 
 
 def test_sampling_is_seeded_and_has_inclusion_probability_p():
@@ -178,44 +198,60 @@ def test_sampling_is_seeded_and_has_inclusion_probability_p():
     many = sample_coalitions(10, 20000, p=0.3, random_state=0)
     assert many.double().mean().item() == pytest.approx(0.3, abs=0.01)
     calls = []
-    game = lambda m: calls.append(m.clone()) or m.double().sum(1)
-    a = p_faithfulness(game, 0.0, torch.ones(4), None, p=0.7, n_coalitions=30, random_state=11)
-    b = p_faithfulness(game, 0.0, torch.ones(4), None, p=0.7, n_coalitions=30, random_state=11)
+
+    class Recording:
+        n_players = 4
+
+        def __call__(self, m):
+            calls.append(m.clone())
+            return m.double().sum(1)
+
+    terms = InteractionTerms(torch.zeros(1), torch.ones(1, 2), torch.ones(1, 2), torch.zeros(1, 2, 2))
+    a = p_faithfulness(Recording(), terms, p=0.7, n_coalitions=30, random_state=11)
+    b = p_faithfulness(Recording(), terms, p=0.7, n_coalitions=30, random_state=11)
     assert torch.equal(calls[0], calls[1]) and a.spearman == b.spearman
 
 
 def test_batch_size_chunks_the_game_calls():
     sizes = []
-    game = lambda m: sizes.append(m.shape[0]) or m.double().sum(1)
-    p_faithfulness(game, 0.0, torch.ones(3), None, n_coalitions=10, batch_size=4)
+
+    class Sizes:
+        n_players = 3
+
+        def __call__(self, m):
+            sizes.append(m.shape[0])
+            return m.double().sum(1)
+
+    terms = InteractionTerms(torch.zeros(1), torch.ones(1, 1), torch.ones(1, 2), torch.zeros(1, 1, 2))
+    p_faithfulness(Sizes(), terms, n_coalitions=10, batch_size=4)
     assert sizes == [4, 4, 2]
 
 
 def test_bad_inputs():
-    game = lambda m: m.double().sum(1)
-    first = torch.ones(3)
+    class Game:
+        n_players = 3
+
+        def __call__(self, m):
+            return m.double().sum(1)
+
+    terms = InteractionTerms(torch.zeros(1), torch.ones(1, 1), torch.ones(1, 2), torch.zeros(1, 1, 2))
     for p in (0.0, 1.0, 1.5, -0.2):
         with pytest.raises(ValueError, match="p"):
-            p_faithfulness(game, 0.0, first, None, p=p)
+            p_faithfulness(Game(), terms, p=p)
     with pytest.raises(TypeError, match="p"):
-        p_faithfulness(game, 0.0, first, None, p="half")
+        p_faithfulness(Game(), terms, p="half")
     with pytest.raises(ValueError, match="n_coalitions"):
-        p_faithfulness(game, 0.0, first, None, n_coalitions=1)
-    with pytest.raises(ValueError, match="first_order, pairwise"):
-        p_faithfulness(game, 0.0, None, None)
-    with pytest.raises(ValueError, match="pairwise"):
-        p_faithfulness(game, 0.0, first, torch.zeros(4, 4))  # size mismatch
-    with pytest.raises(ValueError, match="pairwise"):
-        p_faithfulness(game, 0.0, None, torch.tensor([[0.0, 1.0], [2.0, 0.0]]))  # neither symmetric nor upper
-    with pytest.raises(ValueError, match="pairwise"):
-        p_faithfulness(game, 0.0, None, torch.eye(2))  # diagonal
-    with pytest.raises(ValueError, match="first_order"):
-        p_faithfulness(game, 0.0, torch.ones(2, 2), None)
-    with pytest.raises(ValueError, match="game_fn"):
-        p_faithfulness(lambda m: torch.zeros(3), 0.0, first, None, n_coalitions=10)
+        p_faithfulness(Game(), terms, n_coalitions=1)
+    with pytest.raises(TypeError, match="explanation"):
+        p_faithfulness(Game(), (0.0, torch.ones(3), None))
+    with pytest.raises(ValueError, match="game: 3 players, but the explanation has 1 \\+ 3 positions"):
+        p_faithfulness(Game(), InteractionTerms(torch.zeros(1), torch.ones(1, 1), torch.ones(1, 3), torch.zeros(1, 1, 3)))
+    with pytest.raises(ValueError, match="game"):
+        p_faithfulness(type("Bad", (), {"n_players": 3, "__call__": lambda self, m: torch.zeros(2)})(), terms,
+                       n_coalitions=10)
     with pytest.raises(TypeError, match="random_state"):
-        p_faithfulness(game, 0.0, first, None, random_state="seed")
+        p_faithfulness(Game(), terms, random_state="seed")
     with pytest.raises(TypeError, match="coalitions"):
-        explanation_prediction(torch.ones(2, 3), 0.0, first)
+        explanation_prediction(terms, Game(), torch.ones(2, 3))
     with pytest.raises(ValueError, match="coalitions"):
-        explanation_prediction(torch.ones(2, 4, dtype=torch.bool), 0.0, first)
+        explanation_prediction(terms, Game(), torch.ones(2, 4, dtype=torch.bool))

@@ -3,6 +3,8 @@ similarities on hand-masked inputs are the oracle."""
 
 import pytest
 import torch
+
+from captum_bilinear import InteractionTerms
 import torch.nn.functional as F
 from conftest import BOS, EOS, PAD, caption, features, make_clip
 
@@ -158,6 +160,13 @@ def test_pair_game_on_clip(clip_setup):
     only[..., :8, :8] = pixels[..., :8, :8]
     assert torch.allclose(values[0], hf_cosine(model, ids, pixels)[0], atol=1e-6)
     assert torch.allclose(values[1], hf_cosine(model, caption(320, PAD, PAD), only)[0], atol=1e-6)
-    # and it plugs into p_faithfulness (a zero explanation has constant predictions)
-    result = p_faithfulness(game, 0.0, torch.zeros(19), None, n_coalitions=8, random_state=0)
-    assert result.game_values.shape == (8,)
+    # it plugs into p_faithfulness with an explanation over the positions (BOS, EOS, CLS are no players)
+    assert game.positions_a.tolist() == [1, 2, 3] and game.positions_b.tolist() == list(range(1, 17))
+    zero = InteractionTerms(torch.zeros(1), torch.zeros(1, 5), torch.zeros(1, 17), torch.zeros(1, 5, 17))
+    result = p_faithfulness(game, zero, n_coalitions=8, random_state=0)
+    assert result.game_values.shape == (8,) and torch.equal(result.predictions, torch.zeros(8, dtype=torch.float64))
+    # and all pairs of side coalitions at once are the joined coalitions' values
+    pairs = game.cross_values(coalitions[:, :3], coalitions[:, 3:])
+    joined = torch.cat([coalitions[[0, 0, 1, 1], :3], coalitions[[0, 1, 0, 1], 3:]], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(pairs.reshape(-1), game(joined), atol=1e-6, rtol=0)
