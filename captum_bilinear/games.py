@@ -31,7 +31,15 @@ from captum_bilinear._utils.positions import num_positions
 
 @runtime_checkable
 class Game(Protocol):
-    """A game: ``n_players`` and values of bool coalitions ``(m, n_players) -> (m,)``."""
+    """A game: ``n_players`` and values of bool coalitions ``(m, n_players) -> (m,)``.
+
+    Example:
+        >>> class Majority:
+        ...     n_players = 3
+        ...     def __call__(self, coalitions): return (coalitions.sum(1) >= 2).double()
+        >>> isinstance(Majority(), Game), Majority()(torch.tensor([[True, True, False]])).tolist()
+        (True, [1.0])
+    """
 
     n_players: int
 
@@ -40,7 +48,15 @@ class Game(Protocol):
 
 @runtime_checkable
 class CrossModalGame(Game, Protocol):
-    """A game whose players are side a's ``n_players_a`` players, then side b's."""
+    """A game whose players are side a's ``n_players_a`` players, then side b's.
+
+    Example:
+        >>> class Toy:
+        ...     n_players_a, n_players_b, n_players = 1, 2, 3
+        ...     def __call__(self, coalitions): return coalitions.double().sum(1)
+        >>> isinstance(Toy(), CrossModalGame)
+        True
+    """
 
     n_players_a: int
     n_players_b: int
@@ -108,6 +124,18 @@ class LayerMaskingGame:
 
     Attributes:
         positions_a, positions_b: the players' layer positions (``players_a``, ``players_b``).
+
+    Example:
+        >>> from captum_bilinear import DualEncoder, WeightedBanzhafInteractions
+        >>> encoder = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Flatten())
+        >>> model = DualEncoder(encoder, encoder, normalize=False)
+        >>> method = WeightedBanzhafInteractions(model, encoder[0])
+        >>> inputs = (torch.tensor([[[1.0], [2.0]]]), torch.tensor([[[3.0], [4.0]]]))
+        >>> (pair,) = method._layer_pairs(*method._prepare(inputs, None, None), False)
+        >>> game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b,
+        ...                         pair.reference_b, torch.tensor([0, 1]), torch.tensor([0, 1]))
+        >>> game(torch.tensor([[True, True, True, True], [True, False, False, True]])).tolist()  # 1*3 + 2*4, 1*0 + 0*4
+        [11.0, 0.0]
     """
 
     def __init__(

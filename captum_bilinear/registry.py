@@ -70,6 +70,10 @@ def method_spec(name: str) -> MethodSpec:
 
     Raises:
         ValueError: naming ``method`` and the known names.
+
+    Example:
+        >>> method_spec("BII").name, method_spec("ITSM-O").class_name
+        ('BilinearIntegratedInteractions', 'TokenPatchSimilarity')
     """
     if isinstance(name, str):
         key = name.lower()
