@@ -81,6 +81,17 @@ def caption(*tokens: int) -> torch.Tensor:
     return torch.tensor([[BOS, *tokens, EOS]])
 
 
+def padded_batch(pixels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two captions of different lengths, the first right-padded (attention mask 0 at its
+    last position), and two images: ``(input_ids, attention_mask, pixel_values)``."""
+    input_ids = torch.full((2, 5), EOS)
+    input_ids[0, :4] = caption(320, 1125)[0]
+    input_ids[1] = caption(320, 1125, 539)[0]
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, 4] = 0
+    return input_ids, attention_mask, torch.cat([pixels, -pixels])
+
+
 def clip_layers(model, index: int = -2) -> Tuple[torch.nn.Module, torch.nn.Module]:
     return model.text_model.encoder.layers[index], model.vision_model.encoder.layers[index]
 

@@ -111,6 +111,25 @@ class DualLayerAttribution(LayerAttribution):
             return None
         return mask[index]
 
+    def _player_games(
+        self, side_a: SideBatch, side_b: SideBatch, players: Tuple[Optional[Tensor], Optional[Tensor]],
+        attribute_to_layer_input: bool, internal_batch_size: Optional[int],
+    ) -> Iterator[Tuple[Any, Tensor, Tensor, Tensor]]:
+        """Per example, the layer-masking game of its players (the selected positions that
+        carry input) and ``(game, players_a mask, players_b mask, input_a activation)``."""
+        from captum_bilinear._utils.players import player_mask
+        from captum_bilinear._utils.positions import num_positions
+        from captum_bilinear.games import LayerMaskingGame
+
+        for index, pair in enumerate(self._layer_pairs(side_a, side_b, attribute_to_layer_input)):
+            positions_a, positions_b = num_positions(pair.input_a), num_positions(pair.input_b)
+            mask_a = player_mask(players[0], positions_a, "players[0]", self._input_positions(side_a, "a", index, positions_a))
+            mask_b = player_mask(players[1], positions_b, "players[1]", self._input_positions(side_b, "b", index, positions_b))
+            game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b,
+                                    pair.reference_b, mask_a.nonzero().squeeze(1), mask_b.nonzero().squeeze(1),
+                                    self.dual_encoder.scale, internal_batch_size)
+            yield game, mask_a, mask_b, pair.input_a
+
     def _prepare(
         self, inputs: Any, baselines: Any, additional_forward_args: Any, with_baselines: bool = True
     ) -> Tuple[SideBatch, SideBatch]:

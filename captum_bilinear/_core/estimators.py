@@ -16,7 +16,6 @@ import torch
 from torch import Tensor
 
 from captum_bilinear._utils.coalitions import (
-    coalition_basis,
     identifying_bernoulli_masks,
     identifying_weighted_coalitions,
     minimum_cross_modal_samples,

@@ -20,9 +20,8 @@ from captum_bilinear._utils.coalitions import ExampleStreams, RandomState
 from captum_bilinear._utils.integration import accumulation_dtype
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
-from captum_bilinear._utils.players import PlayerSelection, check_players, player_mask
-from captum_bilinear._utils.positions import num_positions
-from captum_bilinear.games import LayerMaskingGame, check_cross_modal_game
+from captum_bilinear._utils.players import PlayerSelection, check_players
+from captum_bilinear.games import check_cross_modal_game
 from captum_bilinear.terms import InteractionTerms
 
 
@@ -178,18 +177,13 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         fits, masks_a, masks_b = [], [], []
         dtype, device = torch.float32, None
         with evaluation_mode(self.dual_encoder):
-            for index, pair in enumerate(self._layer_pairs(side_a, side_b, attribute_to_layer_input)):
-                positions_a, positions_b = num_positions(pair.input_a), num_positions(pair.input_b)
-                masks_a.append(player_mask(selection_a, positions_a, "players[0]",
-                                           self._input_positions(side_a, "a", index, positions_a)))
-                masks_b.append(player_mask(selection_b, positions_b, "players[1]",
-                                           self._input_positions(side_b, "b", index, positions_b)))
-                game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b,
-                                        pair.reference_b, masks_a[-1].nonzero().squeeze(1),
-                                        masks_b[-1].nonzero().squeeze(1), self.dual_encoder.scale, internal_batch_size)
+            for game, mask_a, mask_b, activation in self._player_games(
+                    side_a, side_b, (selection_a, selection_b), attribute_to_layer_input, internal_batch_size):
+                masks_a.append(mask_a)
+                masks_b.append(mask_b)
                 example_budget = banzhaf_budget(budget, game.n_players_a, game.n_players_b, intra_modal)
                 fits.append(fit_weighted_banzhaf(game, example_budget, self.p, intra_modal, streams.next()))
-                dtype, device = accumulation_dtype(pair.input_a.dtype), pair.input_a.device
+                dtype, device = accumulation_dtype(activation.dtype), activation.device
         streams.close()
         return terms_of_fits(
             fits, masks_a, masks_b, dtype, device, method=type(self).__name__, layers=self.layer_names(),

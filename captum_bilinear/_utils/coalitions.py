@@ -16,12 +16,11 @@ import itertools
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple, Union
+from typing import Dict, List, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from captum_bilinear._utils.checks import check_int, check_probability  # noqa: F401  (re-exported)
 
 #: An int seed, a ``torch.Generator``, or None for a fresh random seed.
 RandomState = Union[int, torch.Generator, None]

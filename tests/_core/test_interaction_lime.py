@@ -5,7 +5,7 @@ bilinear in the kept positions, so the fitted matrix must be the true one."""
 import pytest
 import torch
 from torch import nn
-from conftest import caption, clip_layers, make_clip
+from conftest import caption, clip_layers, make_clip, padded_batch
 
 from captum_bilinear import DualEncoder
 from captum_bilinear._core.interaction_lime import InteractionLIME
@@ -114,14 +114,7 @@ def test_bad_arguments(clip, pixels, kwargs, error, message):
 
 
 def test_batch_with_attention_mask_matches_first_example_alone(clip, pixels):
-    from conftest import EOS
-
-    input_ids = torch.full((2, 5), EOS)
-    input_ids[0, :4] = caption(320, 1125)[0]
-    input_ids[1] = caption(320, 1125, 539)[0]
-    attention_mask = torch.ones_like(input_ids)
-    attention_mask[0, 4] = 0
-    pixel_values = torch.cat([pixels, -pixels])
+    input_ids, attention_mask, pixel_values = padded_batch(pixels)
     lime = InteractionLIME(clip, clip_layers(clip))
     extra = ((attention_mask,), None)
     both = lime.attribute((input_ids, pixel_values), additional_forward_args=extra, n_samples=150, random_state=0)

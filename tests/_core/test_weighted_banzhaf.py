@@ -7,7 +7,7 @@ import pytest
 import shapiq
 import torch
 from torch import nn
-from conftest import caption, clip_layers, make_clip
+from conftest import caption, clip_layers, make_clip, padded_batch
 
 from captum_bilinear import DualEncoder
 from captum_bilinear import InteractionTerms
@@ -258,14 +258,7 @@ def test_players_with_negative_indices_and_masks_agree(clip, pixels):
 
 
 def test_batch_with_attention_mask_matches_first_example_alone(clip, pixels):
-    from conftest import EOS
-
-    input_ids = torch.full((2, 5), EOS)
-    input_ids[0, :4] = caption(320, 1125)[0]
-    input_ids[1] = caption(320, 1125, 539)[0]
-    attention_mask = torch.ones_like(input_ids)
-    attention_mask[0, 4] = 0
-    pixel_values = torch.cat([pixels, -pixels])
+    input_ids, attention_mask, pixel_values = padded_batch(pixels)
     method = WeightedBanzhafInteractions(clip, clip_layers(clip), p=0.3)
     players = ([1, 2, 3], range(1, 17))
     both = method.attribute_terms((input_ids, pixel_values), additional_forward_args=((attention_mask,), None),
@@ -280,14 +273,7 @@ def test_batch_with_attention_mask_matches_first_example_alone(clip, pixels):
 def test_each_example_as_if_alone_and_padding_never_a_player(clip, pixels):
     """Example 1 of a batch equals its own run with the same random_state, and a padded
     position (attention mask 0) has zero terms although players=None selects it."""
-    from conftest import EOS
-
-    input_ids = torch.full((2, 5), EOS)
-    input_ids[0, :4] = caption(320, 1125)[0]
-    input_ids[1] = caption(320, 1125, 539)[0]
-    attention_mask = torch.ones_like(input_ids)
-    attention_mask[0, 4] = 0
-    pixel_values = torch.cat([pixels, -pixels])
+    input_ids, attention_mask, pixel_values = padded_batch(pixels)
     method = WeightedBanzhafInteractions(clip, clip_layers(clip))
     both = method.attribute_terms((input_ids, pixel_values), additional_forward_args=((attention_mask,), None),
                                   budget=300, random_state=5)
