@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-transformers4 docs benchmark clean
+.PHONY: demo test test-transformers4 tutorials tutorials-check docs benchmark clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ $(TF4_VENV)/.installed: setup.cfg pyproject.toml
 
 test-transformers4: $(TF4_VENV)/.installed
 	$(TF4_VENV)/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_tutorials.py
+
+# The tutorials are jupytext percent-format sources, tutorials/NN_*.py, each paired with
+# its executed notebook (committed with its outputs; the docs render it as it is).
+# `make tutorials` re-executes every source into its notebook (and the docs' front-page
+# figure); `make tutorials-check` executes them and compares with the committed
+# notebooks, writing nothing -- what tests/test_tutorials.py checks under `make test`.
+tutorials: $(STAMP)
+	$(BIN)/python tutorials/notebooks.py
+
+tutorials-check: $(STAMP)
+	$(BIN)/python tutorials/notebooks.py --check
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html

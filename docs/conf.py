@@ -4,9 +4,10 @@ Build (warnings are errors):
 
     .venv/bin/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-The tutorials are the executed notebooks in ``tutorials/`` (``python
-tutorials/make_notebooks.py --execute`` writes them with their outputs); they are
-copied into ``docs/tutorials/`` at every build and rendered without executing. The
+The tutorials are the executed notebooks in ``tutorials/``, each paired with its
+jupytext percent-format source ``tutorials/NN_name.py`` (``make tutorials``, i.e.
+``python tutorials/notebooks.py``, executes the sources into them); they are copied
+into ``docs/tutorials/`` at every build and rendered without executing. The
 evaluation page includes ``docs/evaluation/report.md`` when an evaluation run has
 been written there (``captum-bilinear evaluate --out docs/evaluation``).
 """
@@ -78,8 +79,9 @@ nbsphinx_prolog = r"""
 {% set name = env.docname.split('/')[-1] %}
 .. note::
 
-   This page is the executed notebook ``tutorials/{{ name }}.ipynb``. Regenerate it with
-   ``python tutorials/make_notebooks.py --execute``.
+   This page is the executed notebook ``tutorials/{{ name }}.ipynb``; its source is
+   ``tutorials/{{ name }}.py`` (jupytext percent format). Regenerate the notebook with
+   ``make tutorials`` (``python tutorials/notebooks.py {{ name[:2] }}``).
 """
 
 # -- HTML ----------------------------------------------------------------------------

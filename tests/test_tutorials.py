@@ -1,32 +1,37 @@
-"""The tutorial notebooks run from top to bottom without an error.
+"""The tutorials: percent-format sources that lint clean, each paired with a committed
+notebook whose cells are the source's and whose outputs a fresh execution reproduces.
 
-Each notebook is copied into a temporary folder and executed there with nbclient in a
-fresh kernel of this Python (offline: ``HF_HUB_OFFLINE=1``; ``MPLBACKEND=Agg``), so
-nothing is written into the repository. A second check keeps the committed notebooks
-in step with their generator, ``tutorials/make_notebooks.py``.
+The executions (one fresh kernel per tutorial, see ``tutorials/notebooks.py``) are the
+slow part; the comparison they end in is tested on its own below, on figures and
+outputs made here, so that a check that passes is known to be able to fail.
 """
 
+import base64
 import importlib.util
-import json
+import io
 import os
-import shutil
 import sys
 
-import nbformat
-import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+import numpy as np  # noqa: E402
+import pyflakes.api  # noqa: E402
+import pyflakes.reporter  # noqa: E402
+import pytest  # noqa: E402
+from nbclient.exceptions import CellExecutionError  # noqa: E402
+from nbformat.v4 import new_code_cell, new_notebook, new_output  # noqa: E402
+from PIL import Image  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIALS = os.path.join(ROOT, "tutorials")
-NAMES = sorted(name[: -len(".ipynb")] for name in os.listdir(TUTORIALS) if name.endswith(".ipynb"))
-KERNEL = "captum-bilinear-tests"
-CELL_TIMEOUT = 900
 
 
-def _generator():
-    """``tutorials/make_notebooks.py`` as a module (no bytecode written next to it)."""
-    spec = importlib.util.spec_from_file_location("make_notebooks", os.path.join(TUTORIALS, "make_notebooks.py"))
+def _tooling():
+    """``tutorials/notebooks.py`` as a module (no bytecode written next to it)."""
+    spec = importlib.util.spec_from_file_location("tutorial_notebooks", os.path.join(TUTORIALS, "notebooks.py"))
     module = importlib.util.module_from_spec(spec)
     writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
@@ -36,64 +41,149 @@ def _generator():
     return module
 
 
-@pytest.fixture
-def kernel_environment(tmp_path, monkeypatch):
-    """A kernelspec that starts this very Python, found first on JUPYTER_PATH, and the
-    environment the kernel inherits."""
-    spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "captum-bilinear tests",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    return tmp_path
+notebooks = _tooling()
+SOURCES = notebooks.sources()
+NAMES = [os.path.splitext(os.path.basename(path))[0] for path in SOURCES]
 
 
-def test_there_are_tutorials():
+def _committed(name):
+    return nbformat.read(os.path.join(TUTORIALS, f"{name}.ipynb"), as_version=4)
+
+
+def test_every_tutorial_is_a_source_beside_its_notebook():
     assert len(NAMES) >= 5, NAMES
+    notebook_names = sorted(name[: -len(".ipynb")] for name in os.listdir(TUTORIALS) if name.endswith(".ipynb"))
+    assert notebook_names == NAMES, "every notebook needs its percent-format source and every source its notebook"
+    for path in SOURCES:
+        with open(path, encoding="utf-8") as source:
+            text = source.read()
+        assert "# %%" in text and "# %% [markdown]" in text, f"{path} is not in jupytext's percent format"
+
+
+def test_tutorial_sources_lint_clean():
+    """pyflakes over every file of ``tutorials/`` (undefined names, unused imports,
+    unused variables, ...): the sources are plain Python, notebook magics are comments."""
+    out, err = io.StringIO(), io.StringIO()
+    reporter = pyflakes.reporter.Reporter(out, err)
+    paths = sorted(os.path.join(TUTORIALS, name) for name in os.listdir(TUTORIALS) if name.endswith(".py"))
+    warnings = sum(pyflakes.api.checkPath(path, reporter) for path in paths)
+    assert warnings == 0 and not err.getvalue(), out.getvalue() + err.getvalue()
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_tutorial_runs(name, kernel_environment):
-    workdir = kernel_environment / "run"
-    workdir.mkdir()
-    path = workdir / f"{name}.ipynb"
-    shutil.copyfile(os.path.join(TUTORIALS, f"{name}.ipynb"), path)
-    notebook = nbformat.read(str(path), as_version=4)
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name=KERNEL,
-                            resources={"metadata": {"path": str(workdir)}})
+def test_notebook_cells_are_its_source(name):
+    """The jupytext pairing: the committed notebook has the source's cells, in order,
+    with the same text and tags (rerun ``python tutorials/notebooks.py`` after editing)."""
+    problems = notebooks.source_differences(_committed(name), os.path.join(TUTORIALS, f"{name}.py"))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_outputs_come_from_its_source(name):
+    """Executes the source in a fresh kernel and compares every output with the
+    committed one: text after masking durations, addresses and folders, figures by
+    pixels. A figure that no longer matches what its cell draws fails here."""
     try:
-        client.execute()
+        fresh = notebooks.execute(os.path.join(TUTORIALS, f"{name}.py"))
     except CellExecutionError as error:
-        pytest.fail(f"{name}.ipynb: a cell failed:\n{error}")
-    errors = [output for cell in notebook.cells if cell.cell_type == "code"
-              for output in cell.get("outputs", []) if output.get("output_type") == "error"]
-    assert not errors, errors
+        pytest.fail(f"{name}.py: a cell failed:\n{error}")
+    committed = _committed(name)
+    problems = notebooks.output_differences(committed, fresh)
+    assert not problems, f"{name}.ipynb is stale (run python tutorials/notebooks.py {name[:2]}):\n" + "\n".join(problems)
+    assert list(notebooks.figures(committed)), f"{name}.ipynb has no figure"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_tutorial_matches_its_generator(name):
-    """The committed notebook has the cells ``make_notebooks.py`` writes (rerun
-    ``python tutorials/make_notebooks.py --execute`` after changing it)."""
-    generator = _generator()
-    assert name in generator.NOTEBOOKS, f"{name}.ipynb has no generator in make_notebooks.py"
-    expected = [(cell.cell_type, cell.source) for cell in generator.build(name).cells]
-    committed = nbformat.read(os.path.join(TUTORIALS, f"{name}.ipynb"), as_version=4)
-    assert [(cell.cell_type, cell.source) for cell in committed.cells] == expected
-    assert "DESCRIPTION-" not in "".join(source for kind, source in expected if kind == "markdown"), \
-        "a figure description is missing in make_notebooks.py"
+def test_front_page_figure_is_the_tagged_tutorial_figure():
+    """docs/_static/interaction_figure.png is the figure of the cell tagged index-figure."""
+    tagged = [png for name in NAMES if (png := notebooks.index_figure(_committed(name))) is not None]
+    assert len(tagged) == 1, f"{len(tagged)} cells tagged {notebooks.INDEX_TAG!r}, expected one"
+    with open(notebooks.INDEX_FIGURE, "rb") as figure:
+        assert notebooks.image_difference(figure.read(), tagged[0]) is None
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_committed_tutorial_has_outputs(name):
-    """The documentation renders the notebooks without executing them."""
-    notebook = nbformat.read(os.path.join(TUTORIALS, f"{name}.ipynb"), as_version=4)
-    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert all(cell.get("execution_count") for cell in code_cells), "execute it: make_notebooks.py --execute"
-    assert any("image/png" in output.get("data", {}) for cell in code_cells for output in cell.get("outputs", []))
+# -- the comparison can fail ---------------------------------------------------------
+
+
+def _heatmap_png(values, vmax=1.0, title="span 'red cross'", box=None, dpi=100):
+    """A figure like the tutorials' heat maps, as PNG bytes."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.imshow(values, cmap="bwr", vmin=-vmax, vmax=vmax)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="lime"))
+    ax.set_title(title, fontsize=10)
+    ax.set_axis_off()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def heatmap():
+    return np.random.default_rng(0).normal(size=(8, 8)) * 0.5
+
+
+def test_image_comparison_accepts_the_same_picture_in_other_bytes(heatmap):
+    png = _heatmap_png(heatmap)
+    assert notebooks.image_difference(png, _heatmap_png(heatmap)) is None
+    pixels = Image.open(io.BytesIO(png))
+    recoded = io.BytesIO()
+    pixels.save(recoded, format="png", compress_level=1, optimize=False)
+    assert recoded.getvalue() != png
+    assert notebooks.image_difference(png, recoded.getvalue()) is None
+
+
+def test_image_comparison_rejects_a_changed_figure(heatmap):
+    """Each change a stale tutorial figure could have: other values, another colour
+    scale, a moved box, one changed value, another label, another size."""
+    png = _heatmap_png(heatmap, box=(1, 1, 3, 3))
+    one_value = heatmap.copy()
+    one_value[4, 4] = -one_value[4, 4]
+    changed = {
+        "values": _heatmap_png(np.roll(heatmap, 1, axis=0), box=(1, 1, 3, 3)),
+        "colour scale": _heatmap_png(heatmap, vmax=0.8, box=(1, 1, 3, 3)),
+        "box": _heatmap_png(heatmap, box=(2, 1, 4, 3)),
+        "one patch": _heatmap_png(one_value, box=(1, 1, 3, 3)),
+        "title": _heatmap_png(heatmap, box=(1, 1, 3, 3), title="span 'red circle'"),
+        "size": _heatmap_png(heatmap, box=(1, 1, 3, 3), dpi=90),
+    }
+    for what, other in changed.items():
+        assert notebooks.image_difference(png, other) is not None, what
+
+
+def test_masking_hides_only_run_dependent_text():
+    masked = notebooks.mask("A: (1, 17, 65) in 7.8 s\nBII 0.7 s, 120 ms\n<object at 0x7f5ce20fc8d0>\n"
+                            "/work/main/captum_bilinear/encoders.py:12: UserWarning\n 40%|####| 2/5 [00:03<00:05, 1.2it/s]"
+                            "\r100%|##########| 5/5 [00:07<00:00, 1.4it/s]\n")
+    assert masked == ("A: (1, 17, 65) in <duration> s\nBII <duration> s, <duration> ms\n<object at 0x<address>>\n"
+                      "<folder>/encoders.py:12: UserWarning\n100%|##########| 5/5 [<time>]\n")
+    kept = "delta -3.00e-04, 6 pairs, 4 scenes, |delta| / |identity| 18.18%, seconds/pair 1/255, 8x8 patches"
+    assert notebooks.mask(kept) == kept
+
+
+def _executed(*outputs):
+    notebook = new_notebook(cells=[new_code_cell("print(1)")])
+    notebook.cells[0].outputs = list(outputs)
+    notebook.cells[0].execution_count = 1
+    return notebook
+
+
+def _figure_output(png):
+    return new_output("display_data", data={"image/png": base64.b64encode(png).decode(), "text/plain": "<Figure>"})
+
+
+def test_output_comparison(heatmap):
+    png = _heatmap_png(heatmap)
+    committed = _executed(new_output("stream", name="stdout", text="delta -3.00e-04 in 7.8 s\n"), _figure_output(png))
+    same = _executed(new_output("stream", name="stdout", text="delta -3.00e-04 "),
+                     new_output("stream", name="stdout", text="in 9.1 s\n"), _figure_output(png))
+    assert notebooks.output_differences(committed, same) == []
+    other_number = _executed(new_output("stream", name="stdout", text="delta -3.01e-04 in 7.8 s\n"), _figure_output(png))
+    other_figure = _executed(committed.cells[0].outputs[0], _figure_output(_heatmap_png(heatmap, vmax=0.5)))
+    missing_figure = _executed(committed.cells[0].outputs[0])
+    for fresh in (other_number, other_figure, missing_figure):
+        assert len(notebooks.output_differences(committed, fresh)) == 1
+    unexecuted = _executed(*committed.cells[0].outputs)
+    unexecuted.cells[0].execution_count = None
+    assert notebooks.output_differences(unexecuted, committed)
