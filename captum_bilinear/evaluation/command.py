@@ -1,21 +1,93 @@
 """``captum-bilinear evaluate``: its arguments and what it runs (kept apart from
-:mod:`captum_bilinear.cli` so the command line's help starts without loading the methods)."""
+:mod:`captum_bilinear.cli`, and importing nothing heavy, so the command line's help
+starts without loading the methods)."""
 
 import argparse
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Union
+
+DATASETS = ("demo", "coco", "flickr30k-entities", "hnc")
+
+
+def _steps(text: str) -> Union[int, str]:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {value}")
+    return value
+
+
+def _layer(text: str) -> Union[int, str]:
+    if text.strip().lower() == "embeddings":
+        return "embeddings"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'embeddings' or an encoder layer index, got {text!r}") from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int]) -> None:
     """The ``evaluate`` subcommand's options (``positive`` parses a positive int)."""
-    parser.add_argument("--scenes", type=positive, default=300, help="number of held-out scenes (default 300)")
-    parser.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
-    parser.add_argument("--out", required=True, help="output directory (results.json, report.md, plots)")
-    parser.add_argument("--methods", nargs="+", help="method names to run (default: all)")
-    parser.add_argument("--n-steps", type=positive, default=32, help="quadrature nodes of the integrated methods")
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--dataset", choices=DATASETS, default="demo",
+                      help="which dataset (default: the bundled demo world)")
+    data.add_argument("--scenes", type=positive, default=300, help="demo: number of held-out scenes (default 300)")
+    data.add_argument("--seed", type=int, default=0,
+                      help="demo scene stream; every dataset: the sampling methods' and coalitions' seed (default 0)")
+    data.add_argument("--images", help="coco / flickr30k-entities / hnc: the images folder")
+    data.add_argument("--captions", help="coco: captions_*.json")
+    data.add_argument("--instances", help="coco: instances_*.json")
+    data.add_argument("--synonyms", help="coco: a JSON file category -> words (default: the shipped one)")
+    data.add_argument("--root", help="flickr30k-entities: the folder with Sentences/, Annotations/, the split files")
+    data.add_argument("--split", default="test", choices=("train", "val", "test"),
+                      help="flickr30k-entities: the split (default test)")
+    data.add_argument("--annotations", help="hnc: the HNC JSON file")
+    data.add_argument("--limit", type=positive, help="only the first N image-caption pairs")
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", required=True, help="output directory (records/, results.json, report.md, plots)")
+    run.add_argument("--model", help="HF CLIP / SigLIP directory or hub id (default: the bundled demo model)")
+    run.add_argument("--layer", type=_layer,
+                     help="'embeddings' or an encoder layer index for BII, ICAM, ITSM-H and LayerIntegratedGradients "
+                          "(default: the model's default)")
+    run.add_argument("--methods", nargs="+",
+                     help="methods to run: bii icam ilime itsm itsm-o fixlip lig gradcam, or the full names "
+                          "(default: all)")
+    run.add_argument("--n-steps", type=_steps, default=32,
+                     help="BII's quadrature nodes, or 'auto' (with --tolerance); LayerIntegratedGradients uses the "
+                          "int, or 50 with 'auto' (default 32)")
+    run.add_argument("--tolerance", type=_positive_float, help="relative completeness tolerance of --n-steps auto")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out, skipping complete pairs")
+    run.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: this rank's GPU if there is one, else cpu)")
+    run.add_argument("--per-layer-scenes", type=int, default=0, metavar="N",
+                     help="also run the gradient methods at the embeddings and every encoder layer on the first N "
+                          "pairs, for the per-layer table (default 0: no)")
+    run.add_argument("--completeness-examples", type=int, default=10, metavar="N",
+                     help="pairs of BII's completeness-error-vs-n_steps plot (default 10; 0: none)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args: Any) -> None:
+def run(args: Any) -> Optional[dict]:
     """Runs the evaluation the parsed ``args`` describe."""
-    from captum_bilinear.evaluation import run_evaluation
+    from captum_bilinear.evaluation.run import run_evaluation
 
-    run_evaluation(n_scenes=args.scenes, seed=args.seed, out=args.out, methods=args.methods, n_steps=args.n_steps)
+    return run_evaluation(
+        n_scenes=args.scenes, seed=args.seed, out=args.out, methods=args.methods, n_steps=args.n_steps,
+        layer=args.layer, completeness_scenes=args.completeness_examples, show_progress=not args.no_progress,
+        dataset=args.dataset, resume=args.resume, device=args.device, images=args.images, captions=args.captions,
+        instances=args.instances, synonyms=args.synonyms, root=args.root, split=args.split,
+        annotations=args.annotations, limit=args.limit, model=args.model, tolerance=args.tolerance,
+        per_layer_scenes=args.per_layer_scenes,
+    )

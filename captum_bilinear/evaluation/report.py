@@ -2,15 +2,16 @@
 
 import math
 import os
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 
-from captum_bilinear.evaluation.scene_metrics import CURVE_GRID  # noqa: E402
+from captum_bilinear.evaluation.scoring import CURVE_GRID  # noqa: E402
 
 #: Columns of the report's table: (key in results.json, header, better).
 COLUMNS = (
@@ -23,10 +24,38 @@ COLUMNS = (
     ("p_faithfulness", "p-faithfulness (Spearman)", "higher"),
     ("seconds_per_pair", "s / pair", "lower"),
 )
+#: The second table: the analyses of exCLIP §4.3 per method.
+ANALYSIS_COLUMNS = (
+    ("median_PGE", "median PGE", "higher"),
+    ("share_PGE_above_0.8", "PGE > 0.8", "higher"),
+    ("own_positive", "own box > 0", "higher"),
+    ("cross_negative", "other boxes < 0", "higher"),
+    ("own_above_cross", "own > others", "higher"),
+    ("hard_negative_delta_S", "hard negative δS", "lower"),
+    ("hard_negative_delta_A", "hard negative δA", "lower"),
+    ("hard_negative_share_A_lower", "δA < 0", "higher"),
+)
+#: The per-layer table's columns.
+LAYER_COLUMNS = (
+    ("PGA", "PGA"), ("mPGE", "mPGE"), ("p_faithfulness", "p-faithfulness"),
+    ("completeness_error", "completeness error (median)"), ("seconds_per_pair", "s / pair"),
+)
 
 
 def _cell(value: Any) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float) and value != 0 and abs(value) < 1e-3:
+        return f"{value:.1e}"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _table(results: Dict[str, Any], columns: Any) -> str:
+    header = "| method | " + " | ".join(f"{title} ({better})" for _, title, better in columns) + " |"
+    rule = "| --- " * (len(columns) + 1) + "|"
+    rows = [f"| {name} | " + " | ".join(_cell(values.get(key)) for key, _, _ in columns) + " |"
+            for name, values in results["methods"].items()]
+    return "\n".join([header, rule, *rows])
 
 
 def results_table(results: Dict[str, Any]) -> str:
@@ -36,10 +65,34 @@ def results_table(results: Dict[str, Any]) -> str:
         >>> print(results_table({"methods": {"BII": {"PGA": 0.5, "mPGE": float("nan")}}}).splitlines()[-1])
         | BII | 0.500 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |
     """
-    header = "| method | " + " | ".join(f"{title} ({better})" for _, title, better in COLUMNS) + " |"
-    rule = "| --- " * (len(COLUMNS) + 1) + "|"
-    rows = [f"| {name} | " + " | ".join(_cell(values.get(key)) for key, _, _ in COLUMNS) + " |"
-            for name, values in results["methods"].items()]
+    return _table(results, COLUMNS)
+
+
+def analysis_table(results: Dict[str, Any]) -> str:
+    """The per-method analyses (median PGE, share > 0.8, discrimination, hard negatives).
+
+    Example:
+        >>> print(analysis_table({"methods": {"BII": {"median_PGE": 0.25}}}).splitlines()[-1])
+        | BII | 0.250 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |
+    """
+    return _table(results, ANALYSIS_COLUMNS)
+
+
+def per_layer_table(per_layer: Dict[str, Any]) -> str:
+    """Each gradient method at each layer: rows method x layer.
+
+    Example:
+        >>> table = per_layer_table({"layers": {"embeddings": {"BII": {"PGA": 0.75}}}, "methods": ["BII"]})
+        >>> table.splitlines()[-1]
+        '| BII | embeddings | 0.750 | n/a | n/a | n/a | n/a |'
+    """
+    header = "| method | layer | " + " | ".join(title for _, title in LAYER_COLUMNS) + " |"
+    rule = "| --- " * (len(LAYER_COLUMNS) + 2) + "|"
+    rows = []
+    for method in per_layer["methods"]:
+        for layer, methods in per_layer["layers"].items():
+            values = methods.get(method, {})
+            rows.append(f"| {method} | {layer} | " + " | ".join(_cell(values.get(k)) for k, _ in LAYER_COLUMNS) + " |")
     return "\n".join([header, rule, *rows])
 
 
@@ -91,39 +144,143 @@ def _plot_energies(energies: Dict[str, List[float]], path: str) -> None:
     plt.close(fig)
 
 
-def write_report(results: Dict[str, Any], curves: Dict[str, Dict[str, List[float]]],
-                 energies: Dict[str, List[float]], out: str) -> None:
-    """Writes ``report.md``, ``completeness.png``, ``curves.png`` and ``pge.png`` into ``out``."""
+def write_gallery(failures: List[Dict[str, Any]], display: Callable[[str], np.ndarray], path: str,
+                  method: str, columns: int = 3, most: int = 12) -> int:
+    """A contact sheet of failure cases (PGE < 0.2): per case the image as the model saw
+    it with the object's box, and beside it the span's map (red raises, blue lowers the
+    similarity; one symmetric scale per case) with the same box, titled with the phrase
+    and its PGE. Returns the cases drawn."""
+    shown = failures[:most]
+    if not shown:
+        return 0
+    columns = min(columns, len(shown))
+    rows = math.ceil(len(shown) / columns)
+    fig, axes = plt.subplots(rows, 2 * columns, figsize=(3.6 * columns, 2.0 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for position, record in enumerate(shown):
+        image_ax, map_ax = axes[position // columns, 2 * (position % columns)], axes[position // columns, 2 * (position % columns) + 1]
+        image = display(record["example_id"])
+        height, width = image.shape[:2]
+        span_map = np.asarray(record["image_map"], dtype=float)
+        limit = float(np.abs(span_map).max()) or 1.0
+        image_ax.imshow(image)
+        map_ax.imshow(span_map, cmap="bwr", vmin=-limit, vmax=limit, extent=(0, width, height, 0),
+                      interpolation="nearest")
+        x0, y0, x1, y1 = record["box"]
+        for ax in (image_ax, map_ax):
+            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="lime", linewidth=1.5))
+            ax.set_xlim(0, width)
+            ax.set_ylim(height, 0)
+        image_ax.set_title(f"\"{record['phrase']}\"", fontsize=8)
+        map_ax.set_title(f"PGE {record['PGE']:.2f}", fontsize=8)
+    fig.suptitle(f"{method}: objects with PGE < 0.2 (box in green; map: red raises, blue lowers the similarity)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return len(shown)
+
+
+def _class_wise_section(results: Dict[str, Any], method: str, most: int = 20) -> List[str]:
+    table = results.get("analyses", {}).get("class_wise_PGE", {}).get(method, {})
+    if not table:
+        return []
+    lines = [f"Class-wise PGE of {method} (the {min(most, len(table))} most frequent categories):", "",
+             "| category | objects | mPGE | median PGE | PGA |", "| --- | --- | --- | --- | --- |"]
+    for category, row in list(table.items())[:most]:
+        lines.append(f"| {category} | {row['count']} | {_cell(row['mPGE'])} | {_cell(row['median_PGE'])} | "
+                     f"{_cell(row['PGA'])} |")
+    return lines + [""]
+
+
+def _significance_section(results: Dict[str, Any]) -> List[str]:
+    pairs = results.get("analyses", {}).get("significance", {}).get("pairs", [])
+    if not pairs:
+        return []
+    lines = ["Almost stochastic order of the PGE distributions (deepsig's `aso`, confidence 0.95): "
+             "ε_min < 0.5 means the first method's PGE is almost stochastically larger (the smaller, the stronger).",
+             "", "| A | B | ε_min(A over B) |", "| --- | --- | --- |"]
+    lines += [f"| {p['a']} | {p['b']} | {_cell(p['epsilon_min'])} |" for p in pairs]
+    return lines + [""]
+
+
+def _hard_negative_section(results: Dict[str, Any]) -> List[str]:
+    table = results.get("analyses", {}).get("hard_negatives", {})
+    if not table:
+        return []
+    lines = ["Hard negatives per swap (δS: the similarity, δA: the swapped words' attribution with the object's box; "
+             "false caption minus true caption):", "",
+             "| method | swap | count | δS | δA | δA < 0 |", "| --- | --- | --- | --- | --- | --- |"]
+    for method, categories in table.items():
+        for category, row in categories.items():
+            lines.append(f"| {method} | {category} | {row['count']} | {_cell(row['delta_S'])} | "
+                         f"{_cell(row['delta_A'])} | {_cell(row['share_A_lower'])} |")
+    return lines + [""]
+
+
+def _layer_words(layer: Any) -> str:
+    return "the embeddings layers" if layer == "embeddings" else f"encoder layer {layer}"
+
+
+def write_report(results: Dict[str, Any], out: str, energies: Dict[str, List[float]],
+                 gallery: Optional[str] = None) -> None:
+    """Writes ``report.md``, ``completeness.png``, ``curves.png`` and ``pge.png`` (the
+    ``energies``: each method's PGE per object) into ``out``; ``gallery`` is the failure
+    gallery's file name, already written."""
     if results.get("completeness"):
         _plot_completeness(results["completeness"], os.path.join(out, "completeness.png"))
-    _plot_curves(curves, os.path.join(out, "curves.png"))
+    _plot_curves(results["curves"]["mean"], os.path.join(out, "curves.png"))
     _plot_energies(energies, os.path.join(out, "pge.png"))
-    model, settings = results["model"], results["settings"]
+    model, settings, dataset = results["model"], results["settings"], results["dataset"]
+    if dataset["name"] == "demo":
+        what = f"{settings['scenes']} held-out scenes of the bundled demo world (seed {settings['seed']})"
+        title = "Evaluation on the bundled demo world"
+    else:
+        what = f"{dataset['examples']} image-caption pairs of {dataset['name']}"
+        title = f"Evaluation on {dataset['name']}"
+    retrieval = (f" (caption->image top-1 retrieval {model['retrieval_top1']:.3f}: {model['retrieval_protocol']})"
+                 if "retrieval_top1" in model else "")
+    steps = settings["n_steps"]
+    steps_text = (f"n_steps={steps}" if steps != "auto" else
+                  f"n_steps='auto' (tolerance {settings.get('tolerance')}); LayerIntegratedGradients n_steps="
+                  f"{settings['lig_n_steps']}")
     lines = [
-        "# Evaluation on the bundled demo world",
-        "",
-        f"{settings['scenes']} held-out scenes (seed {settings['seed']}), {settings['named_objects']} named objects; "
-        f"bundled demo CLIP (caption->image top-1 retrieval {model['retrieval_top1']:.3f}: {model['retrieval_protocol']}); "
-        f"gradient methods at encoder layer {model['layer']}, n_steps={settings['n_steps']}; InteractionLIME and "
-        "WeightedBanzhafInteractions mask the inputs (the embeddings layers), as in their papers.",
-        "",
-        results_table(results),
-        "",
+        f"# {title}", "",
+        f"{what}, {dataset['objects']} named objects; {model['name']}{retrieval}; gradient methods (BII, "
+        f"InteractionCAM, ITSM-H, LayerIntegratedGradients) at {_layer_words(model['layer'])}, {steps_text}; "
+        "InteractionLIME and WeightedBanzhafInteractions mask the inputs (the embeddings layers), as in their papers.",
+        "", results_table(results), "",
         "PGA: the span map's top patch lies in the object's box; mPGE: mean share of the span map's positive mass "
         "in the box; CID / CII: area under the similarity curve while image patches are removed / inserted in the "
         "order of the span's map (caption fixed); CTD / CTI: the same for caption tokens in the order of the box's "
         f"map (image fixed); p-faithfulness: Spearman correlation between the game and the explanation's prediction "
-        f"over {settings['n_coalitions']} coalitions per scene drawn with p = {settings['p']}. First-order methods "
+        f"over {settings['n_coalitions']} coalitions per pair drawn with p = {settings['p']}. First-order methods "
         "(LayerIntegratedGradients, LayerGradCam on the conditioned similarity) give one map per side, the same for "
-        "every span and box; LayerGradCam has no text-side layer it can take (n/a).",
-        "",
-        "![completeness error](completeness.png)",
-        "",
-        "![insertion and deletion curves](curves.png)",
-        "",
-        "![pointing-game energy](pge.png)",
-        "",
-        f"Run time {settings['seconds']:.0f} s on {settings['machine']} (torch {settings['torch']}).",
+        "every span and box; LayerGradCam has no text-side layer it can take (n/a).", "",
+        analysis_table(results), "",
+        "Object discrimination (pairs naming two or more objects): the share of objects whose span-box attribution "
+        "with their own box is positive, of other objects' boxes negative, and above every other box. Hard "
+        "negatives: one word swapped (δS, δA means over the negatives; δA < 0 the share that lowered the swapped "
+        "words' attribution with the object's box).", "",
     ]
+    lines += _class_wise_section(results, "BilinearIntegratedInteractions"
+                                 if "BilinearIntegratedInteractions" in results["methods"] else next(iter(results["methods"])))
+    lines += _significance_section(results)
+    lines += _hard_negative_section(results)
+    if results.get("per_layer"):
+        per_layer = results["per_layer"]
+        lines += [f"## Per layer", "",
+                  f"The gradient methods at the embeddings and at every encoder layer, on the first "
+                  f"{per_layer['examples']} pairs ({steps_text}; completeness error: BII's |delta| relative to the "
+                  "score its terms decompose, LayerIntegratedGradients' relative convergence delta):", "",
+                  per_layer_table(per_layer), ""]
+    if results.get("completeness"):
+        lines += ["![completeness error](completeness.png)", ""]
+    lines += ["![insertion and deletion curves](curves.png)", "", "![pointing-game energy](pge.png)", ""]
+    if gallery:
+        lines += [f"![failure cases]({gallery})", ""]
+    lines.append(f"Run time {settings['seconds']:.0f} s on {settings['machine']} (torch {settings['torch']}), "
+                 f"{settings['processes']} process(es).")
     with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")

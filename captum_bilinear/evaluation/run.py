@@ -1,107 +1,320 @@
-"""``captum-bilinear evaluate``: every method on held-out scenes of the demo world."""
+"""``captum-bilinear evaluate``: every method on a dataset's image-caption pairs.
+
+One example at a time (per process): prepare it for the model, explain the pair with
+each method, score every explanation (:mod:`~captum_bilinear.evaluation.scoring`) and
+write its records in one block (:mod:`~captum_bilinear.evaluation.records`). At the end
+rank 0 merges the records into ``results.json``, ``report.md`` and the plots.
+"""
 
 import json
 import os
 import platform
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Union
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from captum_bilinear import BilinearIntegratedInteractions
-from captum_bilinear.encoders import as_dual_encoder
-from captum_bilinear.evaluation.explainers import EXPLAINERS, PairExplanation, PairInputs, RunSettings
-from captum_bilinear.evaluation.report import write_report
-from captum_bilinear.evaluation.scene_metrics import (
-    CURVE_GRID,
-    CachedGame,
-    SceneContext,
-    discrimination_record,
-    faithfulness_record,
-    hard_negative_record,
-    mean_or_nan,
-    object_records,
+from captum_bilinear.evaluation.bundle import LayerSpec, ModelBundle, load_bundle, parse_layer
+from captum_bilinear.evaluation.distributed import Process, current_process
+from captum_bilinear.evaluation.methods import (
+    EVALUATION_METHODS,
+    GRADIENT_METHODS,
+    PairInputs,
+    RunSettings,
+    check_steps,
+    resolve_methods,
+    timed_explanation,
 )
-from captum_bilinear.metrics import PairMaskingGame, PatchMaskingScore, TokenMaskingScore, default_text_players
-from captum_bilinear.zoo import HELD_OUT_SEED, SceneGenerator, demo_settings, load_demo_model, retrieval_top1, scene_inputs
+from captum_bilinear.evaluation.records import RecordWriter, complete_blocks, record_files
 
 #: Quadrature sizes of the completeness-error plot (the paper's Appendix D).
 COMPLETENESS_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
 COMPLETENESS_METHODS = ("gausslegendre", "riemann_right")
+DATASETS = ("demo", "coco", "flickr30k-entities", "hnc")
+RUN_FILE = "run.json"
 
 
-def evaluation_scenes(n_scenes: int, seed: int) -> List[Any]:
-    """The held-out scenes ``captum-bilinear evaluate --seed`` uses (the demo model was
-    trained on stream 0; these come from a stream of their own per seed)."""
-    return SceneGenerator(HELD_OUT_SEED + 1 + seed, mode="mixed").scenes(n_scenes)
+@dataclass
+class EvaluationConfig:
+    """Everything an evaluation run depends on (``run.json``; a resumed run must match).
+
+    Attributes:
+        dataset: ``"demo"``, ``"coco"``, ``"flickr30k-entities"`` or ``"hnc"``.
+        scenes, seed: the demo world's held-out scenes (``seed`` also seeds the sampling
+            methods and the p-faithfulness coalitions of every dataset).
+        images, captions, instances: COCO; root, split: Flickr30k Entities (with images);
+        annotations: HNC (with images); synonyms: COCO's synonyms file.
+        model: HF CLIP / SigLIP directory or hub id (None: the bundled demo model).
+        layer: ``"embeddings"`` or an encoder layer index of the gradient methods.
+        methods: evaluation names (None: all).
+        n_steps, tolerance: BII's quadrature (an int, or ``"auto"`` with a tolerance).
+        limit: the first ``limit`` examples only.
+        fit, min_box_patches: image fitting and the box-size filter.
+        completeness_examples, completeness_steps: BII's completeness-vs-n_steps plot.
+        per_layer_scenes: examples of the per-layer table (0: none).
+    """
+
+    dataset: str = "demo"
+    scenes: int = 300
+    seed: int = 0
+    images: Optional[str] = None
+    captions: Optional[str] = None
+    instances: Optional[str] = None
+    root: Optional[str] = None
+    split: str = "test"
+    annotations: Optional[str] = None
+    synonyms: Optional[str] = None
+    model: Optional[str] = None
+    layer: Optional[LayerSpec] = None
+    methods: Optional[List[str]] = None
+    n_steps: Union[int, str] = 32
+    tolerance: Optional[float] = None
+    limit: Optional[int] = None
+    fit: str = "crop"
+    min_box_patches: float = 1.0
+    completeness_examples: int = 10
+    completeness_steps: Sequence[int] = COMPLETENESS_STEPS
+    per_layer_scenes: int = 0
+
+    def validate(self) -> None:
+        """Raises ``ValueError`` naming the argument, before any model is loaded."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset: expected one of {DATASETS}, got {self.dataset!r}")
+        required = {"coco": ("images", "captions", "instances"), "flickr30k-entities": ("root", "images"),
+                    "hnc": ("annotations", "images")}.get(self.dataset, ())
+        missing = [name for name in required if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"{', '.join('--' + m for m in missing)}: required for --dataset {self.dataset}")
+        self.methods = resolve_methods(self.methods)
+        check_steps(self.n_steps, self.tolerance)
+        if self.layer is not None:
+            self.layer = parse_layer(self.layer)
+        for name in ("scenes", "completeness_examples", "per_layer_scenes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
+            raise ValueError(f"limit: expected a positive int, got {self.limit!r}")
+
+    def comparable(self) -> Dict[str, Any]:
+        """The settings two runs' records must share to be merged."""
+        keep = asdict(self)
+        for name in ("completeness_examples", "completeness_steps", "per_layer_scenes", "limit"):
+            keep.pop(name)
+        return json.loads(json.dumps(keep))
 
 
-def _pair_inputs(model: Any, dual: Any, batch: Dict[str, torch.Tensor], layer: int) -> PairInputs:
-    input_ids, attention_mask, pixel_values = batch["input_ids"], batch["attention_mask"], batch["pixel_values"]
-    (text_reference,) = dual.default_baselines_a((input_ids,), ())
-    (image_reference,) = dual.default_baselines_b((pixel_values,), ())
-    return PairInputs(
-        input_ids, attention_mask, pixel_values, text_reference, image_reference,
-        layers=(model.text_model.encoder.layers[layer], model.vision_model.encoder.layers[layer]),
-        input_layers=(model.text_model.embeddings, model.vision_model.embeddings),
-        players_a=default_text_players(input_ids[0]),
-    )
+def load_dataset(config: EvaluationConfig) -> Any:
+    """The :class:`~captum_bilinear.datasets.Dataset` of a config."""
+    from captum_bilinear import datasets
+
+    if config.dataset == "demo":
+        return datasets.demo_dataset(config.scenes, config.seed)
+    if config.dataset == "coco":
+        return datasets.read_coco(config.images, config.captions, config.instances, config.synonyms)
+    if config.dataset == "flickr30k-entities":
+        return datasets.read_flickr30k_entities(config.root, config.images, config.split)
+    return datasets.read_hnc(config.annotations, config.images)
 
 
-def _scene_context(model: Any, dual: Any, pair: PairInputs, pad_token_id: int) -> SceneContext:
-    config = model.config.vision_config
-    grid = (config.image_size // config.patch_size,) * 2
+def pair_inputs(bundle: ModelBundle, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                pixel_values: torch.Tensor, players: torch.Tensor) -> PairInputs:
+    """A pair with the model's default references."""
+    (text_reference,) = bundle.dual.default_baselines_a((input_ids,), (attention_mask,))
+    (image_reference,) = bundle.dual.default_baselines_b((pixel_values,), ())
+    return PairInputs(input_ids, attention_mask, pixel_values, text_reference, image_reference, players)
 
-    def embed_text(ids: torch.Tensor) -> torch.Tensor:
-        return dual.embed_a(ids)
 
-    def embed_image(pixels: torch.Tensor) -> torch.Tensor:
-        return dual.embed_b(pixels)
+def example_seed(seed: int, index: int) -> int:
+    """The seed of the example at ``index`` in a run of ``seed``."""
+    return int(seed) * 1000003 + int(index)
 
+
+def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig) -> List[Dict[str, Any]]:
+    """The records of one example: every method explained and scored."""
+    from captum_bilinear.datasets.prepare import move_to, prepare_example
+    from captum_bilinear.evaluation.scoring import ExampleScorer, Geometry
+
+    prepared = move_to(prepare_example(example, bundle.tokenizer, bundle.image_processor, bundle.patch_size,
+                                       config.fit, config.min_box_patches), bundle.device)
+    seed = example_seed(config.seed, example.index)
+    settings = RunSettings(seed=seed, n_steps=config.n_steps, tolerance=config.tolerance,
+                           lig_n_steps=config.n_steps if isinstance(config.n_steps, int) else 50)
+    pair = pair_inputs(bundle, prepared.input_ids, prepared.attention_mask, prepared.pixel_values,
+                       prepared.text_players)
+    geometry = Geometry(prepared.image_size, bundle.grid, bundle.has_cls)
+    scorer = ExampleScorer(bundle.dual, prepared.input_ids, prepared.pixel_values, pair.image_reference,
+                           prepared.text_players, bundle.pad_token_id, geometry, seed)
+    negatives = [pair_inputs(bundle, n.input_ids, n.attention_mask, prepared.pixel_values,
+                             prepared.text_players) for n in prepared.negatives]
     with torch.no_grad():
-        text_embedding = embed_text(pair.input_ids)[0]
-        image_embedding = embed_image(pair.pixel_values)[0]
-    game = PairMaskingGame(embed_text, embed_image, pair.input_ids[0], pair.pixel_values[0], pad_token_id, grid,
-                           baseline=pair.image_reference, text_players=pair.players_a.tolist())
-    with torch.no_grad():
-        empty = float(game(torch.zeros(1, game.n_players, dtype=torch.bool))[0])
-    return SceneContext(
-        image_size=(config.image_size, config.image_size), grid=grid, has_cls=True, players_a=pair.players_a,
-        patch_score=PatchMaskingScore(embed_image, text_embedding, pair.pixel_values[0], grid,
-                                      baseline=pair.image_reference),
-        token_score=TokenMaskingScore(embed_text, image_embedding, pair.input_ids[0], pad_token_id,
-                                      players=pair.players_a.tolist()),
-        game=CachedGame(game), empty_game_value=empty,
-    )
+        score = float(bundle.dual(pair.input_ids, pair.pixel_values, pair.extra[0]))
+        negative_scores = [float(bundle.dual(n.input_ids, n.pixel_values, n.extra[0])) for n in negatives]
+    records: List[Dict[str, Any]] = [{
+        "kind": "pair", "index": example.index, "image_id": example.image_id, "caption": example.caption,
+        "score": score, "objects": len(prepared.objects), "negatives": len(prepared.negatives),
+        "dropped": prepared.dropped,
+    }]
+    for name in config.methods:
+        method = EVALUATION_METHODS[name]
+        terms, seconds = timed_explanation(method, bundle, pair, settings)
+        with torch.no_grad():
+            record: Dict[str, Any] = {"kind": "example", "method": name, "seconds_per_pair": seconds}
+            record.update(scorer.faithfulness_record(terms))
+            record.update(scorer.completeness_record(terms))
+            if method.order == 2:
+                record.update(scorer.discrimination_record(terms, prepared.objects))
+            records.append(record)
+            records.extend({"kind": "object", "method": name, **r}
+                           for r in scorer.object_records(terms, method.order, method.text_side, prepared.objects))
+        if method.order != 2:
+            continue
+        for negative, negative_pair, negative_score in zip(prepared.negatives, negatives, negative_scores):
+            negative_terms, _ = timed_explanation(method, bundle, negative_pair, settings)
+            with torch.no_grad():
+                records.append({"kind": "negative", "method": name,
+                                **scorer.negative_record(terms, negative_terms, negative, score, negative_score)})
+    return records
 
 
-def completeness_curves(model: Any, tokenizer: Any, processor: Any, scenes: Sequence[Any], layer: int,
-                        steps: Sequence[int] = COMPLETENESS_STEPS) -> Dict[str, Dict[str, List[float]]]:
-    """Median (and quartiles) of BII's relative completeness error over ``scenes`` for
-    each quadrature and number of nodes (the paper's Appendix D)."""
+def _check_out(out: str, config: EvaluationConfig, resume: bool, process: Process) -> None:
+    """Refuses to mix runs: an existing ``out`` with records needs ``--resume`` and the
+    same settings."""
+    path = os.path.join(out, RUN_FILE)
+    existing = record_files(out)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            previous = json.load(handle)
+        if existing and not resume:
+            raise ValueError(f"out: {out} has the records of an earlier run; pass --resume to continue it or "
+                             "choose another --out")
+        if resume and previous.get("config") != config.comparable():
+            changed = sorted(k for k in config.comparable() if previous.get("config", {}).get(k) != config.comparable()[k])
+            raise ValueError(f"resume: {out} was run with other settings ({', '.join(changed)}); "
+                             "use the same ones or another --out")
+    elif existing and not resume:
+        raise ValueError(f"out: {out} has records; pass --resume or choose another --out")
+    process.barrier()  # every rank has read the state before rank 0 writes
+    if process.is_main:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"config": config.comparable()}, handle, indent=1)
+
+
+def _progress(total: int, process: Process, show: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="evaluate", unit="pair", disable=not (show and process.is_main), smoothing=0.1)
+
+
+def run_shard(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: str, resume: bool,
+              process: Process, show_progress: bool) -> int:
+    """Evaluates this rank's share of the examples not yet complete; returns how many."""
+    examples = dataset.examples if config.limit is None else dataset.examples[: config.limit]
+    done = set(complete_blocks(out)) if resume else set()
+    remaining = [e for e in examples if e.example_id not in done]
+    mine = [e for e in process.shard(examples) if e.example_id not in done]
+    writer = RecordWriter(out, process.rank)
+    try:
+        with _progress(len(remaining), process, show_progress) as bar:
+            for example in mine:
+                writer.write_example(example.example_id, evaluate_example(bundle, example, config))
+                # the other ranks advance at about the same pace: one bar for the run
+                bar.update(min(process.world_size, bar.total - bar.n))
+    finally:
+        writer.close()
+    return len(mine)
+
+
+def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationConfig) -> Dict[str, Dict[str, List[float]]]:
+    """Median (and quartiles) of BII's relative completeness error over the first
+    examples for each quadrature and number of nodes (the paper's Appendix D)."""
+    import numpy as np
+
+    from captum_bilinear import BilinearIntegratedInteractions
+    from captum_bilinear.datasets.prepare import move_to, prepare_example
+
+    examples = dataset.examples[: config.completeness_examples]
+    bii = BilinearIntegratedInteractions(bundle.model, bundle.layers)
+    pairs = []
+    for example in examples:
+        prepared = move_to(prepare_example(example, bundle.tokenizer, bundle.image_processor, bundle.patch_size,
+                                           config.fit, config.min_box_patches), bundle.device)
+        pairs.append(((prepared.input_ids, prepared.pixel_values), ((prepared.attention_mask,), None)))
     curves: Dict[str, Dict[str, List[float]]] = {}
-    layers = (model.text_model.encoder.layers[layer], model.vision_model.encoder.layers[layer])
-    bii = BilinearIntegratedInteractions(model, layers)
     for method in COMPLETENESS_METHODS:
-        usable = [n for n in steps if not (method.startswith("riemann") and n < 2)]  # Riemann sums need 2 nodes
-        errors = np.zeros((len(scenes), len(usable)))
-        for row, scene in enumerate(scenes):
-            batch = scene_inputs(scene, tokenizer, processor)
-            inputs, extra = (batch["input_ids"], batch["pixel_values"]), ((batch["attention_mask"],), None)
+        usable = [n for n in config.completeness_steps if not (method.startswith("riemann") and n < 2)]
+        errors = np.zeros((len(pairs), len(usable)))
+        for row, (inputs, extra) in enumerate(pairs):
             identity = bii.similarity_terms(inputs, additional_forward_args=extra).interaction.abs().item()
             for column, n_steps in enumerate(usable):
                 _, delta = bii.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, method=method,
                                          return_convergence_delta=True)
                 errors[row, column] = abs(delta.item()) / max(identity, 1e-12)
-        curves[method] = {
-            "n_steps": usable,
-            "median": np.median(errors, axis=0).tolist(),
-            "q25": np.percentile(errors, 25, axis=0).tolist(),
-            "q75": np.percentile(errors, 75, axis=0).tolist(),
-        }
+        curves[method] = {"n_steps": usable, "median": np.median(errors, axis=0).tolist(),
+                          "q25": np.percentile(errors, 25, axis=0).tolist(),
+                          "q75": np.percentile(errors, 75, axis=0).tolist()}
     return curves
+
+
+def per_layer_specs(bundle: ModelBundle) -> List[LayerSpec]:
+    """The embeddings and every encoder layer."""
+    return ["embeddings", *range(bundle.n_layers)]
+
+
+def _per_layer_runs(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: str, resume: bool,
+                    process: Process, show_progress: bool) -> Dict[str, Any]:
+    """The gradient methods at every layer on the first ``per_layer_scenes`` examples,
+    each layer a run of its own under ``out/per_layer/`` (records, resumable)."""
+    from captum_bilinear.evaluation.summary import summarize_methods
+
+    methods = [name for name in config.methods if name in GRADIENT_METHODS] or GRADIENT_METHODS
+    table: Dict[str, Any] = {}
+    for spec in per_layer_specs(bundle):
+        layer_config = EvaluationConfig(**{**asdict(config), "layer": spec, "methods": methods,
+                                           "limit": config.per_layer_scenes, "per_layer_scenes": 0,
+                                           "completeness_examples": 0})
+        layer_out = os.path.join(out, "per_layer", f"layer-{spec}")
+        os.makedirs(layer_out, exist_ok=True)
+        _check_out(layer_out, layer_config, resume, process)
+        run_shard(bundle.with_layer(spec), dataset, layer_config, layer_out, resume, process, show_progress)
+        process.barrier()
+        if process.is_main:
+            table[str(spec)] = summarize_methods(complete_blocks(layer_out), methods)
+    return {"examples": config.per_layer_scenes, "methods": methods, "layers": table}
+
+
+def _gallery(bundle: ModelBundle, dataset: Any, objects: List[Dict[str, Any]], config: EvaluationConfig,
+             out: str) -> Optional[str]:
+    """The failure gallery of BII (else the first interaction method), if it has failures."""
+    from captum_bilinear.evaluation.report import write_gallery
+    from captum_bilinear.images import fit_image
+
+    interaction = [m for m in config.methods if EVALUATION_METHODS[m].order == 2]
+    if not interaction:
+        return None
+    method = "BilinearIntegratedInteractions" if "BilinearIntegratedInteractions" in interaction else interaction[0]
+    failures = [r for r in objects if r["method"] == method and "image_map" in r]
+    by_id = dataset.by_id()
+
+    def display(example_id: str) -> Any:
+        return fit_image(by_id[example_id].image(), bundle.image_processor, config.fit).display
+
+    name = "failures.png"
+    return name if write_gallery(failures, display, os.path.join(out, name), method) else None
+
+
+def _model_entry(bundle: ModelBundle, config: EvaluationConfig) -> Dict[str, Any]:
+    entry: Dict[str, Any] = {"name": bundle.name, "layer": bundle.layer,
+                             "layer_modules": [type(m).__name__ for m in bundle.layers]}
+    if bundle.is_demo:
+        from captum_bilinear.zoo import retrieval_top1
+
+        entry["retrieval_top1"] = retrieval_top1(bundle.model, bundle.tokenizer, bundle.image_processor,
+                                                 n_scenes=32, n_sets=4)
+        entry["retrieval_protocol"] = ("caption->image top-1 among 32 held-out scenes naming every object, "
+                                       "mean of 4 galleries")
+    return entry
 
 
 def run_evaluation(
@@ -109,117 +322,99 @@ def run_evaluation(
     seed: int = 0,
     out: str = "evaluation",
     methods: Optional[Sequence[str]] = None,
-    n_steps: int = 32,
-    layer: Optional[int] = None,
+    n_steps: Union[int, str] = 32,
+    layer: Optional[LayerSpec] = None,
     completeness_scenes: int = 10,
     completeness_steps: Sequence[int] = COMPLETENESS_STEPS,
     show_progress: bool = True,
+    *,
+    dataset: str = "demo",
+    resume: bool = False,
+    device: Optional[str] = None,
+    **options: Any,
 ) -> Dict[str, Any]:
-    """Runs every method on ``n_scenes`` held-out scenes and writes ``out/results.json``,
-    ``out/report.md`` and the plots; returns the results.
+    """Runs every method on a dataset and writes ``out/records/``, ``out/results.json``,
+    ``out/report.md`` and the plots; returns the results (on rank 0; ``{}`` elsewhere).
 
     Args:
-        n_scenes: number of held-out scenes.
-        seed: scene stream (and the sampling methods' random state).
+        n_scenes: the demo world's number of held-out scenes.
+        seed: scene stream, the sampling methods' random state and the coalitions.
         out: output directory (created).
-        methods: names from :data:`~captum_bilinear.evaluation.explainers.EXPLAINERS`
-            (default: all).
-        n_steps: quadrature nodes of BII and LayerIntegratedGradients.
-        layer: encoder layer of the gradient methods (default: the demo model's).
-        completeness_scenes: scenes for the completeness-error-vs-n_steps plot.
+        methods: short names (``bii``, ``icam``, ``ilime``, ``itsm``, ``itsm-o``,
+            ``fixlip``, ``lig``, ``gradcam``) or full names (default: all).
+        n_steps: BII's quadrature nodes, or ``"auto"`` (with ``tolerance=``).
+        layer: ``"embeddings"`` or an encoder layer index for every method that takes a
+            layer (default: the model's default).
+        completeness_scenes: examples of the completeness-error-vs-n_steps plot.
         completeness_steps: the n_steps of that plot.
-        show_progress: progress bar over the scenes.
+        show_progress: a progress bar (rank 0).
+        dataset: ``"demo"``, ``"coco"``, ``"flickr30k-entities"`` or ``"hnc"``.
+        resume: continue the run in ``out``: skip the examples whose records are complete.
+        device: where the model runs (default: the local GPU, else the CPU).
+        **options: the other fields of :class:`EvaluationConfig` (``images``,
+            ``captions``, ``instances``, ``root``, ``split``, ``annotations``,
+            ``synonyms``, ``model``, ``tolerance``, ``limit``, ``per_layer_scenes``, ...).
 
     Returns:
         The content of ``results.json``.
 
     Example:
         >>> import tempfile
-        >>> results = run_evaluation(1, out=tempfile.mkdtemp(), methods=["InteractionCAM"], show_progress=False,
+        >>> results = run_evaluation(1, out=tempfile.mkdtemp(), methods=["icam"], show_progress=False,
         ...                          completeness_scenes=0)
         >>> sorted(results["methods"]["InteractionCAM"])[:3]
         ['CID', 'CII', 'CTD']
     """
-    names = list(EXPLAINERS) if methods is None else list(methods)
-    unknown = [name for name in names if name not in EXPLAINERS]
-    if unknown:
-        raise ValueError(f"methods: unknown {unknown}; expected some of {', '.join(EXPLAINERS)}")
+    config = EvaluationConfig(dataset=dataset, scenes=n_scenes, seed=seed, methods=list(methods) if methods else None,
+                              n_steps=n_steps, layer=layer, completeness_examples=completeness_scenes,
+                              completeness_steps=tuple(completeness_steps), **options)
+    config.validate()
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out: expected a directory path, got {type(out).__name__}")
+    out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
-    model, tokenizer, processor = load_demo_model()
-    dual = as_dual_encoder(model)
-    settings_file = demo_settings()
-    layer = int(settings_file.get("default_layer", -2)) if layer is None else layer
-    pad_token_id = model.config.text_config.pad_token_id
-    settings = RunSettings(seed=seed, n_steps=n_steps)
-    scenes = evaluation_scenes(n_scenes, seed)
-    per_method: Dict[str, Dict[str, List[Any]]] = {name: {} for name in names}
+    process = current_process(device)
+    try:
+        started = time.perf_counter()
+        bundle = load_bundle(config.model, config.layer, str(process.device))
+        config.layer = bundle.layer
+        data = load_dataset(config)
+        _check_out(out, config, resume, process)
+        run_shard(bundle, data, config, out, resume, process, show_progress)
+        process.barrier()
+        per_layer = (_per_layer_runs(bundle, data, config, out, resume, process, show_progress)
+                     if config.per_layer_scenes else None)
+        if not process.is_main:
+            return {}
+        from captum_bilinear.evaluation.report import write_report
+        from captum_bilinear.evaluation.summary import summarize
 
-    def add(name: str, record: Dict[str, Any]) -> None:
-        for key, value in record.items():
-            per_method[name].setdefault(key, []).append(value)
-
-    started = time.perf_counter()
-    for index, scene in enumerate(tqdm(scenes, desc="evaluate", unit="scene", disable=not show_progress)):
-        batch = scene_inputs(scene, tokenizer, processor)
-        pair = _pair_inputs(model, dual, batch, layer)
-        context = _scene_context(model, dual, pair, pad_token_id)
-        negative_scene = scene.hard_negative(seed=seed * 100003 + index)
-        negative_batch = scene_inputs(negative_scene, tokenizer, processor)
-        negative_pair = _pair_inputs(model, dual, negative_batch, layer)
-        with torch.no_grad():
-            score = float(dual(batch["input_ids"], batch["pixel_values"], (batch["attention_mask"],)))
-            negative_score = float(dual(negative_batch["input_ids"], negative_batch["pixel_values"],
-                                        (negative_batch["attention_mask"],)))
-        changed = negative_scene.objects[negative_scene.negative[0]]
-        scene_settings = RunSettings(seed=settings.seed * 1000003 + index, n_steps=settings.n_steps)
-        for name in names:
-            explanation: PairExplanation = EXPLAINERS[name](model, dual, pair, scene_settings)
-            add(name, {"seconds_per_pair": explanation.seconds})
-            with torch.no_grad():
-                for record in object_records(explanation, scene.objects, context):
-                    add(name, record)
-                add(name, faithfulness_record(explanation, context, scene_settings.seed))
-                add(name, discrimination_record(explanation, scene.objects, context))
-            if explanation.interactions is not None:
-                negative = EXPLAINERS[name](model, dual, negative_pair, scene_settings)
-                add(name, hard_negative_record(explanation, negative, changed, context, score, negative_score))
-    elapsed = time.perf_counter() - started
-
-    retrieval = retrieval_top1(model, tokenizer, processor, n_scenes=32, n_sets=4)
-    curves = completeness_curves(model, tokenizer, processor, scenes[:completeness_scenes], layer,
-                                 completeness_steps) if completeness_scenes > 0 else {}
-    summary_keys = ("PGA", "PGE", "CID", "CII", "CTD", "CTI", "p_faithfulness", "p_faithfulness_r2",
-                    "seconds_per_pair", "own_positive", "cross_negative", "own_above_cross",
-                    "hard_negative_delta_S", "hard_negative_delta_A")
-    results: Dict[str, Any] = {
-        "model": {
-            "name": "bundled demo CLIP",
-            "retrieval_top1": retrieval,
-            "retrieval_protocol": "caption->image top-1 among 32 held-out scenes naming every object, mean of 4 galleries",
-            "layer": layer,
-        },
-        "settings": {
-            "scenes": n_scenes, "seed": seed, "n_steps": n_steps, "p": 0.5, "n_coalitions": 256,
-            "named_objects": sum(len(scene.objects) for scene in scenes),
-            "seconds": elapsed, "torch": torch.__version__, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        },
-        "methods": {
-            name: {
-                ("mPGE" if key == "PGE" else key): mean_or_nan(values[key]) if key in values else float("nan")
-                for key in summary_keys
-            }
-            for name, values in per_method.items()
-        },
-        "completeness": curves,
-    }
-    curves_per_method = {
-        name: {key: np.mean(np.asarray(values[f"{key}_curve"]), axis=0).tolist()
-               for key in ("CID", "CII", "CTD", "CTI") if values.get(f"{key}_curve")}
-        for name, values in per_method.items()
-    }
-    results["curves"] = {"fractions": CURVE_GRID.tolist(), "mean": curves_per_method}
-    energies = {name: values.get("PGE", []) for name, values in per_method.items()}
-    with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1, sort_keys=False, allow_nan=True)
-    write_report(results, curves_per_method, energies, out)
-    return results
+        curves = completeness_curves(bundle, data, config) if config.completeness_examples > 0 else {}
+        blocks = complete_blocks(out)
+        results = summarize(blocks, config.methods)
+        results = {
+            "model": _model_entry(bundle, config),
+            "dataset": {"name": data.name, **results.pop("dataset"), "source": data.source,
+                        "statistics": data.statistics},
+            "settings": {
+                "scenes": config.scenes if data.name == "demo" else None, "seed": config.seed,
+                "n_steps": config.n_steps, "tolerance": config.tolerance,
+                "lig_n_steps": config.n_steps if isinstance(config.n_steps, int) else 50, "p": 0.5,
+                "n_coalitions": 256, "limit": config.limit, "fit": config.fit,
+                "min_box_patches": config.min_box_patches, "processes": process.world_size,
+                "named_objects": results["objects"], "seconds": time.perf_counter() - started,
+                "torch": torch.__version__, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            },
+            **{k: v for k, v in results.items() if k != "objects"},
+            "completeness": curves,
+        }
+        if per_layer is not None:
+            results["per_layer"] = per_layer
+        with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=1, allow_nan=True)
+        objects = [r for records in blocks.values() for r in records if r.get("kind") == "object"]
+        energies = {m: [r["PGE"] for r in objects if r["method"] == m] for m in config.methods}
+        write_report(results, out, energies, _gallery(bundle, data, objects, config, out))
+        return results
+    finally:
+        process.close()

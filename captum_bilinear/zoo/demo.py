@@ -129,7 +129,7 @@ def demo_settings(directory: Optional[str] = None) -> Dict[str, Any]:
 
     Example:
         >>> settings = demo_settings()
-        >>> isinstance(settings["default_layer"], int)
+        >>> isinstance(settings["default_layer"], int) or settings["default_layer"] == "embeddings"
         True
     """
     with open(os.path.join(directory or DEMO_MODEL_DIR, SETTINGS_FILE), encoding="utf-8") as f:
@@ -168,27 +168,42 @@ def load_demo_model(directory: Optional[str] = None):
     return model, tokenizer, processor
 
 
-def default_layers(model, index: Optional[int] = None) -> Tuple[torch.nn.Module, torch.nn.Module]:
+def default_layers(model, index: Optional[Union[int, str]] = None) -> Tuple[torch.nn.Module, torch.nn.Module]:
     """The ``(text layer, vision layer)`` pair to attribute, for a method such as
     ``BilinearIntegratedInteractions(model, default_layers(model))``.
 
     Args:
-        model: the demo ``CLIPModel`` (or any ``CLIPModel``).
-        index: encoder layer index (default: the shipped ``default_layer``, chosen by
-            the pointing game; see ``demo_settings()["pointing_game"]``).
+        model: the demo ``CLIPModel`` (or any ``CLIPModel`` / ``SiglipModel``).
+        index: an encoder layer index, or ``"embeddings"`` for the embeddings layers
+            (token + position embeddings; patch + position embeddings); default: the
+            shipped ``default_layer`` (see ``demo_settings()["pointing_game"]``).
 
     Returns:
-        ``(model.text_model.encoder.layers[index], model.vision_model.encoder.layers[index])``.
+        ``(model.text_model.encoder.layers[index], model.vision_model.encoder.layers[index])``,
+        or ``(model.text_model.embeddings, model.vision_model.embeddings)``.
 
     Example:
         >>> model, _, _ = load_demo_model()
         >>> text_layer, vision_layer = default_layers(model)
         >>> type(vision_layer).__name__
         'CLIPEncoderLayer'
+        >>> type(default_layers(model, "embeddings")[1]).__name__
+        'CLIPVisionEmbeddings'
     """
     if index is None:
-        index = int(demo_settings().get("default_layer", -2))
-    return model.text_model.encoder.layers[index], model.vision_model.encoder.layers[index]
+        index = demo_settings().get("default_layer", -2)
+    if isinstance(index, str) and index.lower() == "embeddings":
+        return model.text_model.embeddings, model.vision_model.embeddings
+    if isinstance(index, bool) or not isinstance(index, (int, str)):
+        raise TypeError(f"index: expected an encoder layer index or 'embeddings', got {index!r}")
+    try:
+        index = int(index)
+    except ValueError:
+        raise ValueError(f"index: expected an encoder layer index or 'embeddings', got {index!r}") from None
+    layers = model.vision_model.encoder.layers
+    if not -len(layers) <= index < len(layers):
+        raise ValueError(f"index: the model has {len(layers)} encoder layers, got {index}")
+    return model.text_model.encoder.layers[index], layers[index]
 
 
 def images_to_pixel_values(

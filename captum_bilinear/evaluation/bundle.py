@@ -1,0 +1,131 @@
+"""The model an evaluation runs: loaded once per process, with its layers and geometry."""
+
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+LayerSpec = Union[int, str]
+
+
+def parse_layer(text: Any) -> LayerSpec:
+    """``"embeddings"`` or an encoder layer index (negative from the end).
+
+    Example:
+        >>> parse_layer("3"), parse_layer("-2"), parse_layer("Embeddings")
+        (3, -2, 'embeddings')
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"layer: expected 'embeddings' or an int, got {text!r}")
+    if isinstance(text, int):
+        return text
+    if isinstance(text, str):
+        if text.strip().lower() == "embeddings":
+            return "embeddings"
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    raise ValueError(f"layer: expected 'embeddings' or an encoder layer index, got {text!r}")
+
+
+@dataclass
+class ModelBundle:
+    """A dual encoder with everything the evaluation needs around it.
+
+    Attributes:
+        model: the HF CLIP / SigLIP model (eval mode, on ``device``).
+        dual: it as a :class:`~captum_bilinear.DualEncoder`.
+        tokenizer, image_processor: its preprocessing.
+        name: what ``results.json`` calls it.
+        layer: ``"embeddings"`` or the encoder layer index of the gradient methods.
+        layers: that ``(text, vision)`` module pair.
+        input_layers: the embeddings layers (the perturbation methods mask inputs).
+        patch_size, grid: the vision geometry; ``has_cls``: image position 0 is CLS.
+        pad_token_id: the id a masked caption token becomes.
+        device: where the model runs.
+        is_demo: the bundled demo model.
+    """
+
+    model: Any
+    dual: Any
+    tokenizer: Any
+    image_processor: Any
+    name: str
+    layer: LayerSpec
+    layers: Tuple[Any, Any]
+    input_layers: Tuple[Any, Any]
+    patch_size: int
+    grid: Tuple[int, int]
+    has_cls: bool
+    pad_token_id: int
+    device: torch.device
+    is_demo: bool
+
+    @property
+    def image_positions(self) -> int:
+        return self.grid[0] * self.grid[1] + int(self.has_cls)
+
+    @property
+    def image_players(self) -> Tensor:
+        """The patch positions (CLS is never a player)."""
+        return torch.arange(int(self.has_cls), self.image_positions)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.model.vision_model.encoder.layers)
+
+    def with_layer(self, layer: LayerSpec) -> "ModelBundle":
+        """The same model attributed at another layer."""
+        from dataclasses import replace
+
+        from captum_bilinear.zoo import default_layers
+
+        return replace(self, layer=layer, layers=default_layers(self.model, layer))
+
+
+def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, device: Optional[str] = None) -> ModelBundle:
+    """Loads the bundled demo model (``model=None``) or an HF CLIP / SigLIP checkpoint.
+
+    Args:
+        model: a directory or hub id (see :func:`captum_bilinear.explain.load_model`).
+        layer: ``"embeddings"`` or an encoder layer index; default: the demo model's
+            ``default_layer``, ``-2`` for other models.
+        device: e.g. ``"cpu"``, ``"cuda:1"``; default the CPU.
+
+    Example:
+        >>> bundle = load_bundle(layer="embeddings")
+        >>> bundle.name, type(bundle.layers[1]).__name__, bundle.grid, bundle.has_cls
+        ('bundled demo CLIP', 'CLIPVisionEmbeddings', (8, 8), True)
+    """
+    from captum_bilinear.encoders import as_dual_encoder
+    from captum_bilinear.explain import load_model
+    from captum_bilinear.zoo import default_layers
+
+    if model is None:  # the demo's default layer may be "embeddings"
+        from captum_bilinear.explain import LoadedModel
+        from captum_bilinear.zoo import demo_settings, load_demo_model
+
+        clip, tokenizer, processor = load_demo_model()
+        loaded = LoadedModel(clip, tokenizer, processor, demo_settings().get("default_layer", -2), "bundled demo CLIP")
+    else:
+        loaded = load_model(model)
+    target = torch.device(device or "cpu")
+    net = loaded.model.to(target).eval()
+    spec = parse_layer(loaded.layer_index if layer is None else layer)
+    n_layers = len(net.vision_model.encoder.layers)
+    if spec != "embeddings" and not -n_layers <= spec < n_layers:
+        raise ValueError(f"layer: the model has {n_layers} encoder layers, got {spec}")
+    vision = net.config.vision_config
+    pad = net.config.text_config.pad_token_id
+    if pad is None:
+        pad = loaded.tokenizer.pad_token_id
+    return ModelBundle(
+        model=net, dual=as_dual_encoder(net, processor=loaded.image_processor), tokenizer=loaded.tokenizer,
+        image_processor=loaded.image_processor, name=loaded.name, layer=spec, layers=default_layers(net, spec),
+        input_layers=(net.text_model.embeddings, net.vision_model.embeddings), patch_size=int(vision.patch_size),
+        grid=(vision.image_size // vision.patch_size,) * 2,
+        has_cls=hasattr(net.vision_model.embeddings, "class_embedding"), pad_token_id=int(pad), device=target,
+        is_demo=model is None,
+    )

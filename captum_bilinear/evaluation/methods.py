@@ -1,0 +1,275 @@
+"""Every evaluated method behind one interface: a caption-image pair in, its explanation
+as :class:`~captum_bilinear.terms.InteractionTerms` out.
+
+Interaction methods give their terms (``attribute_terms`` where the method has it, else
+the cross block of ``attribute`` with ``has_intercept`` / ``has_first_order`` False).
+First-order methods (Captum's LayerIntegratedGradients and LayerGradCam of the
+conditioned similarity) are terms too: their per-position values in ``first_a`` /
+``first_b``, a zero ``cross`` block, ``has_intercept`` False; their maps are read from the
+first-order values (:attr:`EvaluationMethod.order` is 1), the same for every span and box.
+
+The gradient methods (BII, InteractionCAM, ITSM-H, LayerIntegratedGradients) attribute
+at the run's layer (``--layer``); ITSM-O at the output; InteractionLIME, FIxLIP and
+LayerGradCam perturb / read the inputs (the embeddings layers, the patch embedding).
+"""
+
+import inspect
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from captum_bilinear.terms import InteractionTerms
+
+StepCount = Union[int, str]
+
+
+@dataclass
+class PairInputs:
+    """One caption-image pair (batch 1) with its references and players."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    pixel_values: Tensor
+    text_reference: Tensor
+    image_reference: Tensor
+    players_a: Tensor  #: caption positions that are players (content tokens)
+
+    @property
+    def inputs(self) -> Tuple[Tensor, Tensor]:
+        return self.input_ids, self.pixel_values
+
+    @property
+    def extra(self) -> Tuple[Tuple[Tensor], None]:
+        return (self.attention_mask,), None
+
+
+@dataclass
+class RunSettings:
+    """What a method's randomness and quadrature depend on for one pair."""
+
+    seed: int  #: per example: from the run's seed and the example's index, never the process
+    n_steps: StepCount  #: BII's nodes: an int or ``"auto"``
+    tolerance: Optional[float] = None  #: BII's relative tolerance with ``n_steps="auto"``
+    lig_n_steps: int = 50  #: Captum's LayerIntegratedGradients needs an int
+
+
+@dataclass(frozen=True)
+class EvaluationMethod:
+    """One evaluated method.
+
+    Attributes:
+        name: the name ``results.json`` uses.
+        short: the command line's short name.
+        order: 2 for interaction methods (maps from ``cross``), 1 for first-order ones.
+        layer: ``"run"`` (the run's ``--layer``), ``"inputs"`` (embeddings / patch
+            embedding) or ``"output"``.
+        text_side: whether it has a caption-side map (LayerGradCam has none).
+        explain: ``explain(bundle, pair, settings) -> InteractionTerms``.
+    """
+
+    name: str
+    short: str
+    order: int
+    layer: str
+    text_side: bool
+    explain: Callable[[Any, PairInputs, RunSettings], InteractionTerms]
+
+
+def as_interaction_terms(result: Any, method: str) -> InteractionTerms:
+    """A method's result as :class:`InteractionTerms`: InteractionTerms as they are; any
+    object with ``intercept``, ``first_a``, ``first_b``, ``cross`` (a method's own terms
+    type); or a ``(batch, S, P)`` tensor (``attribute``), optionally with its delta.
+
+    Example:
+        >>> terms = as_interaction_terms(torch.ones(1, 2, 3), "InteractionCAM")
+        >>> terms.has_intercept, terms.first_a.shape, float(terms.total()[0])
+        (False, torch.Size([1, 2]), 6.0)
+    """
+    if isinstance(result, InteractionTerms):
+        return result.detach()
+    delta = None
+    if isinstance(result, tuple):
+        result, delta = result
+    if isinstance(result, Tensor):
+        cross = result.detach()
+        batch, positions_a, positions_b = cross.shape
+        zeros = cross.new_zeros
+        return InteractionTerms(zeros(batch), zeros(batch, positions_a), zeros(batch, positions_b), cross,
+                                method=method, delta=None if delta is None else delta.detach(),
+                                has_intercept=False, has_first_order=False)
+    return InteractionTerms(
+        result.intercept.detach(), result.first_a.detach(), result.first_b.detach(), result.cross.detach(),
+        intra_a=getattr(result, "intra_a", None), intra_b=getattr(result, "intra_b", None), method=method,
+        settings={"p": float(getattr(result, "p", 0.5))},
+    ).detach()
+
+
+def supports_auto_steps(method: Any) -> bool:
+    """Whether ``method.attribute`` takes ``n_steps="auto"`` (it then has ``tolerance``)."""
+    return "tolerance" in inspect.signature(method.attribute).parameters
+
+
+def check_steps(n_steps: Any, tolerance: Any) -> None:
+    """``n_steps`` a positive int or ``"auto"`` (then ``tolerance`` a positive number, and
+    BilinearIntegratedInteractions must support it), raised before any work."""
+    if n_steps == "auto":
+        from captum_bilinear import BilinearIntegratedInteractions
+
+        if not supports_auto_steps(BilinearIntegratedInteractions):
+            raise ValueError("n_steps: 'auto' needs a BilinearIntegratedInteractions with n_steps='auto' and "
+                             "tolerance (not in this version); pass an int")
+        if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(tolerance, (int, float))
+                                      or not tolerance > 0):
+            raise ValueError(f"tolerance: expected a positive number, got {tolerance!r}")
+        return
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps: expected a positive int or 'auto', got {n_steps!r}")
+
+
+def _bii(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
+    from captum_bilinear import BilinearIntegratedInteractions
+
+    method = BilinearIntegratedInteractions(bundle.model, bundle.layers)
+    options: Dict[str, Any] = {"n_steps": settings.n_steps}
+    if settings.n_steps == "auto" and settings.tolerance is not None:
+        options["tolerance"] = settings.tolerance
+    if hasattr(method, "attribute_terms"):
+        return as_interaction_terms(method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, **options),
+                                    "BilinearIntegratedInteractions")
+    result = method.attribute(pair.inputs, additional_forward_args=pair.extra, return_convergence_delta=True, **options)
+    return as_interaction_terms(result, "BilinearIntegratedInteractions")
+
+
+def _plain(class_name: str, name: str, **constructor: Any) -> Callable[[Any, PairInputs, RunSettings], InteractionTerms]:
+    def explain(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
+        import captum_bilinear
+
+        method = getattr(captum_bilinear, class_name)(bundle.model, bundle.layers, **constructor)
+        run = getattr(method, "attribute_terms", None) or method.attribute
+        return as_interaction_terms(run(pair.inputs, additional_forward_args=pair.extra), name)
+
+    return explain
+
+
+def _interaction_lime(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
+    from captum_bilinear import InteractionLIME
+
+    method = InteractionLIME(bundle.model, bundle.input_layers)
+    positions = pair.input_ids.shape[1], bundle.image_positions
+    # The paper's 1000 samples cannot identify the surrogate of a long caption.
+    options = dict(n_samples=max(1000, InteractionLIME.minimum_samples(*positions)), random_state=settings.seed)
+    run = getattr(method, "attribute_terms", None) or method.attribute
+    return as_interaction_terms(run(pair.inputs, additional_forward_args=pair.extra, **options), "InteractionLIME")
+
+
+def _banzhaf(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
+    """FIxLIP as its paper runs it: inputs masked (the embeddings layers), p = 0.5, the
+    special positions (BOS, EOS, CLS) never masked."""
+    from captum_bilinear import WeightedBanzhafInteractions
+
+    method = WeightedBanzhafInteractions(bundle.model, bundle.input_layers, p=0.5)
+    terms = method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, budget=2**12,
+                                   random_state=settings.seed, players=(pair.players_a, bundle.image_players))
+    return as_interaction_terms(terms, "WeightedBanzhafInteractions")
+
+
+def _first_order_terms(text: Tensor, image: Tensor, method: str, delta: Optional[Tensor] = None) -> InteractionTerms:
+    return InteractionTerms(torch.zeros(1), text.detach()[None], image.detach()[None],
+                            torch.zeros(1, text.shape[-1], image.shape[-1]), method=method, delta=delta,
+                            has_intercept=False)
+
+
+def _layer_integrated_gradients(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
+    """Captum's LayerIntegratedGradients of each side's conditioned similarity, at the
+    run's layer, summed over hidden dims; ``delta`` the larger relative convergence delta."""
+    from captum.attr import LayerIntegratedGradients
+
+    from captum_bilinear import ConditionedSimilarity
+
+    image_side = ConditionedSimilarity(bundle.dual, pair.input_ids, side="b", fixed_additional_forward_args=pair.extra[0])
+    image, image_delta = LayerIntegratedGradients(image_side, bundle.layers[1]).attribute(
+        pair.pixel_values, baselines=pair.image_reference, n_steps=settings.lig_n_steps, return_convergence_delta=True)
+    text_side = ConditionedSimilarity(bundle.dual, pair.pixel_values, side="a")
+    text, text_delta = LayerIntegratedGradients(text_side, bundle.layers[0]).attribute(
+        pair.input_ids, baselines=pair.text_reference, additional_forward_args=pair.extra[0],
+        n_steps=settings.lig_n_steps, return_convergence_delta=True)
+    image, text = image.sum(-1)[0], text.sum(-1)[0]
+    relative = max(float(image_delta.abs().max()) / max(abs(float(image.sum() - image_delta.sum())), 1e-12),
+                   float(text_delta.abs().max()) / max(abs(float(text.sum() - text_delta.sum())), 1e-12))
+    return _first_order_terms(text, image, "LayerIntegratedGradients", torch.tensor([relative]))
+
+
+def _layer_grad_cam(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
+    """Captum's LayerGradCam needs a (batch, channels, height, width) layer: in a ViT that
+    is the patch-embedding convolution. There is no such layer on the text side."""
+    from captum.attr import LayerGradCam
+
+    from captum_bilinear import ConditionedSimilarity
+
+    image_side = ConditionedSimilarity(bundle.dual, pair.input_ids, side="b", fixed_additional_forward_args=pair.extra[0])
+    cam = LayerGradCam(image_side, bundle.model.vision_model.embeddings.patch_embedding).attribute(pair.pixel_values)
+    image = cam[0, 0].flatten().detach()
+    if bundle.has_cls:
+        image = torch.cat([torch.zeros(1, dtype=image.dtype, device=image.device), image])  # no CLS value
+    return _first_order_terms(torch.zeros(pair.input_ids.shape[1], device=image.device), image, "LayerGradCam")
+
+
+#: The evaluated methods, by the name ``results.json`` uses.
+EVALUATION_METHODS: Dict[str, EvaluationMethod] = {
+    method.name: method for method in (
+        EvaluationMethod("BilinearIntegratedInteractions", "bii", 2, "run", True, _bii),
+        EvaluationMethod("InteractionCAM", "icam", 2, "run", True, _plain("InteractionCAM", "InteractionCAM")),
+        EvaluationMethod("InteractionLIME", "ilime", 2, "inputs", True, _interaction_lime),
+        EvaluationMethod("ITSM-O", "itsm-o", 2, "output", True,
+                         _plain("TokenPatchSimilarity", "ITSM-O", variant="output")),
+        EvaluationMethod("ITSM-H", "itsm", 2, "run", True, _plain("TokenPatchSimilarity", "ITSM-H", variant="hidden")),
+        EvaluationMethod("WeightedBanzhafInteractions", "fixlip", 2, "inputs", True, _banzhaf),
+        EvaluationMethod("LayerIntegratedGradients", "lig", 1, "run", True, _layer_integrated_gradients),
+        EvaluationMethod("LayerGradCam", "gradcam", 1, "inputs", False, _layer_grad_cam),
+    )
+}
+
+#: The methods the per-layer table varies (they take the run's layer).
+GRADIENT_METHODS = [method.name for method in EVALUATION_METHODS.values() if method.layer == "run"]
+
+
+def resolve_methods(names: Optional[Sequence[str]]) -> List[str]:
+    """The evaluation names of ``names``: short names as ``explain --method`` takes them
+    (:data:`captum_bilinear.registry.METHODS`, plus ``lig`` and ``gradcam``) or the full
+    names of ``results.json``, case-insensitive; ``None``: every method.
+
+    Example:
+        >>> resolve_methods(["bii", "ITSM-H", "lig"])
+        ['BilinearIntegratedInteractions', 'ITSM-H', 'LayerIntegratedGradients']
+    """
+    if names is None:
+        return list(EVALUATION_METHODS)
+    if isinstance(names, str):
+        names = [names]
+    lookup = {}
+    for method in EVALUATION_METHODS.values():
+        lookup[method.short] = lookup[method.name.lower()] = method.name
+    resolved, unknown = [], []
+    for name in names:
+        key = str(name).lower()
+        if key not in lookup:
+            unknown.append(name)
+        elif lookup[key] not in resolved:
+            resolved.append(lookup[key])
+    if unknown:
+        known = ", ".join(f"{m.short} ({m.name})" for m in EVALUATION_METHODS.values())
+        raise ValueError(f"methods: unknown {unknown}; expected some of {known}")
+    if not resolved:
+        raise ValueError("methods: expected at least one method")
+    return resolved
+
+
+def timed_explanation(method: EvaluationMethod, bundle: Any, pair: PairInputs,
+                      settings: RunSettings) -> Tuple[InteractionTerms, float]:
+    """``(terms on the CPU, seconds)`` of one method on one pair."""
+    start = time.perf_counter()
+    terms = method.explain(bundle, pair, settings)
+    return terms.to("cpu"), time.perf_counter() - start

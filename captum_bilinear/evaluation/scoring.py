@@ -1,0 +1,228 @@
+"""Every metric the evaluation computes, in one place: explanations come in as
+:class:`~captum_bilinear.terms.InteractionTerms`, records (plain dicts) go out.
+
+This is the only module of the evaluation that calls :mod:`captum_bilinear.metrics`.
+
+* Maps: an interaction method's span map is ``cross`` summed over the span
+  (:func:`~captum_bilinear.selection.span_image_map`), its box map ``cross`` weighted by
+  the box (:func:`~captum_bilinear.selection.box_token_map`); a first-order method's maps
+  are its ``first_b`` / ``first_a`` values, the same for every span and box.
+* p-faithfulness: the coalitions are drawn once per example (seeded by the example) and
+  the game -- the similarity with only the coalition's caption tokens and image patches
+  present -- is evaluated once; every method's prediction
+  (:meth:`InteractionTerms.predict`) is scored on them. The explanation is read on the
+  game's players (content tokens, patches): its terms at other positions (BOS, EOS, CLS)
+  are left out, and a method without an intercept gets the game's ``ν(∅)``.
+"""
+
+from dataclasses import dataclass, replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from captum_bilinear.metrics import (
+    PairMaskingGame,
+    PatchMaskingScore,
+    TokenMaskingScore,
+    deletion_curve,
+    hard_negative,
+    insertion_curve,
+    object_discrimination,
+    pointing_game,
+    r_squared,
+    sample_coalitions,
+    spearman,
+)
+from captum_bilinear.selection import box_token_map, span_image_map
+from captum_bilinear.terms import InteractionTerms
+
+#: Fractions the per-object curves are resampled to (for mean curves over objects).
+CURVE_GRID = np.linspace(0.0, 1.0, 21)
+#: PGE below which an object's span map is kept in its record (the failure gallery).
+FAILURE_PGE = 0.2
+
+
+@dataclass
+class Geometry:
+    """The image side's layout in a model."""
+
+    image_size: Tuple[int, int]  #: (height, width) of the model's image
+    grid: Tuple[int, int]
+    has_cls: bool
+
+    @property
+    def patch_offset(self) -> int:
+        return int(self.has_cls)
+
+
+def _resampled(fractions: Tensor, scores: Tensor) -> List[float]:
+    return np.interp(CURVE_GRID, fractions.numpy(), scores.numpy()).tolist()
+
+
+def image_map(terms: InteractionTerms, order: int, span: Tuple[int, int], geometry: Geometry) -> Tensor:
+    """The span's ``(grid_h, grid_w)`` image map (first-order methods: their image values)."""
+    if order == 2:
+        return span_image_map(terms.cross[0], span, geometry.grid, geometry.has_cls)
+    return terms.first_b[0][geometry.patch_offset:].reshape(geometry.grid)
+
+
+def token_map(terms: InteractionTerms, order: int, box: Any, geometry: Geometry) -> Tensor:
+    """The box's caption map ``(positions_a,)`` (first-order methods: their text values)."""
+    if order == 2:
+        return box_token_map(terms.cross[0], box, geometry.image_size, geometry.grid, geometry.has_cls)
+    return terms.first_a[0]
+
+
+class ExampleScorer:
+    """The metrics of one example, shared by every method: masking scores with one side
+    fixed (the curves) and the p-faithfulness game, evaluated once.
+
+    Args:
+        dual: the :class:`~captum_bilinear.DualEncoder`.
+        input_ids, pixel_values: the pair (batch 1).
+        image_reference: pixels of a removed patch.
+        text_players: caption positions the metrics mask.
+        pad_token_id: a removed token's id.
+        geometry: the image side's layout.
+        seed: the example's seed (the coalitions).
+        p, n_coalitions: p-faithfulness' inclusion probability and sample size.
+    """
+
+    def __init__(self, dual: Any, input_ids: Tensor, pixel_values: Tensor, image_reference: Tensor,
+                 text_players: Tensor, pad_token_id: int, geometry: Geometry, seed: int, p: float = 0.5,
+                 n_coalitions: int = 256) -> None:
+        self.geometry = geometry
+        self.text_players = text_players
+        self.p, self.n_coalitions = p, n_coalitions
+        self.positions = (input_ids.shape[1], geometry.grid[0] * geometry.grid[1] + geometry.patch_offset)
+
+        def embed_text(ids: Tensor) -> Tensor:
+            return dual.embed_a(ids)
+
+        def embed_image(pixels: Tensor) -> Tensor:
+            return dual.embed_b(pixels)
+
+        players = text_players.tolist()
+        with torch.no_grad():
+            text_embedding = embed_text(input_ids)[0]
+            image_embedding = embed_image(pixel_values)[0]
+            self.patch_score = PatchMaskingScore(embed_image, text_embedding, pixel_values[0], geometry.grid,
+                                                 baseline=image_reference)
+            self.token_score = TokenMaskingScore(embed_text, image_embedding, input_ids[0], pad_token_id,
+                                                 players=players)
+            game = PairMaskingGame(embed_text, embed_image, input_ids[0], pixel_values[0], pad_token_id,
+                                   geometry.grid, baseline=image_reference, text_players=players)
+            self.empty_value = float(game(torch.zeros(1, game.n_players, dtype=torch.bool))[0])
+            self.coalitions = sample_coalitions(game.n_players, n_coalitions, p, seed)
+            self.game_values = game(self.coalitions).cpu()
+        self._full_coalitions = self._on_positions(self.coalitions, game.n_players_a)
+
+    def _on_positions(self, coalitions: Tensor, n_players_a: int) -> Tensor:
+        """Game coalitions as coalitions over every position (non-players present)."""
+        positions_a, positions_b = self.positions
+        full = torch.ones(coalitions.shape[0], positions_a + positions_b, dtype=torch.bool)
+        full[:, self.text_players.cpu()] = coalitions[:, :n_players_a]
+        start = positions_a + self.geometry.patch_offset
+        full[:, start:] = coalitions[:, n_players_a:]
+        return full
+
+    # ---------------------------------------------------------------- per object
+
+    def object_records(self, terms: InteractionTerms, order: int, text_side: bool,
+                       objects: Sequence[Any]) -> List[Dict[str, Any]]:
+        """Per object: PGA, PGE, CID / CII on the span's image map, CTD / CTI on the box's
+        caption map (curves resampled to :data:`CURVE_GRID`); the span map itself when
+        PGE < :data:`FAILURE_PGE` (for the failure gallery)."""
+        records = []
+        for obj in objects:
+            record: Dict[str, Any] = {"object": obj.index, "category": obj.category, "phrase": obj.phrase,
+                                      "span": list(obj.span), "box": [float(v) for v in obj.box]}
+            span_map = image_map(terms, order, obj.span, self.geometry)
+            result = pointing_game(span_map, obj.box, self.geometry.image_size)
+            record.update(PGA=float(result.hit), PGE=result.energy)
+            if result.energy < FAILURE_PGE:
+                record["image_map"] = span_map.double().tolist()
+            for key, curve in (("CID", deletion_curve), ("CII", insertion_curve)):
+                evaluated = curve(span_map.flatten(), self.patch_score)
+                record[key] = evaluated.auc
+                record[f"{key}_curve"] = _resampled(evaluated.fractions, evaluated.scores)
+            if text_side:
+                order_values = token_map(terms, order, obj.box, self.geometry)[self.text_players]
+                for key, curve in (("CTD", deletion_curve), ("CTI", insertion_curve)):
+                    evaluated = curve(order_values, self.token_score)
+                    record[key] = evaluated.auc
+                    record[f"{key}_curve"] = _resampled(evaluated.fractions, evaluated.scores)
+            records.append(record)
+        return records
+
+    # --------------------------------------------------------------- per example
+
+    def on_game_players(self, terms: InteractionTerms) -> InteractionTerms:
+        """The explanation restricted to the game's players (zero elsewhere), with
+        ``ν(∅)`` as intercept when the method has none."""
+        positions_a, positions_b = self.positions
+        keep_a = torch.zeros(positions_a, dtype=torch.float64)
+        keep_a[self.text_players.cpu()] = 1.0
+        keep_b = torch.zeros(positions_b, dtype=torch.float64)
+        keep_b[self.geometry.patch_offset:] = 1.0
+        one = terms[0]
+        intercept = one.intercept.double() if one.has_intercept else torch.tensor([self.empty_value], dtype=torch.float64)
+
+        def restrict(value: Optional[Tensor], *masks: Tensor) -> Optional[Tensor]:
+            if value is None:
+                return None
+            value = value.double()
+            for axis, mask in enumerate(masks, start=1):
+                shape = [1] * value.dim()
+                shape[axis] = -1
+                value = value * mask.view(shape)
+            return value
+
+        return replace(one, intercept=intercept, first_a=restrict(one.first_a, keep_a),
+                       first_b=restrict(one.first_b, keep_b), cross=restrict(one.cross, keep_a, keep_b),
+                       intra_a=restrict(one.intra_a, keep_a, keep_a), intra_b=restrict(one.intra_b, keep_b, keep_b),
+                       players_a=None, players_b=None)
+
+    def faithfulness_record(self, terms: InteractionTerms) -> Dict[str, float]:
+        """p-faithfulness (Spearman) and R² of the explanation's prediction of the game."""
+        prediction = self.on_game_players(terms).predict(self._full_coalitions)
+        return {"p_faithfulness": spearman(self.game_values, prediction),
+                "p_faithfulness_r2": r_squared(self.game_values, prediction)}
+
+    def completeness_record(self, terms: InteractionTerms) -> Dict[str, float]:
+        """``|delta|`` relative to the score the terms decompose (quadrature methods).
+        LayerIntegratedGradients' delta is already relative."""
+        if terms.delta is None:
+            return {}
+        delta = float(terms.delta[0])
+        if terms.method == "LayerIntegratedGradients":
+            return {"completeness_error": abs(delta)}
+        decomposed = float(terms.total()[0]) - delta
+        record = {"completeness_error": abs(delta) / max(abs(decomposed), 1e-12)}
+        if terms.n_steps is not None:
+            record["n_steps_used"] = int(terms.n_steps[0])
+        return record
+
+    def discrimination_record(self, terms: InteractionTerms, objects: Sequence[Any]) -> Dict[str, float]:
+        """Object discrimination of an interaction method on an example with two or more
+        objects: own span-box attribution positive, cross attribution negative."""
+        if len(objects) < 2:
+            return {}
+        result = object_discrimination(terms.cross[0], [o.span for o in objects], [o.box for o in objects],
+                                       self.geometry.image_size, self.geometry.grid, self.geometry.has_cls)
+        return {"own_positive": result.own_positive, "cross_negative": result.cross_negative,
+                "own_above_cross": result.own_above_cross}
+
+    def negative_record(self, terms: InteractionTerms, negative_terms: InteractionTerms, negative: Any,
+                        score: float, negative_score: float) -> Dict[str, Any]:
+        """δS and δA of a hard negative: the similarity and the swapped words' attribution
+        with the object's box, false caption minus true caption."""
+        result = hard_negative(terms.cross[0], negative_terms.cross[0], negative.original_span, negative.box,
+                               self.geometry.image_size, span_swapped=negative.span, score=score,
+                               score_swapped=negative_score, grid_size=self.geometry.grid,
+                               has_cls=self.geometry.has_cls)
+        return {"negative": negative.index, "category": negative.category, "swap": list(negative.swap),
+                "delta_S": result.delta_score, "delta_A": result.delta_attribution,
+                "attribution": result.attribution, "attribution_swapped": result.attribution_swapped}
