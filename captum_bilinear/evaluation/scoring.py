@@ -10,12 +10,12 @@ This is the only module of the evaluation that calls :mod:`captum_bilinear.metri
 * p-faithfulness: the coalitions are drawn once per example (seeded by the example) and
   the game -- the similarity with only the coalition's caption tokens and image patches
   present -- is evaluated once; every method's prediction
-  (:meth:`InteractionTerms.predict`) is scored on them. The explanation is read on the
-  game's players (content tokens, patches): its terms at other positions (BOS, EOS, CLS)
-  are left out, and a method without an intercept gets the game's ``ν(∅)``.
+  (:func:`~captum_bilinear.metrics.explanation_prediction`, i.e. ``InteractionTerms.predict``
+  with the positions that are no player of the game -- BOS, EOS, CLS -- always present)
+  is scored on them; a method without an intercept predicts from the game's ``ν(∅)``.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -27,13 +27,13 @@ from captum_bilinear.metrics import (
     PatchMaskingScore,
     TokenMaskingScore,
     deletion_curve,
+    explanation_prediction,
+    faithfulness_scores,
     hard_negative,
     insertion_curve,
     object_discrimination,
     pointing_game,
-    r_squared,
     sample_coalitions,
-    spearman,
 )
 from captum_bilinear.selection import box_token_map, span_image_map
 from captum_bilinear.terms import InteractionTerms
@@ -112,21 +112,12 @@ class ExampleScorer:
                                                  baseline=image_reference)
             self.token_score = TokenMaskingScore(embed_text, image_embedding, input_ids[0], pad_token_id,
                                                  players=players)
-            game = PairMaskingGame(embed_text, embed_image, input_ids[0], pixel_values[0], pad_token_id,
-                                   geometry.grid, baseline=image_reference, text_players=players)
-            self.empty_value = float(game(torch.zeros(1, game.n_players, dtype=torch.bool))[0])
-            self.coalitions = sample_coalitions(game.n_players, n_coalitions, p, seed)
-            self.game_values = game(self.coalitions).cpu()
-        self._full_coalitions = self._on_positions(self.coalitions, game.n_players_a)
-
-    def _on_positions(self, coalitions: Tensor, n_players_a: int) -> Tensor:
-        """Game coalitions as coalitions over every position (non-players present)."""
-        positions_a, positions_b = self.positions
-        full = torch.ones(coalitions.shape[0], positions_a + positions_b, dtype=torch.bool)
-        full[:, self.text_players.cpu()] = coalitions[:, :n_players_a]
-        start = positions_a + self.geometry.patch_offset
-        full[:, start:] = coalitions[:, n_players_a:]
-        return full
+            self.game = PairMaskingGame(embed_text, embed_image, input_ids[0], pixel_values[0], pad_token_id,
+                                        geometry.grid, baseline=image_reference, text_players=players,
+                                        patch_offset=geometry.patch_offset)
+            self.empty_value = float(self.game(torch.zeros(1, self.game.n_players, dtype=torch.bool))[0])
+            self.coalitions = sample_coalitions(self.game.n_players, n_coalitions, p, seed)
+            self.game_values = self.game(self.coalitions).cpu()
 
     # ---------------------------------------------------------------- per object
 
@@ -159,37 +150,14 @@ class ExampleScorer:
 
     # --------------------------------------------------------------- per example
 
-    def on_game_players(self, terms: InteractionTerms) -> InteractionTerms:
-        """The explanation restricted to the game's players (zero elsewhere), with
-        ``ν(∅)`` as intercept when the method has none."""
-        positions_a, positions_b = self.positions
-        keep_a = torch.zeros(positions_a, dtype=torch.float64)
-        keep_a[self.text_players.cpu()] = 1.0
-        keep_b = torch.zeros(positions_b, dtype=torch.float64)
-        keep_b[self.geometry.patch_offset:] = 1.0
-        one = terms[0]
-        intercept = one.intercept.double() if one.has_intercept else torch.tensor([self.empty_value], dtype=torch.float64)
-
-        def restrict(value: Optional[Tensor], *masks: Tensor) -> Optional[Tensor]:
-            if value is None:
-                return None
-            value = value.double()
-            for axis, mask in enumerate(masks, start=1):
-                shape = [1] * value.dim()
-                shape[axis] = -1
-                value = value * mask.view(shape)
-            return value
-
-        return replace(one, intercept=intercept, first_a=restrict(one.first_a, keep_a),
-                       first_b=restrict(one.first_b, keep_b), cross=restrict(one.cross, keep_a, keep_b),
-                       intra_a=restrict(one.intra_a, keep_a, keep_a), intra_b=restrict(one.intra_b, keep_b, keep_b),
-                       players_a=None, players_b=None)
+    def prediction(self, terms: InteractionTerms) -> Tensor:
+        """The explanation's value of each of the example's coalitions."""
+        return explanation_prediction(terms, self.game, self.coalitions, empty_value=self.empty_value)
 
     def faithfulness_record(self, terms: InteractionTerms) -> Dict[str, float]:
         """p-faithfulness (Spearman) and R² of the explanation's prediction of the game."""
-        prediction = self.on_game_players(terms).predict(self._full_coalitions)
-        return {"p_faithfulness": spearman(self.game_values, prediction),
-                "p_faithfulness_r2": r_squared(self.game_values, prediction)}
+        result = faithfulness_scores(self.coalitions, self.game_values, self.prediction(terms))
+        return {"p_faithfulness": result.spearman, "p_faithfulness_r2": result.r2}
 
     def completeness_record(self, terms: InteractionTerms) -> Dict[str, float]:
         """``|delta|`` relative to the score the terms decompose (quadrature methods).

@@ -23,7 +23,15 @@ KEYS = ("PGA", "mPGE", "CID", "CII", "CTD", "CTI", "p_faithfulness", "seconds_pe
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluation")
     results = run_evaluation(2, seed=1, out=str(out), methods=FAST, n_steps=4, completeness_scenes=1,
-                             completeness_steps=(1, 4, 16), show_progress=False, per_layer_scenes=1)
+                             completeness_steps=(1, 8), show_progress=False)
+    return out, results
+
+
+@pytest.fixture(scope="module")
+def per_layer_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("per_layer")
+    results = run_evaluation(1, seed=1, out=str(out), methods=["icam", "itsm-o"], completeness_scenes=0,
+                             show_progress=False, per_layer_scenes=1)
     return out, results
 
 
@@ -41,7 +49,6 @@ def test_writes_records_results_report_and_plots(small_run):
     report = (out / "report.md").read_text()
     for name in NAMES:
         assert f"| {name} |" in report
-    assert "## Per layer" in report
 
 
 def test_figures_are_in_range(small_run):
@@ -60,34 +67,63 @@ def test_figures_are_in_range(small_run):
     assert median[-1] < median[0]
 
 
-def test_per_layer_table_agrees_with_the_main_run(small_run):
-    """The per-layer run at the main run's layer, on its first pair, gives that pair's values."""
-    out, results = small_run
+def test_per_layer_table_agrees_with_the_main_run(per_layer_run):
+    """The per-layer run at the main run's layer gives the main run's values; at the
+    embeddings, the pointing game of InteractionCAM computed here from the method itself."""
+    from captum_bilinear import InteractionCAM
+    from captum_bilinear.datasets import demo_dataset, prepare_example
+    from captum_bilinear.metrics import pointing_game
+    from captum_bilinear.selection import span_image_map
+    from captum_bilinear.zoo import load_demo_model
+
+    out, results = per_layer_run
     layers = results["per_layer"]["layers"]
     assert list(layers) == ["embeddings", "0", "1", "2", "3", "4", "5"]
-    assert results["per_layer"]["methods"] == ["InteractionCAM", "ITSM-H", "LayerIntegratedGradients",
-                                               "BilinearIntegratedInteractions"]
-    first = sorted(complete_blocks(str(out)))[0]
-    main_records = [r for r in complete_blocks(str(out))[first] if r["kind"] == "object"]
-    layer_records = [r for r in complete_blocks(str(out / "per_layer" / "layer-3"))[first] if r["kind"] == "object"]
-    for method in results["per_layer"]["methods"]:
-        ours = [(r["PGA"], r["PGE"]) for r in main_records if r["method"] == method]
-        assert ours == [(r["PGA"], r["PGE"]) for r in layer_records if r["method"] == method]
-    # at the embeddings the layers are what BII attributes there
-    embeddings = complete_blocks(str(out / "per_layer" / "layer-embeddings"))
-    assert len(embeddings) == 1
-    assert 0.0 <= layers["embeddings"]["BilinearIntegratedInteractions"]["completeness_error"]
+    assert results["per_layer"]["methods"] == ["InteractionCAM"]  # of the run's methods, those that take a layer
+    assert "## Per layer" in (out / "report.md").read_text()
+    (example_id,) = complete_blocks(str(out))
+    main_records = [r for r in complete_blocks(str(out))[example_id] if r["kind"] == "object"
+                    and r["method"] == "InteractionCAM"]
+    at_3 = [r for r in complete_blocks(str(out / "per_layer" / "layer-3"))[example_id] if r["kind"] == "object"]
+    assert [(r["PGA"], r["PGE"]) for r in main_records] == [(r["PGA"], r["PGE"]) for r in at_3]
+    model, tokenizer, processor = load_demo_model()
+    prepared = prepare_example(demo_dataset(1, seed=1)[0], tokenizer, processor, patch_size=8)
+    A = InteractionCAM(model, (model.text_model.embeddings, model.vision_model.embeddings)).attribute(
+        (prepared.input_ids, prepared.pixel_values), additional_forward_args=((prepared.attention_mask,), None))
+    energies = [pointing_game(span_image_map(A[0], o.span), o.box, (64, 64)).energy for o in prepared.objects]
+    assert layers["embeddings"]["InteractionCAM"]["mPGE"] == pytest.approx(sum(energies) / len(energies), abs=1e-6)
 
 
-# Main's evaluation (before InteractionTerms and the records) on the same two scenes
-# (seed 0, layer 3): per object (PGA, PGE, CID) of InteractionCAM and ITSM-O.
+# Main's evaluation before InteractionTerms and the records (commit a9a5598, the code of
+# the committed 300-scene table) on scenes 0 and 1 of seed 0 at layer 3:
+# (scene, method, object) -> (PGA, PGE, CID, CTD).
 PREVIOUS = {
+    (0, "InteractionCAM", 0): (0.0, 0.0, 0.4834336689673364, 0.4200626239180565),
+    (0, "ITSM-O", 0): (0.0, 0.022237410145812805, 0.4412233941257, 0.41603773459792137),
+    (0, "LayerGradCam", 0): (0.0, 0.0, 0.4390921499580145, None),
+    (1, "InteractionCAM", 0): (1.0, 0.7466164800152282, 0.6039180690422654, 0.6288669237068721),
+    (1, "ITSM-O", 0): (0.0, 0.024079953670137905, 0.6251866146922112, 0.5180592579501015),
+    (1, "LayerGradCam", 0): (1.0, 0.03230120078204916, 0.6281737270765007, None),
 }
 
 
+def test_records_equal_the_previous_implementation(tmp_path):
+    run_evaluation(2, seed=0, out=str(tmp_path), methods=["icam", "itsm-o", "gradcam"], completeness_scenes=0,
+                   show_progress=False)
+    found = {}
+    for record in read_records(str(tmp_path), "object"):
+        scene = int(record["example_id"].split("-")[1])
+        found[(scene, record["method"], record["object"])] = (record["PGA"], record["PGE"], record["CID"],
+                                                              record.get("CTD"))
+    assert found.keys() == PREVIOUS.keys()
+    for key, values in PREVIOUS.items():
+        assert (found[key][3] is None) == (values[3] is None), key
+        ours = [v for v in found[key] if v is not None]
+        assert ours == pytest.approx([v for v in values if v is not None], abs=1e-9), key
+
+
 def test_same_seed_reproduces_the_records(tmp_path):
-    """ILIME and FIxLIP sample: the same seed gives the same records, and the example's
-    seed, not the order of the run, decides them."""
+    """InteractionLIME samples: the same seed gives the same table."""
     first = run_evaluation(2, seed=1, out=str(tmp_path / "a"), methods=["ilime"], completeness_scenes=0,
                            show_progress=False)
     again = run_evaluation(2, seed=1, out=str(tmp_path / "b"), methods=["ilime"], completeness_scenes=0,

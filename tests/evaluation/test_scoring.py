@@ -52,7 +52,8 @@ def test_game_values_are_the_masked_similarity(scorer_setup):
         assert float(scorer.game_values[row]) == pytest.approx(expected, abs=1e-6)
 
 
-def test_prediction_uses_the_game_players_only(scorer_setup):
+def test_prediction_sums_the_present_terms(scorer_setup):
+    """Positions that are no player of the game (BOS, EOS, CLS) are always present."""
     bundle, prepared, pair, scorer = scorer_setup
     positions_a, positions_b = scorer.positions
     generator = torch.Generator().manual_seed(0)
@@ -63,19 +64,22 @@ def test_prediction_uses_the_game_players_only(scorer_setup):
     patches = list(range(1, positions_b))
     expected = []
     for coalition in scorer.coalitions.tolist():
-        present_a = [p for k, p in enumerate(players) if coalition[k]]
-        present_b = [p for k, p in enumerate(patches) if coalition[len(players) + k]]
-        value = float(terms.intercept[0]) + sum(float(terms.first_a[0, p]) for p in present_a) + sum(float(terms.first_b[0, p]) for p in present_b)
+        present_a = [p for p in range(positions_a) if p not in players or coalition[players.index(p)]]
+        present_b = [0] + [p for k, p in enumerate(patches) if coalition[len(players) + k]]
+        value = float(terms.intercept[0]) + sum(float(terms.first_a[0, p]) for p in present_a)
+        value += sum(float(terms.first_b[0, p]) for p in present_b)
         value += sum(float(terms.cross[0, a, b]) for a in present_a for b in present_b)
         expected.append(value)
-    prediction = scorer.on_game_players(terms).predict(scorer._full_coalitions)
-    assert prediction.tolist() == pytest.approx(expected, abs=1e-9)
+    prediction = scorer.prediction(terms)
+    assert prediction.tolist() == pytest.approx(expected, abs=1e-6)
     record = scorer.faithfulness_record(terms)
-    assert record["p_faithfulness"] == pytest.approx(spearmanr(scorer.game_values.numpy(), expected)[0], abs=1e-12)
+    assert record["p_faithfulness"] == pytest.approx(spearmanr(scorer.game_values.numpy(), prediction.numpy())[0],
+                                                     abs=1e-12)
     # without an intercept, the game's empty value takes its place
     no_intercept = InteractionTerms(terms.intercept, terms.first_a, terms.first_b, terms.cross, has_intercept=False)
-    shifted = scorer.on_game_players(no_intercept).predict(scorer._full_coalitions)
-    assert (shifted - prediction).tolist() == pytest.approx([scorer.empty_value - float(terms.intercept[0])] * len(expected), abs=1e-9)
+    shifted = scorer.prediction(no_intercept)
+    assert (shifted - prediction).tolist() == pytest.approx(
+        [scorer.empty_value - float(terms.intercept[0])] * len(expected), abs=1e-9)
 
 
 def test_first_order_maps_are_the_values(scorer_setup):
