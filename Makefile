@@ -29,7 +29,7 @@ TF4 ?= transformers==4.45.2
 $(TF4_VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(TF4_VENV)/bin/python || $(PYTHON) -m venv $(TF4_VENV)
 	$(TF4_VENV)/bin/python -m pip install -q "$(TORCH)"
-	$(TF4_VENV)/bin/python -m pip install -q -e . "$(TF4)" pytest shapiq==1.4.1 scipy scikit-learn
+	$(TF4_VENV)/bin/python -m pip install -q -e . "$(TF4)" pytest shapiq==1.4.1 scipy scikit-learn pycocotools deepsig
 	touch $@
 
 test-transformers4: $(TF4_VENV)/.installed

@@ -5,26 +5,48 @@ Usage::
     python -m captum_bilinear.zoo.measure_layers [--model DIR] [--scenes 40] [--n-steps 16] [--write]
 
 For every named object of held-out scenes, the interactions of the object's caption
-span are summed into a map over the image patches (CLS dropped). PGA: the map's top
+span are summed into a map over the image patches (CLS dropped), at the embeddings
+layers (``"embeddings"``) and at every encoder layer. PGA: the map's top
 patch overlaps the object's box; PGE: the share of the map's positive mass (per pixel)
 inside the box -- :func:`captum_bilinear.metrics.pointing_game`. With ``--write`` the per-layer table and the best layer (highest PGA, then PGE) are
-stored in the model's ``training_settings.json`` as ``pointing_game`` and ``default_layer``.
+stored in the model's ``training_settings.json`` as ``pointing_game`` and ``default_layer`` (an
+encoder layer index, or ``"embeddings"``).
 """
 
 import argparse
 import json
 import os
 import time
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence, Union
 
 import numpy as np
 import torch
 
-from captum_bilinear.zoo.demo import DEMO_MODEL_DIR, HELD_OUT_SEED, SETTINGS_FILE, load_demo_model, scene_inputs
+from captum_bilinear.zoo.demo import (
+    DEMO_MODEL_DIR,
+    HELD_OUT_SEED,
+    SETTINGS_FILE,
+    default_layers,
+    load_demo_model,
+    scene_inputs,
+)
 from captum_bilinear.zoo.scenes import Scene, SceneGenerator
 
 #: Held-out scenes of the measurement (training: seed 0; retrieval: HELD_OUT_SEED).
 MEASURE_SEED = HELD_OUT_SEED + 2
+
+Layer = Union[int, str]
+
+
+def all_layers(model) -> List[Layer]:
+    """``["embeddings", 0, 1, ...]``: every layer the measurement tries.
+
+    Example:
+        >>> model, _, _ = load_demo_model()
+        >>> all_layers(model)
+        ['embeddings', 0, 1, 2, 3, 4, 5]
+    """
+    return ["embeddings", *range(model.config.vision_config.num_hidden_layers)]
 
 
 def overlap_share(box: Sequence[int], image_size: int, patch_size: int) -> float:
@@ -47,10 +69,11 @@ def measure(
     tokenizer,
     processor,
     scenes: Sequence[Scene],
-    layers: Sequence[int],
+    layers: Sequence[Layer],
     n_steps: int = 16,
-) -> Dict[int, Dict[str, float]]:
-    """PGA / PGE of BilinearIntegratedInteractions at each encoder layer index.
+) -> Dict[Layer, Dict[str, float]]:
+    """PGA / PGE of BilinearIntegratedInteractions at each layer (an encoder layer index
+    or ``"embeddings"``).
 
     Returns:
         ``{layer: {"pga", "pge", "objects", "rel_delta", "seconds"}}`` where ``rel_delta``
@@ -65,7 +88,7 @@ def measure(
     results = {}
     inputs = [scene_inputs(scene, tokenizer, processor) for scene in scenes]
     for k in layers:
-        layer = (model.text_model.encoder.layers[k], model.vision_model.encoder.layers[k])
+        layer = default_layers(model, k)
         method = BilinearIntegratedInteractions(model, layer)
         hits, energies, rel = [], [], []
         start = time.time()
@@ -103,7 +126,7 @@ def chance_level(scenes: Sequence[Scene], image_size: int, patch_size: int) -> D
     return {"pga": float(np.mean(pga)), "pge": float(np.mean(pge))}
 
 
-def choose_layer(results: Dict[int, Dict[str, float]]) -> int:
+def choose_layer(results: Dict[Layer, Dict[str, float]]) -> Layer:
     """The layer with the highest PGA (ties: highest PGE)."""
     return max(results, key=lambda k: (round(results[k]["pga"], 6), results[k]["pge"]))
 
@@ -125,19 +148,19 @@ def main(argv=None) -> Dict:
     model, tokenizer, processor = load_demo_model(args.model)
     vision = model.config.vision_config
     scenes = SceneGenerator(args.seed, mode=args.mode, image_size=vision.image_size).scenes(args.scenes)
-    layers = list(range(vision.num_hidden_layers))
+    layers = all_layers(model)
     results = measure(model, tokenizer, processor, scenes, layers, n_steps=args.n_steps)
     chance = chance_level(scenes, vision.image_size, vision.patch_size)
     best = choose_layer(results)
 
     print(f"{len(scenes)} scenes (seed {args.seed}, mode {args.mode}), n_steps={args.n_steps}")
-    print(f"{'layer':>5} {'PGA':>6} {'PGE':>6} {'objects':>7} {'|delta|/|sumA|':>14} {'seconds':>7}")
+    print(f"{'layer':>10} {'PGA':>6} {'PGE':>6} {'objects':>7} {'|delta|/|sumA|':>14} {'seconds':>7}")
     for k, r in results.items():
         mark = "  <- default" if k == best else ""
         print(
-            f"{k:>5} {r['pga']:6.3f} {r['pge']:6.3f} {r['objects']:>7} {r['rel_delta']:14.2e} {r['seconds']:7.1f}{mark}"
+            f"{str(k):>10} {r['pga']:6.3f} {r['pge']:6.3f} {r['objects']:>7} {r['rel_delta']:14.2e} {r['seconds']:7.1f}{mark}"
         )
-    print(f"chance {chance['pga']:6.3f} {chance['pge']:6.3f}")
+    print(f"{'chance':>10} {chance['pga']:6.3f} {chance['pge']:6.3f}")
 
     report = {
         "method": "BilinearIntegratedInteractions",

@@ -1,0 +1,45 @@
+"""The per-layer measurement of the demo model includes the embeddings layers, and a
+default layer of "embeddings" is written and read back."""
+
+import os
+import shutil
+
+import pytest
+
+from captum_bilinear.zoo import DEMO_MODEL_DIR, default_layers, demo_settings, load_demo_model
+from captum_bilinear.zoo.measure_layers import choose_layer, main
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_demo_model()[0]
+
+
+def test_default_layers_take_embeddings_and_indices(model):
+    assert default_layers(model, "embeddings") == (model.text_model.embeddings, model.vision_model.embeddings)
+    assert default_layers(model, "Embeddings")[1] is model.vision_model.embeddings
+    assert default_layers(model, -1) == (model.text_model.encoder.layers[5], model.vision_model.encoder.layers[5])
+    with pytest.raises(ValueError, match="6 encoder layers, got 6"):
+        default_layers(model, 6)
+    with pytest.raises(ValueError, match="'embeddings'"):
+        default_layers(model, "embedding")
+
+
+def test_choose_layer_can_choose_the_embeddings():
+    table = {"embeddings": {"pga": 0.8, "pge": 0.5}, 3: {"pga": 0.6, "pge": 0.6}, 0: {"pga": 0.8, "pge": 0.4}}
+    assert choose_layer(table) == "embeddings"
+
+
+def test_write_stores_every_layer_and_a_loadable_default(tmp_path, model):
+    shipped = os.path.join(DEMO_MODEL_DIR, "training_settings.json")
+    with open(shipped) as handle:
+        before = handle.read()
+    directory = tmp_path / "model"
+    shutil.copytree(DEMO_MODEL_DIR, directory)
+    report = main(["--model", str(directory), "--scenes", "1", "--n-steps", "2", "--write"])
+    settings = demo_settings(str(directory))
+    assert list(settings["pointing_game"]["per_layer"]) == ["embeddings", "0", "1", "2", "3", "4", "5"]
+    assert settings["default_layer"] == report["default_layer"]
+    assert len(default_layers(model, settings["default_layer"])) == 2
+    with open(shipped) as handle:  # the shipped file is untouched
+        assert handle.read() == before
