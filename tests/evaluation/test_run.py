@@ -154,3 +154,26 @@ def test_method_names_match_the_registry():
 
     for spec in METHODS.values():
         assert EVALUATION_METHODS[spec.name].short == spec.short
+
+
+def test_layer_embeddings_and_auto_steps(tmp_path, capsys):
+    """--layer embeddings reaches results.json; --n-steps auto runs where BII supports it
+    and is refused with a clear message before any work where it does not."""
+    from captum_bilinear import BilinearIntegratedInteractions
+    from captum_bilinear.evaluation.methods import supports_auto_steps
+
+    results = run_evaluation(1, seed=2, out=str(tmp_path / "a"), methods=["icam"], layer="embeddings",
+                             completeness_scenes=0, show_progress=False)
+    assert results["model"]["layer"] == "embeddings"
+    assert results["model"]["layer_modules"] == ["CLIPTextEmbeddings", "CLIPVisionEmbeddings"]
+    assert "at the embeddings layers" in (tmp_path / "a" / "report.md").read_text()
+    arguments = ["evaluate", "--scenes", "1", "--methods", "bii", "--n-steps", "auto", "--tolerance", "0.01",
+                 "--completeness-examples", "0", "--no-progress", "--out", str(tmp_path / "b")]
+    if supports_auto_steps(BilinearIntegratedInteractions):
+        assert main(arguments) == 0
+        with open(tmp_path / "b" / "results.json") as handle:
+            assert json.load(handle)["settings"]["n_steps"] == "auto"
+    else:
+        assert main(arguments) == 2
+        assert "n_steps: 'auto' needs" in capsys.readouterr().err
+        assert not os.path.exists(tmp_path / "b" / "records")
