@@ -22,7 +22,7 @@ KEYS = ("PGA", "mPGE", "CID", "CII", "CTD", "CTI", "p_faithfulness", "seconds_pe
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluation")
-    results = run_evaluation(2, seed=1, out=str(out), methods=FAST, n_steps=4, completeness_scenes=1,
+    results = run_evaluation(1, seed=1, out=str(out), methods=FAST, n_steps=4, completeness_scenes=1,
                              completeness_steps=(1, 8), show_progress=False)
     return out, results
 
