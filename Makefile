@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-transformers4 docs benchmark clean
+.PHONY: demo test test-transformers4 test-extras docs benchmark clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,22 @@ $(TF4_VENV)/.installed: setup.cfg pyproject.toml
 test-transformers4: $(TF4_VENV)/.installed
 	$(TF4_VENV)/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_tutorials.py
 
+# The optional model libraries' adapters: open_clip needs torchvision, which PyPI's
+# torchvision cannot load beside torch 2.13.0's CPU build, so its tests run in their own
+# environment with the torch / torchvision pair on this machine's disk. There they must
+# run: CAPTUM_BILINEAR_REQUIRE_EXTRAS turns their import skip into a failure.
+EXTRAS_VENV ?= .venv-extras
+EXTRAS_TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+$(EXTRAS_VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(EXTRAS_VENV)/bin/python || $(PYTHON) -m venv $(EXTRAS_VENV)
+	$(EXTRAS_VENV)/bin/python -m pip install -q $(EXTRAS_TORCH)
+	$(EXTRAS_VENV)/bin/python -m pip install -q -e ".[open-clip]" pytest
+	touch $@
+
+test-extras: $(EXTRAS_VENV)/.installed
+	CAPTUM_BILINEAR_REQUIRE_EXTRAS=1 $(EXTRAS_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/adapters/test_adapters_open_clip.py
+
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
@@ -55,4 +71,4 @@ benchmark: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/speed.py --sweep
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(TF4_VENV) docs/_build
+	rm -rf $(VENV) $(BENCH_VENV) $(TF4_VENV) $(EXTRAS_VENV) docs/_build
