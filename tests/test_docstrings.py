@@ -30,6 +30,7 @@ PUBLIC_MODULES = [
     "captum_bilinear.selection", "captum_bilinear.visualization", "captum_bilinear.references",
     "captum_bilinear.explain", "captum_bilinear.first_order", "captum_bilinear.encoders",
     "captum_bilinear.adapters", "captum_bilinear.adapters.hf", "captum_bilinear.adapters.open_clip",
+    "captum_bilinear.adapters.sentence_transformers",
 ]
 
 

@@ -4,7 +4,9 @@ One small module per library, each with ``accepts(model)`` and ``wrap(model, ...
 
 * :mod:`captum_bilinear.adapters.hf` -- HuggingFace ``CLIPModel``, ``SiglipModel``;
 * :mod:`captum_bilinear.adapters.open_clip` -- open_clip ``CLIP``, ``CustomTextCLIP``
-  (``pip install captum-bilinear[open-clip]``).
+  (``pip install captum-bilinear[open-clip]``);
+* :mod:`captum_bilinear.adapters.sentence_transformers` -- ``SentenceTransformer``
+  (``pip install captum-bilinear[sentence-transformers]``).
 
 Models are recognised by their classes' modules, so none of the optional libraries is
 imported unless the model comes from it. Every method takes such a model directly
@@ -14,13 +16,14 @@ imported unless the model comes from it. Every method takes such a model directl
 
 from typing import Any, Optional, Sequence
 
-from captum_bilinear.adapters import hf, open_clip
+from captum_bilinear.adapters import hf, open_clip, sentence_transformers
 from captum_bilinear.encoders import DualEncoder
 
 #: name -> (accepts, wrap), tried in this order.
 ADAPTERS = {
     "transformers": (hf.is_supported_hf_model, hf.wrap),
     "open_clip": (open_clip.accepts, open_clip.wrap),
+    "sentence_transformers": (sentence_transformers.accepts, sentence_transformers.wrap),
 }
 
 
