@@ -19,12 +19,12 @@ from typing import Any, Optional, Sequence
 from captum_bilinear.adapters import hf, open_clip, sentence_transformers
 from captum_bilinear.encoders import DualEncoder
 
-#: name -> (accepts, wrap), tried in this order.
-ADAPTERS = {
-    "transformers": (hf.is_supported_hf_model, hf.wrap),
-    "open_clip": (open_clip.accepts, open_clip.wrap),
-    "sentence_transformers": (sentence_transformers.accepts, sentence_transformers.wrap),
-}
+#: ``(library, accepts, wrap)`` of each adapter, tried in this order.
+ADAPTERS = (
+    ("transformers", hf.is_supported_hf_model, hf.wrap),
+    ("open_clip", open_clip.accepts, open_clip.wrap),
+    ("sentence_transformers", sentence_transformers.accepts, sentence_transformers.wrap),
+)
 
 
 def wrap_model(
@@ -42,7 +42,7 @@ def wrap_model(
         ...
         TypeError: model: expected a transformers CLIPModel or SiglipModel, ...
     """
-    for accepts, wrap in ADAPTERS.values():
+    for _, accepts, wrap in ADAPTERS:
         if accepts(model):
             return wrap(model, image_mean=image_mean, image_std=image_std, processor=processor)
     raise TypeError(
