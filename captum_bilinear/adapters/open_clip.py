@@ -120,6 +120,12 @@ class _TextTower:
                 f"(model.context_length), got {text.shape[1]}; make them with its tokenizer: "
                 "open_clip.get_tokenizer(model_name)(texts)"
             )
+        left_padded = (text[:, 0] == self.pad_id) & (text != self.pad_id).any(dim=-1)
+        if bool(left_padded.any()):
+            raise ValueError(
+                f"inputs[0]: text row {int(left_padded.nonzero()[0])} starts with the padding id {self.pad_id} "
+                "(left padding?); open_clip's tokenizer puts the start-of-text token first and pads on the right"
+            )
         ends = self.pooled_positions(text)
         if bool((ends < 0).any()):
             raise ValueError(

@@ -194,6 +194,7 @@ def test_concurrent_calls_give_the_sequential_results(tokens, images):
         (lambda t, i: (torch.cat([t, t], 1), i), ValueError, r"inputs\[0\]: 154 tokens, more than the model's maximum of 77"),
         (lambda t, i: (t.masked_fill(t == 320, 60000), i), ValueError, r"inputs\[0\]: token id 60000 .* outside the model's vocabulary of 49408"),
         (lambda t, i: (t[0], i), ValueError, r"inputs\[0\]: expected input_ids of shape \(batch, length\), got one sequence"),
+        (lambda t, i: (torch.roll(t, 3, dims=1), i), ValueError, r"inputs\[0\]: text row 0 starts with the padding id 0 \(left padding\?\)"),
         (lambda t, i: (t, i[..., :16, :16]), ValueError, r"inputs\[1\]: expected images of 32x32 pixels .* got 16x16"),
         (lambda t, i: (t, i[0]), ValueError, r"inputs\[1\]: .* got one image of shape \(3, 32, 32\)"),
     ],
