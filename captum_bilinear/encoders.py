@@ -1,30 +1,24 @@
 """Dual encoders: two embedding functions and a (cosine) similarity between them.
 
-:class:`DualEncoder` is what every method of this package attributes. HuggingFace
-``CLIPModel`` and ``SiglipModel`` are wrapped into one automatically by
-:func:`as_dual_encoder` (side a = text, side b = image, cosine similarity, scale 1).
+:class:`DualEncoder` is what every method of this package attributes. Models as users
+hold them -- HuggingFace ``CLIPModel`` / ``SiglipModel``, open_clip CLIP models,
+sentence-transformers ``SentenceTransformer`` -- are wrapped into one automatically by
+:func:`as_dual_encoder`, through the adapters in :mod:`captum_bilinear.adapters`.
 """
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+import contextlib
+import warnings
+from typing import Any, Callable, ContextManager, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from captum_bilinear._utils.callables import as_tuple, embedding_of, modules_behind
-from captum_bilinear.references import (
-    CLIP_IMAGE_MEAN,
-    CLIP_IMAGE_STD,
-    SIGLIP_IMAGE_MEAN,
-    SIGLIP_IMAGE_STD,
-    black_image,
-    first_positions_of,
-    special_token_reference,
-    text_reference,
-)
+from captum_bilinear._utils.callables import as_tuple, calls_with, embedding_of, modules_behind, unique_modules
 
 SideInputs = Union[Tensor, Tuple[Any, ...]]
 ReferenceFunction = Callable[[Tuple[Tensor, ...], Tuple[Any, ...]], Tuple[Tensor, ...]]
-CheckFunction = Callable[[Tuple[Tensor, ...], Optional[Tuple[Tensor, ...]]], None]
+#: ``check(inputs, baselines_or_None, extra)``; a two-argument ``check(inputs, baselines)`` is accepted too.
+CheckFunction = Callable[..., None]
 PositionMaskFunction = Callable[[Tuple[Tensor, ...], Tuple[Any, ...]], Optional[Tensor]]
 
 
@@ -38,10 +32,13 @@ class DualEncoder(nn.Module):
         normalize: divide each embedding by its norm inside the encoder, so the similarity
             is the cosine and the completeness identity holds exactly for it.
         scale: constant factor of the similarity.
+        modules: the modules the encode functions run, when they cannot be found from the
+            functions themselves (see below); ``()`` says there are none.
         reference_a, reference_b: ``reference(inputs, extra) -> baselines`` giving the
             default reference of a side (default: zeros, as in Captum).
-        check_a, check_b: ``check(inputs, baselines_or_None)`` raising ``ValueError`` /
-            ``TypeError`` for inputs this side cannot take.
+        check_a, check_b: ``check(inputs, baselines_or_None, extra)`` raising ``ValueError``
+            / ``TypeError`` for arguments this side cannot take (``extra``: its additional
+            forward arguments; a two-argument ``check(inputs, baselines)`` also works).
         token_head_a, token_head_b: ``head(hidden) -> (batch, positions, D)``, the encoder's
             output head applied to every position (final norm and projection), used by
             :class:`TokenPatchSimilarity`.
@@ -51,10 +48,18 @@ class DualEncoder(nn.Module):
             or None: the positions that carry input (False: padding the encoder does not
             attend to, e.g. ``attention_mask == 0``). Padding is never a player of the
             perturbation methods. None (the default): every position carries input.
+        attribution_context: ``attribution_context() -> context manager`` entered around
+            every attribution call (default: none), for settings an encoder needs while it
+            is differentiated, e.g. open_clip's attention fast path switched off.
 
-    The modules the encode functions use (modules, bound methods of modules, modules in
-    a ``functools.partial`` or a closure) become submodules, so attributions can check
-    that a layer belongs to the model and set it to eval mode during a call.
+    The modules the encode functions use become submodules, so attributions can check
+    that a layer belongs to the model and set it to eval mode (dropout off) during a
+    call, restoring each module's train flag afterwards. They are found in a module
+    passed directly, the owner of a bound method (``model.encode_text``), a
+    ``functools.partial``, a closure, and the module-level names a function's code reads
+    (``def embed(x): return encoder(x)`` with ``encoder`` a global). Modules reached any
+    other way (an attribute of a plain object, a dictionary) cannot be seen: pass them
+    as ``modules=[...]``, or a warning says that dropout may stay on.
 
     Example:
         >>> import torch
@@ -73,6 +78,7 @@ class DualEncoder(nn.Module):
         normalize: bool = True,
         scale: float = 1.0,
         *,
+        modules: Optional[Sequence[nn.Module]] = None,
         reference_a: Optional[ReferenceFunction] = None,
         reference_b: Optional[ReferenceFunction] = None,
         check_a: Optional[CheckFunction] = None,
@@ -83,10 +89,17 @@ class DualEncoder(nn.Module):
         output_layer_b: Optional[nn.Module] = None,
         position_mask_a: Optional[PositionMaskFunction] = None,
         position_mask_b: Optional[PositionMaskFunction] = None,
+        attribution_context: Optional[Callable[[], ContextManager[Any]]] = None,
     ) -> None:
         super().__init__()
         if not callable(encode_a) or not callable(encode_b):
             raise TypeError("encode_a/encode_b: expected callables returning (batch, D) embeddings")
+        if modules is not None and (
+            isinstance(modules, nn.Module) or not all(isinstance(m, nn.Module) for m in modules)
+        ):
+            raise TypeError("modules: expected a list of torch.nn.Module (the modules the encode functions run)")
+        if attribution_context is not None and not callable(attribution_context):
+            raise TypeError("attribution_context: expected a callable returning a context manager")
         self.encode_a = encode_a
         self.encode_b = encode_b
         self.normalize = normalize
@@ -101,18 +114,32 @@ class DualEncoder(nn.Module):
         self.output_layer_b = output_layer_b
         self.position_mask_a = position_mask_a
         self.position_mask_b = position_mask_b
-        owners: List[nn.Module] = []
-        for module in modules_behind(encode_a) + modules_behind(encode_b):
-            if not any(module is known for known in owners):
-                owners.append(module)
+        self._attribution_context = attribution_context
+        found = modules_behind(encode_a) + modules_behind(encode_b)
+        owners = unique_modules(found + list(modules or ()))
         # Registered only when not already a submodule by attribute assignment above.
         self.encoders = nn.ModuleList([m for m in owners if m is not encode_a and m is not encode_b])
         self._knows_its_modules = bool(owners)
+        if not found and modules is None:
+            warnings.warn(
+                "DualEncoder: no torch modules found behind encode_a / encode_b, so attributions cannot put "
+                "them in eval mode (dropout would stay on) nor check that a layer belongs to the model; pass "
+                "them as DualEncoder(..., modules=[...]) (modules=() if the encoders use none)",
+                UserWarning,
+                stacklevel=2,
+            )
 
     @property
     def knows_its_modules(self) -> bool:
-        """Whether the modules behind the encode functions could be found."""
+        """Whether the modules behind the encode functions are known."""
         return self._knows_its_modules
+
+    def attribution_context(self) -> ContextManager[Any]:
+        """The context every attribution call runs in (see ``attribution_context`` above;
+        a no-op unless an adapter set one)."""
+        if self._attribution_context is None:
+            return contextlib.nullcontext()
+        return self._attribution_context()
 
     def _embed(self, encode: Callable[..., Any], args: Tuple[Any, ...]) -> Tensor:
         embedding = embedding_of(encode(*args))
@@ -140,9 +167,26 @@ class DualEncoder(nn.Module):
         embedding_b = self.embed_b(*as_tuple(inputs_b), *as_tuple(extra_b))
         return self.scale * (embedding_a * embedding_b).sum(-1)
 
+    def check_side(
+        self, side: str, inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]], extra: Tuple[Any, ...]
+    ) -> None:
+        """Runs side ``"a"`` / ``"b"``'s check (if any) on its arguments."""
+        check = self.check_a if side == "a" else self.check_b
+        if check is None:
+            return
+        if calls_with(check, 3):
+            check(inputs, baselines, extra)
+        else:
+            check(inputs, baselines)
+
     def default_baselines_a(self, inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
         if self.reference_a is not None:
             return as_tuple(self.reference_a(inputs, extra))
+        return tuple(torch.zeros_like(x) for x in inputs)
+
+    def default_baselines_b(self, inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
+        if self.reference_b is not None:
+            return as_tuple(self.reference_b(inputs, extra))
         return tuple(torch.zeros_like(x) for x in inputs)
 
     def input_positions(self, side: str, inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Optional[Tensor]:
@@ -154,186 +198,6 @@ class DualEncoder(nn.Module):
         mask = mask_function(inputs, extra)
         return None if mask is None else mask.to(torch.bool)
 
-    def default_baselines_b(self, inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
-        if self.reference_b is not None:
-            return as_tuple(self.reference_b(inputs, extra))
-        return tuple(torch.zeros_like(x) for x in inputs)
-
-
-# --------------------------------------------------------------------- HF adapters
-
-
-def _hf_dual_encoder_classes() -> Tuple[type, ...]:
-    import transformers
-
-    names = ("CLIPModel", "SiglipModel")
-    return tuple(getattr(transformers, name) for name in names if hasattr(transformers, name))
-
-
-def is_supported_hf_model(model: Any) -> bool:
-    """Whether ``model`` is a HuggingFace model :func:`as_dual_encoder` wraps
-    (``CLIPModel``, ``SiglipModel``).
-
-    Example:
-        >>> is_supported_hf_model(nn.Linear(2, 2))
-        False
-    """
-    return isinstance(model, nn.Module) and isinstance(model, _hf_dual_encoder_classes())
-
-
-def _check_token_ids(inputs: Tuple[Tensor, ...], name: str = "inputs[0]") -> Tensor:
-    if len(inputs) < 1 or not isinstance(inputs[0], Tensor):
-        raise TypeError(f"{name}: expected input_ids, a (batch, length) integer Tensor")
-    input_ids = inputs[0]
-    if input_ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8) or input_ids.dim() != 2:
-        raise TypeError(
-            f"{name}: expected input_ids as a (batch, length) integer Tensor, got {input_ids.dtype} "
-            f"of shape {tuple(input_ids.shape)}"
-        )
-    return input_ids
-
-
-def _check_pixels(inputs: Tuple[Tensor, ...], channels: int, name: str = "inputs[1]") -> Tensor:
-    if len(inputs) < 1 or not isinstance(inputs[0], Tensor):
-        raise TypeError(f"{name}: expected pixel_values, a (batch, channels, height, width) float Tensor")
-    pixels = inputs[0]
-    if not torch.is_floating_point(pixels):
-        raise TypeError(
-            f"{name}: pixel_values must be a floating-point Tensor of normalized pixels "
-            f"(as the model's image processor returns them), got {pixels.dtype}"
-        )
-    if pixels.dim() != 4 or pixels.shape[1] != channels:
-        raise ValueError(
-            f"{name}: expected pixel_values of shape (batch, {channels}, height, width), got {tuple(pixels.shape)}"
-        )
-    return pixels
-
-
-def _attention_mask_positions(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Optional[Tensor]:
-    """The text side's attention mask (the first additional forward argument), if given."""
-    mask = extra[0] if extra else None
-    return mask.to(torch.bool) if isinstance(mask, Tensor) else None
-
-
-def _clip_end_positions(input_ids: Tensor, eos_token_id: int) -> Tensor:
-    """The position CLIP's text model pools at (see ``CLIPTextTransformer.forward``)."""
-    if eos_token_id == 2:  # legacy configs: the first maximal id
-        return input_ids.argmax(dim=-1)
-    return first_positions_of(input_ids, eos_token_id)
-
-
-def _image_side(model: nn.Module, image_mean: Sequence[float], image_std: Sequence[float]) -> Tuple[Any, Any, Any]:
-    channels = model.config.vision_config.num_channels
-
-    def encode_image(pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> Any:
-        # transformers < 4.46 has no interpolate_pos_encoding: pass it only when asked for
-        extra = {"interpolate_pos_encoding": True} if interpolate_pos_encoding else {}
-        return model.get_image_features(pixel_values=pixel_values, **extra)
-
-    def reference_image(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
-        return (black_image(inputs[0], image_mean, image_std),)
-
-    def check_image(inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]]) -> None:
-        _check_pixels(inputs, channels)
-        if baselines is not None:
-            _check_pixels(baselines, channels, name="baselines[1]")
-
-    return encode_image, reference_image, check_image
-
-
-def _clip(model: nn.Module, image_mean: Sequence[float], image_std: Sequence[float]) -> DualEncoder:
-    text_config = model.config.text_config
-    eos_token_id = text_config.eos_token_id
-    pad_token_id = text_config.pad_token_id
-
-    def encode_text(input_ids: Tensor, attention_mask: Optional[Tensor] = None, position_ids: Optional[Tensor] = None) -> Any:
-        return model.get_text_features(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
-
-    def reference_text(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
-        input_ids = inputs[0]
-        if pad_token_id is None or pad_token_id == eos_token_id:
-            raise ValueError(
-                "baselines[0]: the model's config has no pad_token_id distinct from its EOS id; "
-                "pass a text baseline explicitly"
-            )
-        return (text_reference(input_ids, pad_token_id, _clip_end_positions(input_ids, eos_token_id)),)
-
-    def check_text(inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]]) -> None:
-        input_ids = _check_token_ids(inputs)
-        ends = _clip_end_positions(input_ids, eos_token_id)
-        if bool((ends < 0).any()):
-            row = int((ends < 0).nonzero()[0])
-            raise ValueError(
-                f"inputs[0]: input_ids row {row} has no EOS token (id {eos_token_id}); CLIP pools at the EOS position"
-            )
-        if baselines is not None:
-            baseline_ids = _check_token_ids(baselines, name="baselines[0]")
-            if baseline_ids.shape != input_ids.shape:
-                raise ValueError(
-                    f"baselines[0]: the text baseline must have the input's shape {tuple(input_ids.shape)}, "
-                    f"got {tuple(baseline_ids.shape)}"
-                )
-            baseline_ends = _clip_end_positions(baseline_ids, eos_token_id)
-            if not torch.equal(baseline_ends, ends):
-                raise ValueError(
-                    "baselines[0]: the text baseline's EOS positions "
-                    f"{baseline_ends.tolist()} differ from the input's {ends.tolist()}; CLIP pools at the EOS "
-                    "position, so a reference must keep it (e.g. [BOS, PAD..., EOS])"
-                )
-
-    encode_image, reference_image, check_image = _image_side(model, image_mean, image_std)
-    return DualEncoder(
-        encode_text,
-        encode_image,
-        reference_a=reference_text,
-        reference_b=reference_image,
-        check_a=check_text,
-        check_b=check_image,
-        token_head_a=lambda hidden: model.text_projection(model.text_model.final_layer_norm(hidden)),
-        token_head_b=lambda hidden: model.visual_projection(model.vision_model.post_layernorm(hidden)),
-        output_layer_a=model.text_model.encoder.layers[-1],
-        output_layer_b=model.vision_model.encoder.layers[-1],
-        position_mask_a=_attention_mask_positions,
-    )
-
-
-def _siglip(model: nn.Module, image_mean: Sequence[float], image_std: Sequence[float]) -> DualEncoder:
-    text_config = model.config.text_config
-    special_ids = [text_config.pad_token_id, text_config.eos_token_id, text_config.bos_token_id]
-
-    def encode_text(input_ids: Tensor, attention_mask: Optional[Tensor] = None, position_ids: Optional[Tensor] = None) -> Any:
-        return model.get_text_features(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
-
-    def reference_text(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
-        if text_config.pad_token_id is None:
-            raise ValueError("baselines[0]: the model's config has no pad_token_id; pass a text baseline explicitly")
-        return (special_token_reference(inputs[0], text_config.pad_token_id, special_ids),)
-
-    def check_text(inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]]) -> None:
-        input_ids = _check_token_ids(inputs)
-        if baselines is not None:
-            baseline_ids = _check_token_ids(baselines, name="baselines[0]")
-            if baseline_ids.shape != input_ids.shape:
-                raise ValueError(
-                    f"baselines[0]: the text baseline must have the input's shape {tuple(input_ids.shape)}, "
-                    f"got {tuple(baseline_ids.shape)}"
-                )
-
-    encode_image, reference_image, check_image = _image_side(model, image_mean, image_std)
-    # SigLIP's image head pools by attention, so it has no per-patch projection.
-    return DualEncoder(
-        encode_text,
-        encode_image,
-        reference_a=reference_text,
-        reference_b=reference_image,
-        check_a=check_text,
-        check_b=check_image,
-        token_head_a=lambda hidden: model.text_model.head(model.text_model.final_layer_norm(hidden)),
-        output_layer_a=model.text_model.encoder.layers[-1],
-        output_layer_b=model.vision_model.encoder.layers[-1],
-        position_mask_a=_attention_mask_positions,
-    )
-
 
 def as_dual_encoder(
     model: Any,
@@ -341,21 +205,25 @@ def as_dual_encoder(
     image_std: Optional[Sequence[float]] = None,
     processor: Any = None,
 ) -> DualEncoder:
-    """Wraps a HuggingFace ``CLIPModel`` or ``SiglipModel`` (a :class:`DualEncoder` is
-    returned as it is).
+    """The model as a :class:`DualEncoder` (a :class:`DualEncoder` is returned as it is).
 
-    Side a is the text (``input_ids``, extra arguments ``attention_mask``,
-    ``position_ids``), side b the image (``pixel_values``); the similarity is the cosine
-    of the projected embeddings (scale 1). The default text reference is
-    ``[BOS, PAD..., EOS]`` of each caption's length with its EOS where the caption has it
-    (SigLIP: all non-special tokens replaced by PAD), the default image reference a black
-    image in the model's normalized pixel space.
+    Supported (see :mod:`captum_bilinear.adapters` for each one's inputs and default
+    references):
+
+    * HuggingFace ``CLIPModel`` / ``SiglipModel``: side a the text (``input_ids``, extra
+      arguments ``attention_mask``, ``position_ids``), side b the image
+      (``pixel_values``), the cosine of the projected embeddings.
+    * open_clip ``CLIP`` / ``CustomTextCLIP`` (``open_clip.create_model``): side a
+      open_clip's 77-token text, side b its preprocessed images.
+    * sentence-transformers ``SentenceTransformer``: both sides ``input_ids`` with
+      ``attention_mask`` as extra argument, the model's own pooling and similarity.
 
     Args:
-        model: the model, loaded as usual with ``from_pretrained``.
+        model: the model, loaded as usual.
         image_mean, image_std: pixel statistics for the black reference image; default
-            those of the model family's processor (or of ``processor``, when given).
-        processor: optional ``CLIPProcessor`` / ``SiglipProcessor`` to read them from.
+            those of the model (or of ``processor``, when given).
+        processor: optional image processor to read them from (a HF ``CLIPProcessor`` /
+            ``SiglipProcessor`` or open_clip's ``preprocess`` transform).
 
     Example:
         >>> from transformers import CLIPConfig, CLIPModel
@@ -369,16 +237,15 @@ def as_dual_encoder(
     """
     if isinstance(model, DualEncoder):
         return model
-    if not is_supported_hf_model(model):
-        raise TypeError(
-            "model: expected a transformers CLIPModel or SiglipModel, or a captum_bilinear.DualEncoder "
-            f"wrapping two encoders; got {type(model).__name__}"
-        )
-    import transformers
+    from captum_bilinear.adapters import wrap_model
 
-    is_siglip = hasattr(transformers, "SiglipModel") and isinstance(model, transformers.SiglipModel)
-    image_processor = getattr(processor, "image_processor", processor)
-    default_mean, default_std = (SIGLIP_IMAGE_MEAN, SIGLIP_IMAGE_STD) if is_siglip else (CLIP_IMAGE_MEAN, CLIP_IMAGE_STD)
-    mean = image_mean if image_mean is not None else getattr(image_processor, "image_mean", None) or default_mean
-    std = image_std if image_std is not None else getattr(image_processor, "image_std", None) or default_std
-    return (_siglip if is_siglip else _clip)(model, mean, std)
+    return wrap_model(model, image_mean=image_mean, image_std=image_std, processor=processor)
+
+
+def __getattr__(name: str) -> Any:
+    # Moved to captum_bilinear.adapters.hf; importable from here as before.
+    if name == "is_supported_hf_model":
+        from captum_bilinear.adapters.hf import is_supported_hf_model
+
+        return is_supported_hf_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,8 @@
 """Reading what user callables take and return."""
 
 import functools
-from typing import Any, List, Tuple
+import types
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from torch import Tensor, nn
 
@@ -30,16 +31,44 @@ def embedding_of(output: Any, name: str = "encode_a/encode_b") -> Tensor:
     )
 
 
-def modules_behind(function: Any) -> List[nn.Module]:
+def _code_objects(code: types.CodeType) -> List[types.CodeType]:
+    """``code`` and the code of the lambdas, comprehensions and functions defined in it."""
+    found = [code]
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            found.extend(_code_objects(constant))
+    return found
+
+
+def _referenced_globals(function: types.FunctionType) -> List[Any]:
+    """The values of the global names ``function``'s code (nested code included) reads."""
+    namespace: Dict[str, Any] = function.__globals__
+    names: List[str] = []
+    for code in _code_objects(function.__code__):
+        names.extend(name for name in code.co_names if name not in names)
+    return [namespace[name] for name in names if name in namespace]
+
+
+def modules_behind(function: Any, _seen: Optional[Set[int]] = None) -> List[nn.Module]:
     """The modules an encode function visibly runs: itself, the owner of a bound method,
-    those inside a functools.partial, or those a closure captures."""
+    those inside a functools.partial, those a closure captures, and the module-level
+    modules its code refers to by name (``encoder`` in ``def encode(x): return
+    encoder(x)``), following plain functions it calls the same way.
+
+    Modules reached only through other objects (an attribute of a non-module, a
+    dictionary) are not found; pass them to :class:`~captum_bilinear.DualEncoder` as
+    ``modules=``."""
+    seen = set() if _seen is None else _seen
+    if id(function) in seen:
+        return []
+    seen.add(id(function))
     if isinstance(function, nn.Module):
         return [function]
     owner = getattr(function, "__self__", None)
     if isinstance(owner, nn.Module):
         return [owner]
     if isinstance(function, functools.partial):
-        found = modules_behind(function.func)
+        found = modules_behind(function.func, seen)
         for argument in (*function.args, *function.keywords.values()):
             if isinstance(argument, nn.Module):
                 found.append(argument)
@@ -52,4 +81,34 @@ def modules_behind(function: Any) -> List[nn.Module]:
             continue
         if isinstance(content, nn.Module):
             found.append(content)
+        elif isinstance(content, types.FunctionType):
+            found.extend(modules_behind(content, seen))
+    if isinstance(function, types.FunctionType):
+        for value in _referenced_globals(function):
+            if isinstance(value, nn.Module):
+                found.append(value)
+            elif isinstance(value, types.FunctionType):
+                found.extend(modules_behind(value, seen))
     return found
+
+
+def unique_modules(modules: List[nn.Module]) -> List[nn.Module]:
+    """``modules`` without repeats (by identity), in their first order."""
+    unique: List[nn.Module] = []
+    for module in modules:
+        if not any(module is known for known in unique):
+            unique.append(module)
+    return unique
+
+
+def calls_with(function: Callable[..., Any], count: int) -> bool:
+    """Whether ``function`` accepts ``count`` positional arguments."""
+    import inspect
+
+    try:
+        inspect.signature(function).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:  # no signature (a builtin): assume it does
+        return True
+    return True

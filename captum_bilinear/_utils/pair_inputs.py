@@ -1,5 +1,6 @@
 """Validating and slicing the ``(side a, side b)`` arguments every method takes."""
 
+import math
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -48,17 +49,34 @@ def _pair(value: Any, name: str, allow_none: bool) -> Tuple[Any, Any]:
     return value[0], value[1]
 
 
+def check_finite(tensor: Tensor, name: str) -> None:
+    """Refuses NaN and infinite entries (they make every attribution and delta non-finite)."""
+    if torch.is_floating_point(tensor) or torch.is_complex(tensor):
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            index = tuple(int(i) for i in (~finite).nonzero()[0])
+            raise ValueError(
+                f"{name}: contains {int((~finite).sum())} NaN or infinite value(s) (the first, {tensor[index].item()}, "
+                f"at index {index}); attributions of non-finite inputs are not defined"
+            )
+
+
 def side_tensors(value: Any, name: str) -> Tuple[Tensor, ...]:
+    """One side's attributed inputs: Tensors sharing a batch size of at least 1, finite."""
     tensors = as_tuple(value)
     if not tensors or not all(isinstance(x, Tensor) for x in tensors):
         raise TypeError(f"{name}: expected a Tensor or a tuple of Tensors, got {type(value).__name__}")
     batch = tensors[0].shape[0] if tensors[0].dim() > 0 else None
     for position, tensor in enumerate(tensors):
+        label = name if len(tensors) == 1 else f"{name}, tensor {position}"
         if tensor.dim() == 0 or tensor.shape[0] != batch:
             raise ValueError(
                 f"{name}: all tensors of a side must share the batch size; tensor {position} has shape "
                 f"{tuple(tensor.shape)}, tensor 0 has batch {batch}"
             )
+        if batch == 0:
+            raise ValueError(f"{label}: a batch of 0 examples (shape {tuple(tensor.shape)}); pass at least one")
+        check_finite(tensor, label)
     return tensors
 
 
@@ -69,7 +87,10 @@ def side_baselines(value: Any, inputs: Tuple[Tensor, ...], name: str) -> Tuple[T
         raise ValueError(f"{name}: expected {len(inputs)} baseline(s), one per input tensor, got {len(values)}")
     baselines = []
     for position, (baseline, tensor) in enumerate(zip(values, inputs)):
+        label = name if len(inputs) == 1 else f"{name}, baseline {position}"
         if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+            if not math.isfinite(baseline):
+                raise ValueError(f"{label}: {baseline!r} is not a finite number")
             baselines.append(torch.full_like(tensor, baseline))
             continue
         if not isinstance(baseline, Tensor):
@@ -79,6 +100,7 @@ def side_baselines(value: Any, inputs: Tuple[Tensor, ...], name: str) -> Tuple[T
                 f"{name}: baseline {position} has shape {tuple(baseline.shape)}, the input {tuple(tensor.shape)}; "
                 f"baselines must have the input's shape or its shape with batch 1"
             )
+        check_finite(baseline, label)
         baselines.append(baseline.to(tensor.device).expand_as(tensor))
     return tuple(baselines)
 
@@ -93,26 +115,26 @@ def prepare_pair(
     """Checks the pair arguments (before any heavy work) and fills in default baselines
     (none for methods that use no references: ``with_baselines=False``).
 
-    ``model`` is a :class:`~captum_bilinear.DualEncoder` (read through its ``check_a`` /
-    ``check_b`` and ``default_baselines_a`` / ``default_baselines_b``; not imported here,
+    ``model`` is a :class:`~captum_bilinear.DualEncoder` (read through its ``check_side``
+    and ``default_baselines_a`` / ``default_baselines_b``; not imported here,
     so the shared mechanics stay below the encoders)."""
     raw_a, raw_b = _pair(inputs, "inputs", allow_none=False)
     inputs_a = side_tensors(raw_a, "inputs[0]")
     inputs_b = side_tensors(raw_b, "inputs[1]")
-    if inputs_a[0].shape[0] != inputs_b[0].shape[0]:
-        raise ValueError(
-            f"inputs: the batch sizes differ between side a ({inputs_a[0].shape[0]}) and side b "
-            f"({inputs_b[0].shape[0]}); pass one side b input per side a input"
-        )
     extra_a, extra_b = _pair(additional_forward_args, "additional_forward_args", allow_none=True)
     extra_a, extra_b = as_tuple(extra_a), as_tuple(extra_b)
     base_a, base_b = _pair(baselines, "baselines", allow_none=True)
     given_a = None if base_a is None else side_baselines(base_a, inputs_a, "baselines[0]")
     given_b = None if base_b is None else side_baselines(base_b, inputs_b, "baselines[1]")
-    if model.check_a is not None:
-        model.check_a(inputs_a, given_a)
-    if model.check_b is not None:
-        model.check_b(inputs_b, given_b)
+    # The sides' own checks first: they name a malformed input (a 1-D input_ids, say)
+    # better than the batch comparison would.
+    model.check_side("a", inputs_a, given_a, extra_a)
+    model.check_side("b", inputs_b, given_b, extra_b)
+    if inputs_a[0].shape[0] != inputs_b[0].shape[0]:
+        raise ValueError(
+            f"inputs: the batch sizes differ between side a ({inputs_a[0].shape[0]}) and side b "
+            f"({inputs_b[0].shape[0]}); pass one side b input per side a input"
+        )
     if not with_baselines:
         return SideBatch(inputs_a, (), extra_a), SideBatch(inputs_b, (), extra_b)
     side_a = SideBatch(inputs_a, given_a if given_a is not None else model.default_baselines_a(inputs_a, extra_a), extra_a)

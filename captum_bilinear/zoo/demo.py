@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from captum_bilinear.references import CLIP_IMAGE_MEAN, CLIP_IMAGE_STD
 from captum_bilinear.zoo.scenes import Scene, SceneGenerator
 
 #: Folder of the shipped demo model (weights, configs, tokenizer, training settings).
@@ -19,8 +20,7 @@ HELD_OUT_SEED = 12345
 
 #: Pixel statistics of the demo processor: OpenAI CLIP's, so that the attribution
 #: methods' default black reference image (which assumes them) is exactly black.
-IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
-IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+IMAGE_MEAN, IMAGE_STD = CLIP_IMAGE_MEAN, CLIP_IMAGE_STD
 
 
 def demo_config(

@@ -1,0 +1,84 @@
+"""The model and the process as they were: eval mode during a call, an encoder's
+attribution context entered, and process-wide flags held safely across threads."""
+
+import threading
+
+import pytest
+import torch
+
+from captum_bilinear._utils.integration import forward_mode_attention
+from captum_bilinear._utils.model_state import ProcessFlag, evaluation_mode, without_mha_fast_path
+
+
+def test_evaluation_mode_enters_the_models_attribution_context_and_restores_training():
+    events = []
+
+    class WithContext(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dropout = torch.nn.Dropout(0.5)
+
+        def attribution_context(self):
+            events.append("enter")
+            return _Recorder(events)
+
+    model = WithContext().train()
+    with pytest.raises(RuntimeError, match="boom"):
+        with evaluation_mode(model):
+            assert not model.dropout.training and events == ["enter"]
+            raise RuntimeError("boom")
+    assert events == ["enter", "exit"] and model.dropout.training
+
+
+class _Recorder:
+    def __init__(self, events):
+        self.events = events
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.events.append("exit")
+        return False
+
+
+def test_a_process_flag_is_restored_by_the_last_of_overlapping_holders():
+    state = {"value": True}
+    flag = ProcessFlag(lambda: state["value"], lambda value: state.update(value=value))
+    inside_first, release_first, seen = threading.Event(), threading.Event(), []
+
+    def first():
+        with flag.held(False):
+            inside_first.set()
+            release_first.wait(5)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    inside_first.wait(5)
+    with flag.held(False):
+        release_first.set()
+        thread.join(5)  # the first holder leaves while the second is still inside
+        seen.append(state["value"])
+    assert seen == [False] and state["value"] is True
+
+
+def test_a_process_flag_refuses_a_conflicting_value_and_keeps_a_users_setting():
+    state = {"value": False}
+    flag = ProcessFlag(lambda: state["value"], lambda value: state.update(value=value))
+    with flag.held(True):
+        with pytest.raises(RuntimeError, match="a concurrent call holds this setting at True"):
+            with flag.held(False):
+                pass
+        assert state["value"] is True
+    assert state["value"] is False
+
+
+def test_multihead_attention_takes_its_composite_path_inside():
+    attention = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    x = torch.randn(1, 3, 8)
+    with torch.no_grad(), forward_mode_attention(), pytest.raises(NotImplementedError, match="_native_multi_head_attention"):
+        torch.func.jvp(lambda y: attention(y, y, y, need_weights=False)[0], (x,), (torch.ones_like(x),))
+    # the composite path's SDPA needs the math kernel in forward mode, as every JVP here has it
+    with torch.no_grad(), without_mha_fast_path(), forward_mode_attention():
+        _, tangent = torch.func.jvp(lambda y: attention(y, y, y, need_weights=False)[0], (x,), (torch.ones_like(x),))
+    assert torch.isfinite(tangent).all() and torch.backends.mha.get_fastpath_enabled()
