@@ -204,38 +204,31 @@ def test_a_missing_model_directory_is_named(scene_file, tmp_path, capsys, monkey
     one_error_line(stderr, f"--model: there is no directory {missing}")
 
 
-def _never_from_pretrained(monkeypatch):
+@pytest.mark.parametrize("hub, message", [
+    ("offline", "the hub is offline (HF_HUB_OFFLINE)"),
+    ("unreachable", "the hub (http://127.0.0.1:9) is unreachable"),
+])
+def test_a_hub_id_fails_at_once_when_the_hub_cannot_be_reached(hub, message, scene_file, tmp_path, capsys,
+                                                              monkeypatch):
+    """One line and no retries: the hub is never tried (from_pretrained is not called)."""
+    import huggingface_hub.constants
+
+    _, path = scene_file
+    if hub == "offline":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+
     def download(*args, **kwargs):
         raise AssertionError("from_pretrained tried the hub")
 
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", download)
-
-
-def test_a_hub_id_while_offline_fails_at_once(scene_file, tmp_path, capsys, monkeypatch):
-    _, path = scene_file
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _never_from_pretrained(monkeypatch)
     code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
                           str(tmp_path / "f.png"), "--model", "no-such-org/no-such-clip")
     assert code == 2
-    one_error_line(stderr, "--model: 'no-such-org/no-such-clip' is not in the local Hugging Face cache and the hub "
-                           "is offline (HF_HUB_OFFLINE)")
-    assert [line for line in stderr.splitlines() if not line.startswith(("loading ", "captum-bilinear"))] == [], stderr
-
-
-def test_a_hub_id_with_the_hub_unreachable_fails_at_once(scene_file, tmp_path, capsys, monkeypatch):
-    import huggingface_hub.constants
-
-    _, path = scene_file
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    _never_from_pretrained(monkeypatch)
-    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
-                          str(tmp_path / "f.png"), "--model", "no-such-org/no-such-clip")
-    assert code == 2
-    one_error_line(stderr, "--model: 'no-such-org/no-such-clip' is not in the local Hugging Face cache and the hub "
-                           "(http://127.0.0.1:9) is unreachable")
+    one_error_line(stderr, "--model: 'no-such-org/no-such-clip' is not in the local Hugging Face cache and " + message)
     assert [line for line in stderr.splitlines() if not line.startswith(("loading ", "captum-bilinear"))] == [], stderr
 
 
