@@ -309,6 +309,7 @@ def plot_interaction_figure(
     special: Optional[Sequence[int]] = None,
     max_columns: int = MAX_COLUMNS,
     span_labels: Optional[Sequence[str]] = None,
+    share_first_order_scale: bool = False,
 ) -> Figure:
     """The paper's Figure 1 in one call: each caption span's map on the image, an image
     box's colours on the caption, and (optionally) a first-order Captum map of the same
@@ -337,8 +338,11 @@ def plot_interaction_figure(
             scale (default 2, as Captum's ``outlier_perc``); 0 scales to the maximum.
         units: what the interactions are in (the colour bar's label), e.g.
             :attr:`captum_bilinear.registry.MethodSpec.units`.
-        first_order_units: what the first-order map is in; the same as ``units``
-            (default) shares the colour scale, other units get their own scale and bar.
+        first_order_units: what the first-order map is in (default: ``units``).
+        share_first_order_scale: draw the first-order map on the interactions' colour
+            scale (only where the units agree). By default it has its own scale and bar: a
+            first-order map attributes the whole score and is often far larger than any
+            span's interactions, which it would wash out.
         special: caption positions left out of the colour scale (default: the special
             tokens, :func:`special_positions`).
         max_columns: image panels per row.
@@ -374,7 +378,8 @@ def plot_interaction_figure(
     cls_values = [float(matrix[start:stop, 0].sum()) for start, stop in span_list] if has_cls else None
     box_values = box_token_map(matrix, box, image_size, grid_size, has_cls) if box is not None else None
     on_scale = [v for i, v in enumerate(box_values.tolist()) if i not in neutral] if box_values is not None else []
-    separate = first_order_map is not None and first_order_units not in (None, units)
+    first_order_units = units if first_order_units is None else first_order_units
+    separate = first_order_map is not None and not (share_first_order_scale and first_order_units == units)
     shared_first = [first_order_map] if first_order_map is not None and not separate else []
     scale = common_scale(*span_maps, on_scale, *shared_first, outlier_perc=outlier_perc)
     first_scale = common_scale(first_order_map, outlier_perc=outlier_perc) if separate else scale
@@ -419,7 +424,7 @@ def plot_interaction_figure(
         ax = next_axes()
         image_heatmap(picture, first_order_map, ax, first_scale, title=first_order_title)
         if separate:
-            ax.set_xlabel(f"own colour scale ({first_order_units})", fontsize=8, color="dimgray")
+            ax.set_xlabel(f"its own colour scale ({first_order_units})", fontsize=8, color="dimgray")
     caption_top = heading + images_height + 0.3
     caption_axes = axes_at(0.0, caption_top, width, caption_height)
     note = None

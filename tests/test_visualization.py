@@ -31,7 +31,7 @@ def heat_panels(fig):
 
 
 def colour_bars(fig):
-    return [ax for ax in fig.axes if ax.get_xlabel().startswith(("interaction", "Captum", "first-order"))]
+    return [ax for ax in fig.axes if ax.get_xlabel().startswith(("interaction", "Captum", "LIG"))]
 
 
 def caption_axes(fig):
@@ -80,8 +80,8 @@ def test_figure_panels_share_one_scale():
     A[1, 4] = 0.2  # span token 1 -> bottom-right patch
     A[2, 1] = -0.8  # token 2 -> top-left patch (inside the box)
     first_order = torch.tensor([[0.1, 0.0], [0.0, 0.4]])
-    fig = plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, A, (1, 2),
-                                  box=(0, 0, 8, 8), first_order_map=first_order, outlier_perc=0)
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, A, (1, 2), box=(0, 0, 8, 8),
+                                  first_order_map=first_order, outlier_perc=0, share_first_order_scale=True)
     heat_maps = [ax.images[-1] for ax in heat_panels(fig)]
     assert len(heat_maps) == 2
     # The common scale is the largest magnitude over all panels: |-0.8| from the box's caption values.
@@ -117,21 +117,40 @@ def test_special_positions_stay_off_the_scale_and_their_values_are_stated():
     plt.close("all")
 
 
-def test_each_unit_has_its_own_scale_and_named_bar():
+@pytest.mark.parametrize("share", [False, True])
+def test_each_unit_has_its_own_scale_and_named_bar(share):
     """ITSM's values are cosines of embeddings, LayerIntegratedGradients' are in similarity
-    units: the two get their own colour scales, each bar naming its unit."""
+    units: the two get their own colour scales, each bar naming its unit (even when asked to
+    share: the units differ)."""
     A = torch.zeros(4, 5)
     A[1, 4] = 0.5
     first_order = torch.tensor([[0.01, 0.0], [0.0, -0.02]])
     fig = plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, A, (1, 2), first_order_map=first_order,
                                   first_order_title="Captum LayerIntegratedGradients", outlier_perc=0,
-                                  units="cosine of token and patch embeddings", first_order_units="similarity")
+                                  units="cosine of token and patch embeddings", first_order_units="similarity",
+                                  share_first_order_scale=share)
     bars = colour_bars(fig)
     assert [bar.get_xlabel() for bar in bars] == ["interaction (cosine of token and patch embeddings)",
                                                  "Captum LayerIntegratedGradients (similarity)"]
     assert bars[0].get_xlim() == pytest.approx((-0.5, 0.5)) and bars[1].get_xlim() == pytest.approx((-0.02, 0.02))
     span_panel, first_panel = heat_panels(fig)
     assert np.asarray(first_panel.images[-1].get_array()).min() == pytest.approx(-1.0)
+    plt.close("all")
+
+
+def test_a_first_order_map_has_its_own_scale_by_default():
+    """A first-order map attributes the whole score: on a shared scale it would wash out
+    the spans' interactions."""
+    A = torch.zeros(4, 5)
+    A[1, 4] = 0.01
+    first_order = torch.tensor([[0.5, 0.0], [0.0, 0.2]])
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, A, (1, 2), first_order_map=first_order,
+                                  first_order_title="LIG", outlier_perc=0)
+    bars = colour_bars(fig)
+    assert [bar.get_xlabel() for bar in bars] == ["interaction (similarity)", "LIG (similarity)"]
+    assert bars[0].get_xlim() == pytest.approx((-0.01, 0.01)) and bars[1].get_xlim() == pytest.approx((-0.5, 0.5))
+    span_panel, _ = heat_panels(fig)
+    assert np.asarray(span_panel.images[-1].get_array()).max() == pytest.approx(1.0)
     plt.close("all")
 
 
