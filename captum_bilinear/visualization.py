@@ -24,6 +24,7 @@ from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from torch import Tensor
 
 from captum_bilinear._utils.checks import check_box, check_pair
@@ -443,8 +444,10 @@ def plot_interaction_figure(
     else:
         bars = [(width / 4, width / 2, scale, f"interaction ({units})")]
     for left, bar_width, limit, label in bars:
+        # tick labels carry their own exponent: a shared offset ("1e-5") would run into the next bar
         fig.colorbar(ScalarMappable(norm=mcolors.Normalize(-limit, limit), cmap=CMAP),
-                     cax=axes_at(left, bar_top, bar_width, 0.2), orientation="horizontal", label=label)
+                     cax=axes_at(left, bar_top, bar_width, 0.2), orientation="horizontal", label=label,
+                     format=FuncFormatter(lambda value, _: f"{value:.2g}"))
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
