@@ -227,6 +227,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"captum-bilinear {args.command}: warning: {with_flags(str(message))}", file=sys.stderr)
 
     with warnings.catch_warnings():
+        warnings.simplefilter("default")  # each warning once per call of main, on stderr as one line
         warnings.showwarning = show_warning
         try:
             {"explain": _explain, "demo": _demo, "evaluate": _evaluate}[args.command](args)
