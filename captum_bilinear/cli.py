@@ -1,16 +1,50 @@
-"""The ``captum-bilinear`` command: ``explain`` one image-caption pair, ``evaluate`` every
-method on the bundled demo world.
+"""The ``captum-bilinear`` command: ``explain`` one image-caption pair, ``demo`` on a
+generated scene, ``evaluate`` every method on held-out scenes.
 
-Bad input exits with status 2 and one line naming the problem (``--debug`` shows the
-traceback instead).
+The library (:mod:`captum_bilinear.explain`) names its Python arguments in its errors and
+warnings (``image_path: no such file``); this module prints them with the command line's
+flags (``--image: no such file``). Bad input exits with status 2 and one line naming the
+problem (``--debug`` shows the traceback instead), and is found before any attribution
+runs. Heavy modules (torch, transformers, Captum, matplotlib) are imported only by the
+commands that need them, so ``--help`` starts at once.
 """
 
 import argparse
 import os
+import re
 import sys
-from typing import Optional, Sequence, Tuple
+import tempfile
+import warnings
+from typing import Any, Optional, Sequence, Tuple, Union
 
-from captum_bilinear.explain import METHODS, ExplainError
+from captum_bilinear.registry import METHODS
+
+DESCRIPTION = ("Second-order (token-patch) attributions for dual encoders: explain one image-caption pair, "
+               "explain a generated scene with the bundled demo model, or evaluate every method on held-out scenes.")
+
+#: The library's argument names and the flags that set them.
+FLAGS = {
+    "image_path": "--image", "caption": "--caption", "span": "--span", "box": "--box", "method": "--method",
+    "model": "--model", "n_steps": "--n-steps", "layer": "--layer", "fit": "--fit", "out": "--out",
+}
+#: How an image is fitted to the model's input (:data:`captum_bilinear.images.FITS`).
+FIT_CHOICES = ("crop", "pad")
+_ARGUMENT_PREFIX = re.compile(r"^(\w+): ")
+_ARGUMENT_VALUE = re.compile(r"\b(" + "|".join(FLAGS) + r")=(?:'([^']*)'|\"([^\"]*)\"|([^\s,;)]+))")
+
+
+def with_flags(message: str) -> str:
+    """A library message with the command line's flags for the Python arguments it names.
+
+    Example:
+        >>> with_flags("image_path: no such file: x.png; fit='pad' keeps the whole image")
+        '--image: no such file: x.png; --fit pad keeps the whole image'
+    """
+    prefix = _ARGUMENT_PREFIX.match(message)
+    if prefix and prefix.group(1) in FLAGS:
+        message = FLAGS[prefix.group(1)] + message[len(prefix.group(1)):]
+    return _ARGUMENT_VALUE.sub(lambda m: f"{FLAGS[m.group(1)]} {next(g for g in m.groups()[1:] if g is not None)}",
+                               message)
 
 
 def _box(text: str) -> Tuple[float, float, float, float]:
@@ -34,6 +68,15 @@ def _positive(text: str) -> int:
     return value
 
 
+def _layer(text: str) -> Union[int, str]:
+    if text == "embeddings":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'embeddings' or a layer index, got {text!r}") from None
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other error of this command."""
 
@@ -41,72 +84,127 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _method_options(parser: argparse.ArgumentParser) -> None:
+    names = ", ".join(f"{spec.short} ({spec.name})" for spec in METHODS.values())
+    parser.add_argument("--method", default="bii", choices=list(METHODS), metavar="METHOD",
+                        help=f"interaction method: {names} (default bii)")
+    parser.add_argument("--n-steps", type=_positive, default=32, help="quadrature nodes (default 32)")
+    parser.add_argument("--layer", type=_layer, metavar="embeddings|INDEX",
+                        help="layer pair the gradient methods attribute: 'embeddings' or an encoder layer index "
+                             "(default: the model's default); the masking methods (ilime, fixlip) mask the inputs")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="captum-bilinear", description=__doc__.splitlines()[0])
+    """The command line's parser (no heavy module is imported).
+
+    Example:
+        >>> build_parser().parse_args(["explain", "--image", "a.png", "--caption", "a red circle",
+        ...                            "--out", "f.png", "--layer", "embeddings"]).layer
+        'embeddings'
+    """
+    parser = _Parser(prog="captum-bilinear", description=DESCRIPTION)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    explain = commands.add_parser("explain", help="explain one image-caption pair and save the figure")
+    explain = commands.add_parser("explain", help="explain one image-caption pair and save the figure",
+                                  description="Explain one image-caption pair and save the figure.")
     explain.add_argument("--image", required=True, help="image file")
     explain.add_argument("--caption", required=True, help="the caption")
-    explain.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg)")
+    explain.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg, ...)")
     explain.add_argument("--span", help="caption substring to map onto the image (default: every noun phrase)")
     explain.add_argument("--box", type=_box, help="X0,Y0,X1,Y1 in the image's pixels, mapped onto the caption")
-    explain.add_argument("--method", default="bii", choices=sorted(METHODS), help="interaction method (default bii)")
+    explain.add_argument("--fit", choices=FIT_CHOICES, default="crop",
+                         help="an image that is not square: 'crop' as the model's processor does (default; "
+                              "what lies outside the centre is lost) or 'pad' to a square first (nothing is lost)")
     explain.add_argument("--model", help="HF CLIP / SigLIP directory or hub id (default: the bundled demo model)")
-    explain.add_argument("--n-steps", type=_positive, default=32, help="quadrature nodes (default 32)")
-    explain.add_argument("--layer", type=int, help="encoder layer index (default: the model's default)")
+    _method_options(explain)
 
-    demo = commands.add_parser("demo", help="explain a generated scene with the bundled model")
+    demo = commands.add_parser("demo", help="explain a generated scene with the bundled model",
+                               description="Explain a held-out generated scene with the bundled demo model.")
     demo.add_argument("--out", default="demo.png", help="figure to write (default demo.png; the scene is saved beside it)")
     demo.add_argument("--seed", type=int, default=3, help="which held-out scene (default 3)")
-    demo.add_argument("--method", default="bii", choices=sorted(METHODS), help="interaction method (default bii)")
-    demo.add_argument("--n-steps", type=_positive, default=32, help="quadrature nodes (default 32)")
+    _method_options(demo)
 
     from captum_bilinear.evaluation import command as evaluate_command
 
-    evaluate = commands.add_parser("evaluate", help="evaluate every method on held-out demo scenes")
+    evaluate = commands.add_parser("evaluate", help="evaluate every method on held-out demo scenes",
+                                   description="Evaluate every method on held-out scenes of the demo world.")
     evaluate_command.add_arguments(evaluate, _positive)
     return parser
 
 
+def _image_formats() -> Sequence[str]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
+def checked_out(path: str) -> str:
+    """``path`` if a figure can be written there, else ``ValueError`` naming ``out``: an
+    existing directory, no or an unknown file extension, a missing or unwritable directory.
+
+    Example:
+        >>> checked_out("/no/such/dir/figure.png")
+        Traceback (most recent call last):
+        ...
+        ValueError: out: the directory /no/such/dir does not exist
+    """
+    formats = _image_formats()
+    expected = ", ".join(f".{name}" for name in formats)
+    if os.path.isdir(path):
+        raise ValueError(f"out: {path} is a directory; expected a file name ending in one of {expected}")
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    if not extension:
+        raise ValueError(f"out: {path} has no file extension; expected a file name ending in one of {expected}")
+    if extension not in formats:
+        raise ValueError(f"out: cannot write a .{extension} file; expected one of {expected}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"out: the directory {directory} does not exist")
+    try:  # the only check of writability that holds for every user, root included
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".captum-bilinear-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"out: cannot write in {directory} ({error.strerror or type(error).__name__})") from error
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ValueError(f"out: cannot overwrite {path} (not writable)")
+    return path
+
+
+def _log(message: str) -> None:
+    print(with_flags(message), file=sys.stderr)
+
+
 def _explain(args: argparse.Namespace) -> None:
+    out = checked_out(args.out)
     import matplotlib
 
     matplotlib.use("Agg")
     from captum_bilinear.explain import explain_pair
 
-    directory = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(directory):
-        raise ExplainError(f"--out: the directory {directory} does not exist")
     result = explain_pair(
         args.image, args.caption, span=args.span, box=args.box, method=args.method, model=args.model,
-        n_steps=args.n_steps, layer=args.layer, log=lambda message: print(message, file=sys.stderr),
+        n_steps=args.n_steps, layer=args.layer, fit=args.fit, log=_log,
     )
-    try:
-        result.figure.savefig(args.out, dpi=150, bbox_inches="tight")
-    except (OSError, ValueError) as error:
-        raise ExplainError(f"--out: cannot write {args.out}: {error}") from error
-    spans = ", ".join(f'"{" ".join(result.tokens[a:b])}"' for a, b in result.spans)
-    print(f"wrote {args.out} ({spans})")
+    result.figure.savefig(out, dpi=150, bbox_inches="tight")
+    spans = ", ".join(f'"{label}"' for label in result.labels)
+    print(f"wrote {out} ({spans})")
 
 
 def _demo(args: argparse.Namespace) -> None:
     """A held-out scene of the demo world: its image is saved beside the figure, every
     object's words become a panel, and the first object's box is mapped onto the caption."""
+    checked_out(args.out)
     from captum_bilinear.zoo import HELD_OUT_SEED, SceneGenerator
 
     scene = SceneGenerator(HELD_OUT_SEED, mode="full").scene(args.seed)
     stem, _ = os.path.splitext(args.out)
     image_path = f"{stem}_scene.png"
-    directory = os.path.dirname(os.path.abspath(image_path))
-    if not os.path.isdir(directory):
-        raise ExplainError(f"--out: the directory {directory} does not exist")
     scene.pil().save(image_path)
     print(f"scene: {image_path}\ncaption: {scene.caption}", file=sys.stderr)
-    box = ",".join(str(v) for v in scene.objects[0].box)
     _explain(argparse.Namespace(image=image_path, caption=scene.caption, out=args.out, span=None,
-                                box=_box(box), method=args.method, model=None, n_steps=args.n_steps, layer=None))
+                                box=tuple(float(v) for v in scene.objects[0].box), method=args.method, model=None,
+                                n_steps=args.n_steps, layer=args.layer, fit="crop"))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -116,16 +214,30 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line on ``argv`` (default ``sys.argv[1:]``); the exit status.
+
+    Example:
+        >>> main(["explain", "--image", "no/such.png", "--caption", "a red circle", "--out", "f.png"])
+        2
+    """
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
-    try:
-        {"explain": _explain, "demo": _demo, "evaluate": _evaluate}[args.command](args)
-    except (ExplainError, ValueError, TypeError, OSError) as error:
-        if args.debug:
-            raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"captum-bilinear {args.command}: error: {message}", file=sys.stderr)
-        return 2
+
+    def show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        print(f"captum-bilinear {args.command}: warning: {with_flags(str(message))}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # each warning once per call of main, on stderr as one line
+        warnings.showwarning = show_warning
+        try:
+            {"explain": _explain, "demo": _demo, "evaluate": _evaluate}[args.command](args)
+        except (ValueError, TypeError, OSError) as error:
+            if args.debug:
+                raise
+            text = str(error).strip()
+            message = with_flags(text.splitlines()[0]) if text else type(error).__name__
+            print(f"captum-bilinear {args.command}: error: {message}", file=sys.stderr)
+            return 2
     return 0
 
 

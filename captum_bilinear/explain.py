@@ -2,11 +2,20 @@
 an interaction method and a first-order Captum method, and draw the paper's Figure 1.
 
 This is what ``captum-bilinear explain`` runs; each step is also usable on its own.
+Errors and warnings name the Python argument they are about (``image_path: no such
+file``); the command line shows them with its flags. Every check of the input runs before
+any attribution does.
 """
 
+import inspect
 import os
+import re
+import socket
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from urllib.parse import urlparse
 
 import numpy as np
 from captum.attr import LayerIntegratedGradients
@@ -14,17 +23,9 @@ from torch import Tensor
 
 from captum_bilinear.encoders import as_dual_encoder
 from captum_bilinear.first_order import ConditionedSimilarity
-from captum_bilinear.images import FittedImage, fit_image
+from captum_bilinear.images import FITS, FittedImage, fit_image
+from captum_bilinear.registry import MethodSpec, method_spec
 from captum_bilinear.selection import patch_grid, token_labels, token_span
-
-#: Short method names (as on the command line) and their classes' names.
-METHODS: Dict[str, str] = {
-    "bii": "BilinearIntegratedInteractions",
-    "icam": "InteractionCAM",
-    "ilime": "InteractionLIME",
-    "itsm": "TokenPatchSimilarity",
-    "fixlip": "WeightedBanzhafInteractions",
-}
 
 #: Words that do not belong to a noun phrase (caption spans default to the maximal runs
 #: of other words).
@@ -34,17 +35,14 @@ STOP_WORDS = frozenset(
     "image picture photo photograph scene shows showing containing".split()
 )
 
+#: At most this many noun phrases get a panel when no span is given (the figure's size
+#: stays bounded for long captions).
+MAX_SPANS = 6
 
-class ExplainError(ValueError):
-    """Bad input to the explain pipeline (the command line prints it as one line).
+#: The layer name that selects both encoders' embeddings layers.
+EMBEDDINGS = "embeddings"
 
-    Example:
-        >>> try:
-        ...     read_image("no/such/file.png")
-        ... except ExplainError as error:
-        ...     print(error)
-        --image: no such file: no/such/file.png
-    """
+Layer = Union[int, str]
 
 
 @dataclass
@@ -54,65 +52,124 @@ class LoadedModel:
     model: Any
     tokenizer: Any
     image_processor: Any
-    layer_index: int
+    default_layer: Layer  #: an encoder layer index or ``"embeddings"``
     name: str
+    vocabulary: Optional[Sequence[str]] = None  #: the only words the model knows, where that is known
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """transformers' own progress bar over the weights is hidden (one bar per long task:
+    the attribution's)."""
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def _hub_unreachable(endpoint: str, timeout: float = 3.0) -> Optional[str]:
+    """Why ``endpoint`` cannot be reached (None if it can, or if a proxy decides)."""
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname or "", port), timeout=timeout).close()
+    except OSError as error:
+        return str(error) or type(error).__name__
+    return None
+
+
+def _loading_options(model: str) -> Dict[str, Any]:
+    """``from_pretrained`` options for a directory or hub id, or a clear ``ValueError``
+    before any download is tried (no retries against an unreachable hub)."""
+    if os.path.isdir(model):
+        return {}
+    if os.path.exists(model):
+        raise ValueError(f"model: {model} is a file; expected a model directory or a hub id")
+    if not _HUB_ID.match(model) or ".." in model or "--" in model or model.startswith(("/", ".", "~")):
+        raise ValueError(f"model: there is no directory {model}")
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    cached = isinstance(huggingface_hub.try_to_load_from_cache(model, "config.json"), str)
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    if offline:
+        if cached:
+            return {"local_files_only": True}
+        raise ValueError(f"model: {model!r} is not in the local Hugging Face cache and the hub is offline "
+                         "(HF_HUB_OFFLINE); expected a model directory or a cached hub id")
+    reason = _hub_unreachable(constants.ENDPOINT)
+    if reason is not None:
+        if cached:
+            return {"local_files_only": True}
+        raise ValueError(f"model: {model!r} is not in the local Hugging Face cache and the hub "
+                         f"({constants.ENDPOINT}) is unreachable ({reason})")
+    return {}
 
 
 def load_model(model: Optional[str] = None) -> LoadedModel:
     """The bundled demo model (``model=None``) or any HF CLIP / SigLIP checkpoint from a
-    local directory or a hub id (loaded with ``from_pretrained``, so it works where the
-    user's cache or network has it).
+    local directory or a hub id (loaded with ``from_pretrained``, from the cache when the
+    hub cannot be reached).
+
+    Args:
+        model: a directory, a hub id, or None for the bundled demo model.
+
+    Returns:
+        A :class:`LoadedModel`.
+
+    Raises:
+        ValueError: naming ``model``: no such directory, a hub id that is neither cached
+            nor reachable, not a CLIP / SigLIP dual encoder.
 
     Example:
         >>> load_model().name
         'bundled demo CLIP'
+        >>> load_model("/no/such/model")
+        Traceback (most recent call last):
+        ...
+        ValueError: model: there is no directory /no/such/model
     """
+    if model is None:
+        from captum_bilinear.zoo import VOCABULARY, demo_settings, load_demo_model
+
+        with _quiet_loading():
+            clip, tokenizer, processor = load_demo_model()
+        default = demo_settings()["default_layer"]
+        return LoadedModel(clip, tokenizer, processor, default if default == EMBEDDINGS else int(default),
+                           "bundled demo CLIP", VOCABULARY)
+    if not isinstance(model, str):
+        raise TypeError(f"model: expected a directory or a hub id (str), got {type(model).__name__}")
+    options = _loading_options(model)
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-    if model is None:
-        from captum_bilinear.zoo import demo_settings, load_demo_model
-
-        clip, tokenizer, processor = load_demo_model()
-        return LoadedModel(clip, tokenizer, processor, int(demo_settings()["default_layer"]), "bundled demo CLIP")
     def first_line(error: Exception) -> str:
         return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
     try:
-        loaded = AutoModel.from_pretrained(model)
+        with _quiet_loading():
+            loaded = AutoModel.from_pretrained(model, **options)
     except (OSError, ValueError) as error:
-        raise ExplainError(f"--model: cannot load {model!r}: {first_line(error)}") from error
+        raise ValueError(f"model: cannot load {model!r}: {first_line(error)}") from error
     try:
         as_dual_encoder(loaded)
     except TypeError as error:
-        raise ExplainError(f"--model: {model!r} is a {type(loaded).__name__}, not a CLIP or SigLIP dual encoder") from error
+        raise ValueError(f"model: {model!r} is a {type(loaded).__name__}, not a CLIP or SigLIP dual encoder") from error
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
-        image_processor = AutoImageProcessor.from_pretrained(model)
+        tokenizer = AutoTokenizer.from_pretrained(model, **options)
+        image_processor = AutoImageProcessor.from_pretrained(model, **options)
     except (OSError, ValueError) as error:
-        raise ExplainError(f"--model: cannot load the tokenizer / image processor of {model!r}: {first_line(error)}") from error
+        raise ValueError(f"model: cannot load the tokenizer / image processor of {model!r}: {first_line(error)}") from error
     return LoadedModel(loaded.eval(), tokenizer, image_processor, -2, model)
-
-
-def check_box_inside(box: Sequence[float], size: Tuple[int, int]) -> None:
-    """Raises unless ``box = (x0, y0, x1, y1)`` is a non-empty box inside an image of
-    ``size = (width, height)``.
-
-    Example:
-        >>> check_box_inside((0, 0, 64, 32), (64, 64))  # fine: returns None
-        >>> check_box_inside((0, 0, 65, 32), (64, 64))
-        Traceback (most recent call last):
-        ...
-        captum_bilinear.explain.ExplainError: --box: (0, 0, 65, 32) is not inside the 64x64 image (need 0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height)
-    """
-    width, height = size
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-        raise ExplainError(f"--box: {tuple(box)} is not inside the {width}x{height} image "
-                           "(need 0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height)")
-
-
-#: Kept for callers of the previous name; see :class:`captum_bilinear.images.FittedImage`.
-PreparedImage = FittedImage
 
 
 def read_image(path: str) -> Any:
@@ -124,55 +181,182 @@ def read_image(path: str) -> Any:
         >>> path = os.path.join(tempfile.mkdtemp(), "scene.png"); generate_scene(0).pil().save(path)
         >>> read_image(path).size
         (64, 64)
+        >>> read_image("no/such/file.png")
+        Traceback (most recent call last):
+        ...
+        ValueError: image_path: no such file: no/such/file.png
     """
     from PIL import Image, UnidentifiedImageError
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"image_path: expected a file path, got {type(path).__name__}")
     if not os.path.isfile(path):
-        raise ExplainError(f"--image: no such file: {path}")
+        raise ValueError(f"image_path: no such file: {path}")
     try:
         with Image.open(path) as opened:
             return opened.convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
-        raise ExplainError(f"--image: cannot read {path} as an image ({type(error).__name__})") from error
+        raise ValueError(f"image_path: cannot read {path} as an image ({type(error).__name__})") from error
 
 
-def prepare_image(image: Any, image_processor: Any, fit: str = "crop") -> FittedImage:
-    """Prepares a PIL image like ``image_processor`` does (see
-    :func:`captum_bilinear.images.fit_image`), with ``--flag`` names in its errors.
+def _is_demo_tokenizer(tokenizer: Any) -> bool:
+    from captum_bilinear.zoo import DEMO_MODEL_DIR
+
+    path = getattr(tokenizer, "name_or_path", "") or ""
+    return bool(path) and os.path.realpath(path) == os.path.realpath(DEMO_MODEL_DIR)
+
+
+def unknown_words(caption: str, vocabulary: Sequence[str]) -> List[str]:
+    """The words of ``caption`` (lower-cased, in order, once each) that are not in ``vocabulary``.
 
     Example:
-        >>> from PIL import Image
-        >>> prepared = prepare_image(Image.new("RGB", (128, 96)), load_model().image_processor)
-        >>> prepared.display.shape, prepared.map_box((32, 0, 96, 48))  # 96 -> 64 px, centre crop
-        ((64, 64, 3), (11.25, 0.0, 53.75, 32.0))
+        >>> unknown_words("A dog on a sofa, a dog", ["a", "on", ","])
+        ['dog', 'sofa']
     """
-    try:
-        return fit_image(image, image_processor, fit)
-    except ValueError as error:
-        raise ExplainError(f"--model: {error}") from error
+    known = {word.lower() for word in vocabulary}
+    words = re.findall(r"[a-z]+|[0-9]+|[^\sa-z0-9]", caption.lower())
+    return [word for word in dict.fromkeys(words) if word not in known]
 
 
-def noun_phrase_spans(tokens: Sequence[str]) -> List[Tuple[int, int]]:
+def _tokenizer_limit(tokenizer: Any) -> Optional[int]:
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and 0 < limit < 100_000 else None
+
+
+def encode_caption(
+    tokenizer: Any, caption: str, max_length: Optional[int] = None, vocabulary: Optional[Sequence[str]] = None
+) -> Any:
+    """Tokenizes a caption as the model reads it, warning about what it cannot read.
+
+    Warns (``UserWarning``, naming ``caption``) when the caption is longer than the model
+    reads (it is cut, as the tokenizer's truncation does) and when a model that knows only
+    a fixed vocabulary -- the bundled demo model, or any ``vocabulary`` given -- meets
+    words outside it: its tokenizer splits them into pieces the model never saw as words.
+
+    Args:
+        tokenizer: a HF tokenizer.
+        caption: the caption.
+        max_length: the most tokens the model reads (default: the tokenizer's
+            ``model_max_length``).
+        vocabulary: the words the model knows (default: the demo vocabulary for the
+            bundled demo tokenizer, else no check).
+
+    Returns:
+        The tokenizer's ``BatchEncoding`` (``input_ids``, ``attention_mask``; batch of 1,
+        PyTorch tensors).
+
+    Example:
+        >>> import warnings
+        >>> from captum_bilinear.zoo import load_demo_model
+        >>> _, tokenizer, _ = load_demo_model()
+        >>> encode_caption(tokenizer, "a red circle")["input_ids"].shape
+        torch.Size([1, 5])
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = encode_caption(tokenizer, "a dog")
+        >>> "'dog' (d o g)" in str(caught[0].message)
+        True
+    """
+    if not isinstance(caption, str):
+        raise TypeError(f"caption: expected a str, got {type(caption).__name__}")
+    if not caption.strip():
+        raise ValueError("caption: the caption is empty")
+    if vocabulary is None and _is_demo_tokenizer(tokenizer):
+        from captum_bilinear.zoo import VOCABULARY
+
+        vocabulary = VOCABULARY
+    if vocabulary is not None:
+        unknown = unknown_words(caption, vocabulary)
+        if unknown:
+            pieces = ", ".join(
+                f"'{word}' ({' '.join(piece.replace('</w>', '') for piece in tokenizer.tokenize(word))})"
+                for word in unknown)
+            warnings.warn(
+                f"caption: the model knows only the words of its training scenes; its tokenizer splits {pieces} "
+                f"into pieces it never saw as words, so their attributions mean little. "
+                f"The words it knows: {' '.join(vocabulary)}", UserWarning, stacklevel=2)
+    limits = [limit for limit in (max_length, _tokenizer_limit(tokenizer)) if limit]
+    limit = min(limits) if limits else None
+    length = len(tokenizer(caption, truncation=False, verbose=False)["input_ids"])
+    if limit is not None and length > limit:
+        kept = tokenizer(caption, truncation=True, max_length=limit, return_offsets_mapping=True)
+        ends = [end for start, end in kept.get("offset_mapping", []) if end > start]
+        where = f" after {caption[:max(ends)][-40:]!r}" if ends else ""
+        warnings.warn(f"caption: {length} tokens (start and end included), but the model reads at most {limit}: "
+                      f"it is cut{where}", UserWarning, stacklevel=2)
+    return tokenizer(caption, truncation=limit is not None, max_length=limit, return_tensors="pt")
+
+
+def noun_phrase_spans(tokens: Sequence[str], words: Optional[Sequence[Tuple[int, int]]] = None) -> List[Tuple[int, int]]:
     """Maximal runs of content words (no special tokens, no :data:`STOP_WORDS`), e.g.
     ``[BOS] a small red circle left of a blue square [EOS]`` -> "small red circle", "blue square".
+
+    Args:
+        tokens: token labels (:func:`~captum_bilinear.selection.token_labels`).
+        words: the token positions ``(start, stop)`` of each word, in order, where words
+            are split into several tokens (:func:`caption_words`); default: one word per token.
+
+    Returns:
+        Token spans ``(start, stop)``, stop exclusive.
 
     Example:
         >>> noun_phrase_spans(["[BOS]", "a", "red", "circle", "left", "of", "a", "blue", "square", "[EOS]"])
         [(2, 4), (7, 9)]
+        >>> noun_phrase_spans(["[BOS]", "a", "d", "o", "g", "[EOS]"], words=[(1, 2), (2, 5)])  # "a dog"
+        [(2, 5)]
     """
-    spans, start = [], None
-    for index, token in enumerate(list(tokens) + ["[END]"]):
-        content = not (token.startswith("[") and token.endswith("]")) and token.lower() not in STOP_WORDS and token.isalnum()
+    words = [(index, index + 1) for index in range(len(tokens))] if words is None else list(words)
+    spans, start, end = [], None, None
+    for word_start, word_stop in words + [(len(tokens), len(tokens))]:
+        text = "".join(tokens[word_start:word_stop])
+        special = any(token.startswith("[") and token.endswith("]") for token in tokens[word_start:word_stop])
+        content = bool(text) and not special and text.lower() not in STOP_WORDS and text.isalnum()
         if content and start is None:
-            start = index
+            start = word_start
         elif not content and start is not None:
-            spans.append((start, index))
+            spans.append((start, end))
             start = None
+        end = word_stop
     return spans
 
 
+def caption_words(tokenizer: Any, caption: str, max_length: Optional[int] = None) -> Optional[List[Tuple[int, int]]]:
+    """The token positions ``(start, stop)`` of each word of ``caption``: letters and
+    digits with no space between them form one word, whatever the tokenizer made of them
+    (from a fast tokenizer's offsets; None where the tokenizer gives none).
+
+    Args:
+        tokenizer: a HF tokenizer.
+        caption: the caption.
+        max_length: the most tokens the model reads (as in :func:`encode_caption`).
+
+    Example:
+        >>> from captum_bilinear.zoo import load_demo_model
+        >>> _, tokenizer, _ = load_demo_model()
+        >>> caption_words(tokenizer, "a dog, a star")  # [BOS] a d o g , a star [EOS]
+        [(0, 1), (1, 2), (2, 5), (5, 6), (6, 7), (7, 8), (8, 9)]
+    """
+    try:
+        encoding = tokenizer(caption, return_offsets_mapping=True, truncation=max_length is not None,
+                             max_length=max_length)
+        offsets = encoding["offset_mapping"]
+    except (NotImplementedError, TypeError, ValueError, KeyError):
+        return None
+    words: List[Tuple[int, int]] = []
+    previous_end = None
+    for index, (start, end) in enumerate(offsets):
+        piece = caption[start:end]
+        if piece.isalnum() and previous_end == start and words:
+            words[-1] = (words[-1][0], index + 1)
+        else:
+            words.append((index, index + 1))
+        previous_end = end if piece.isalnum() else None
+    return words
+
+
 def make_method(name: str, model: Any, layer: Any) -> Any:
-    """The interaction method of a short name (see :data:`METHODS`).
+    """The interaction method of a short name or result name (see
+    :data:`captum_bilinear.registry.METHODS`).
 
     Example:
         >>> loaded = load_model()
@@ -180,44 +364,82 @@ def make_method(name: str, model: Any, layer: Any) -> Any:
         >>> type(make_method("icam", loaded.model, layer)).__name__
         'InteractionCAM'
     """
-    import captum_bilinear
+    return method_spec(name).make(model, layer)
 
-    if name not in METHODS:
-        raise ExplainError(f"--method: expected one of {', '.join(METHODS)}, got {name!r}")
-    method_class = getattr(captum_bilinear, METHODS[name])
-    if name == "itsm":
-        return method_class(model, layer, variant="hidden")
-    return method_class(model, layer)
+
+def _sized_by_the_method(method: Any, option: str) -> bool:
+    """Whether the method sizes its own sampling (``option=None`` means "enough")."""
+    parameter = inspect.signature(method.attribute).parameters.get(option)
+    return parameter is not None and parameter.default is None
 
 
 def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: int, show_progress: bool,
                positions: Tuple[int, int]) -> Tensor:
     """Runs any interaction method with its own sensible settings; ``(batch, S, P)``.
     ``positions`` = (caption positions, image positions) sizes the sampling methods'
-    budgets (at least what identifies their terms).
+    budgets (at least what identifies their terms, the paper's default otherwise) where
+    the method does not size them itself.
 
     Example:
         >>> from captum_bilinear.zoo import generate_scene, scene_inputs
         >>> loaded = load_model()
         >>> batch = scene_inputs(generate_scene(0), loaded.tokenizer, loaded.image_processor)
-        >>> layer = (loaded.model.text_model.encoder.layers[3], loaded.model.vision_model.encoder.layers[3])
+        >>> layer = (loaded.model.text_model.embeddings, loaded.model.vision_model.embeddings)
         >>> method = make_method("ilime", loaded.model, layer)
         >>> A = run_method(method, (batch["input_ids"], batch["pixel_values"]), ((batch["attention_mask"],), None),
         ...                n_steps=8, show_progress=False, positions=(batch["input_ids"].shape[1], 65))
         >>> A.shape[2]
         65
     """
-    from captum_bilinear import InteractionLIME, WeightedBanzhafInteractions
+    from captum_bilinear import BilinearIntegratedInteractions, InteractionLIME, WeightedBanzhafInteractions
 
     if isinstance(method, InteractionLIME):
-        n_samples = max(1000, InteractionLIME.minimum_samples(*positions))
-        return method.attribute(inputs, additional_forward_args=extra, n_samples=n_samples, random_state=0)
+        options = {} if _sized_by_the_method(method, "n_samples") else {
+            "n_samples": max(1000, InteractionLIME.minimum_samples(*positions))}
+        return method.attribute(inputs, additional_forward_args=extra, random_state=0, **options)
     if isinstance(method, WeightedBanzhafInteractions):
-        budget = max(2**12, WeightedBanzhafInteractions.minimum_budget(*positions))
-        return method.attribute(inputs, additional_forward_args=extra, budget=budget, random_state=0)
-    if type(method).__name__ == "BilinearIntegratedInteractions":
+        options = {} if _sized_by_the_method(method, "budget") else {
+            "budget": max(2**12, WeightedBanzhafInteractions.minimum_budget(*positions))}
+        return method.attribute(inputs, additional_forward_args=extra, random_state=0, **options)
+    if isinstance(method, BilinearIntegratedInteractions):
         return method.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, show_progress=show_progress)
     return method.attribute(inputs, additional_forward_args=extra)
+
+
+def check_layer(layer: Any, model: Any) -> Layer:
+    """``layer`` if it names a layer pair of the CLIP / SigLIP ``model``: ``"embeddings"``
+    or an encoder layer index (negative from the top), else ``ValueError`` naming ``layer``.
+
+    Example:
+        >>> check_layer(-1, load_model().model)
+        -1
+        >>> check_layer(9, load_model().model)
+        Traceback (most recent call last):
+        ...
+        ValueError: layer: the model has 6 layers (-6 .. 5) and 'embeddings', got 9
+    """
+    if layer == EMBEDDINGS:
+        return layer
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+        raise ValueError(f"layer: expected 'embeddings' or an int (an encoder layer index), got {layer!r}")
+    count = len(model.vision_model.encoder.layers)
+    if not -count <= int(layer) < count:
+        raise ValueError(f"layer: the model has {count} layers ({-count} .. {count - 1}) and 'embeddings', got {layer}")
+    return int(layer)
+
+
+def layer_pair(model: Any, layer: Layer) -> Tuple[Any, Any]:
+    """The ``(text, vision)`` modules of a CLIP / SigLIP model for ``"embeddings"`` or an
+    encoder layer index.
+
+    Example:
+        >>> [type(module).__name__ for module in layer_pair(load_model().model, "embeddings")]
+        ['CLIPTextEmbeddings', 'CLIPVisionEmbeddings']
+    """
+    layer = check_layer(layer, model)
+    if layer == EMBEDDINGS:
+        return model.text_model.embeddings, model.vision_model.embeddings
+    return model.text_model.encoder.layers[layer], model.vision_model.encoder.layers[layer]
 
 
 def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: int,
@@ -249,10 +471,73 @@ class Explanation:
     interactions: Tensor  #: ``(positions_a, positions_b)``
     tokens: List[str]
     spans: List[Tuple[int, int]]
+    labels: List[str]  #: each span's words as the caption writes them
     box: Optional[Tuple[float, float, float, float]]  #: in the model's image
     image: np.ndarray  #: the image as the model saw it
     first_order: Tensor  #: ``(grid_h, grid_w)``
     figure: Any
+    method: MethodSpec  #: the method that computed ``interactions``
+    layer: Layer  #: the layer pair it attributed: an encoder layer index or ``"embeddings"``
+    fitted: FittedImage  #: how the image was fitted to the model
+
+
+def _check_arguments(method: Any, n_steps: Any, layer: Any, fit: Any, box: Any) -> MethodSpec:
+    spec = method_spec(method)
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps: expected a positive int, got {n_steps!r}")
+    if layer is not None and layer != EMBEDDINGS and (isinstance(layer, bool) or not isinstance(layer, (int, np.integer))):
+        raise ValueError(f"layer: expected 'embeddings' or an int (an encoder layer index), got {layer!r}")
+    if fit not in FITS:
+        raise ValueError(f"fit: expected one of {FITS}, got {fit!r}")
+    if box is not None and (isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4):
+        raise ValueError(f"box: expected (x0, y0, x1, y1), got {box!r}")
+    return spec
+
+
+def _check_box_covers_a_patch(model_box: Sequence[float], box: Sequence[float], fitted: FittedImage,
+                              grid: Tuple[int, int]) -> None:
+    """A box's caption map weighs patches by the share of their pixels in the box; a box
+    that holds no patch centre is almost surely not what the user meant."""
+    width, height = fitted.size
+    x0, y0, x1, y1 = model_box
+    centres_x = (np.arange(grid[1]) + 0.5) * width / grid[1]
+    centres_y = (np.arange(grid[0]) + 0.5) * height / grid[0]
+    if not (((centres_x >= x0) & (centres_x < x1)).any() and ((centres_y >= y0) & (centres_y < y1)).any()):
+        shown = tuple(float(v) for v in box)
+        raise ValueError(f"box: {shown} contains no patch centre of the {grid[1]}x{grid[0]} grid "
+                         f"({width // grid[1]}x{height // grid[0]}-pixel patches of the model's {width}x{height} "
+                         f"image, {fitted.description}); expected a box around at least one patch's centre")
+
+
+def _spans(tokenizer: Any, caption: str, tokens: List[str], span: Optional[str],
+           log: Callable[[str], None]) -> List[Tuple[int, int]]:
+    if span is not None:
+        try:
+            return [token_span(tokenizer, caption, span)]
+        except ValueError as error:
+            raise ValueError(f"span: {str(error).split(': ', 1)[-1]}") from error
+    spans = noun_phrase_spans(tokens, caption_words(tokenizer, caption, len(tokens))) or [(1, max(2, len(tokens) - 1))]
+    if len(spans) > MAX_SPANS:
+        log(f"span: showing the first {MAX_SPANS} of {len(spans)} noun phrases; span='words' picks one")
+    return spans[:MAX_SPANS]
+
+
+def span_label(tokenizer: Any, caption: str, span: Tuple[int, int], tokens: Sequence[str]) -> str:
+    """The caption's own text of a token span (``"dog"``, not the pieces ``"d o g"``), from
+    a fast tokenizer's offsets; the tokens' labels joined by spaces otherwise.
+
+    Example:
+        >>> from captum_bilinear.zoo import load_demo_model
+        >>> _, tokenizer, _ = load_demo_model()
+        >>> span_label(tokenizer, "a dog", (2, 5), ["[BOS]", "a", "d", "o", "g", "[EOS]"])
+        'dog'
+    """
+    try:
+        offsets = tokenizer(caption, return_offsets_mapping=True)["offset_mapping"]
+        start, stop = offsets[span[0]][0], offsets[span[1] - 1][1]
+    except (NotImplementedError, TypeError, ValueError, KeyError, IndexError):
+        return " ".join(tokens[span[0]:span[1]])
+    return caption[start:stop] if stop > start else " ".join(tokens[span[0]:span[1]])
 
 
 def explain_pair(
@@ -263,7 +548,8 @@ def explain_pair(
     method: str = "bii",
     model: Optional[str] = None,
     n_steps: int = 32,
-    layer: Optional[int] = None,
+    layer: Optional[Layer] = None,
+    fit: str = "crop",
     show_progress: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> Explanation:
@@ -272,17 +558,32 @@ def explain_pair(
     Args:
         image_path: an image file.
         caption: the caption.
-        span: a substring of the caption to map onto the image (default: every noun phrase).
-        box: ``(x0, y0, x1, y1)`` in the original image's pixels to map onto the caption.
-        method: ``bii``, ``icam``, ``ilime``, ``itsm`` or ``fixlip``.
+        span: a substring of the caption to map onto the image (default: every noun
+            phrase, at most :data:`MAX_SPANS`).
+        box: ``(x0, y0, x1, y1)`` in the original image's pixels to map onto the caption;
+            it must hold at least one patch centre of what the model sees.
+        method: a short name of :data:`captum_bilinear.registry.METHODS` (``bii``,
+            ``icam``, ``ilime``, ``itsm``, ``itsm-o``, ``fixlip``).
         model: a HF CLIP / SigLIP directory or hub id (default: the bundled demo model).
         n_steps: quadrature nodes (BII and the first-order LIG).
-        layer: encoder layer index to attribute (default: the model's default).
+        layer: the layer pair the gradient methods attribute: an encoder layer index or
+            ``"embeddings"`` (default: the model's default). The masking methods
+            (InteractionLIME, FIxLIP) mask the inputs, i.e. run at the embeddings.
+        fit: how an image that is not square is fitted: ``"crop"`` as the model's
+            processor does, or ``"pad"`` to a square first (:func:`~captum_bilinear.images.fit_image`).
         show_progress: progress bars.
-        log: receives one-line progress messages.
+        log: receives one-line messages on what is done (how the image was fitted, ...).
 
     Returns:
         An :class:`Explanation` with the figure.
+
+    Raises:
+        ValueError: naming the argument (``image_path``, ``caption``, ``span``, ``box``,
+            ``method``, ``model``, ``n_steps``, ``layer``, ``fit``), before any attribution.
+
+    Warns:
+        UserWarning: the caption is cut to the model's length, has words outside the
+            bundled model's vocabulary, or the image is cropped.
 
     Example:
         >>> import tempfile, os
@@ -294,54 +595,54 @@ def explain_pair(
         >>> result.interactions.shape[1]  # CLS + 8 x 8 patches of the demo model
         65
     """
-    if method not in METHODS:
-        raise ExplainError(f"--method: expected one of {', '.join(METHODS)}, got {method!r}")
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise ExplainError(f"--n-steps: expected a positive integer, got {n_steps!r}")
-    if not caption or not caption.strip():
-        raise ExplainError("--caption: the caption is empty")
-    if box is not None and len(box) != 4:
-        raise ExplainError(f"--box: expected X0,Y0,X1,Y1, got {box}")
+    spec = _check_arguments(method, n_steps, layer, fit, box)
+    if not isinstance(caption, str) or not caption.strip():
+        raise ValueError("caption: the caption is empty")
     if span is not None and span.lower() not in caption.lower():
-        raise ExplainError(f"--span: {span!r} is not in the caption {caption!r}")
+        raise ValueError(f"span: {span!r} is not in the caption {caption!r}")
     image = read_image(image_path)
-    if box is not None:
-        check_box_inside(box, image.size)
     log(f"loading {'the bundled demo model' if model is None else model}")
     loaded = load_model(model)
-    prepared = prepare_image(image, loaded.image_processor)
-    model_box = prepared.map_box(box) if box is not None else None
-    encoded = loaded.tokenizer(caption, return_tensors="pt", truncation=True)
+    requested = check_layer(loaded.default_layer if layer is None else layer, loaded.model)
+    chosen = EMBEDDINGS if spec.masks_inputs else requested
+    if spec.masks_inputs and layer is not None and layer != EMBEDDINGS:
+        log(f"layer: {spec.name} masks the inputs (the embeddings layers); layer={layer} is not used")
+    fitted = fit_image(image, loaded.image_processor, fit)
+    if fitted.cuts_off:
+        warnings.warn(f"image_path: {fitted.description}", UserWarning, stacklevel=2)
+    else:
+        log(f"image: {fitted.description}")
+    vision_config = loaded.model.config.vision_config
+    grid = (vision_config.image_size // vision_config.patch_size,) * 2
+    model_box = None
+    if box is not None:
+        model_box = fitted.map_box(box, "box")
+        _check_box_covers_a_patch(model_box, box, fitted, grid)
+    encoded = encode_caption(loaded.tokenizer, caption, loaded.model.config.text_config.max_position_embeddings,
+                             loaded.vocabulary)
     input_ids = encoded["input_ids"]
     tokens = token_labels(loaded.tokenizer, input_ids[0])
-    if span is not None:
-        try:
-            spans = [token_span(loaded.tokenizer, caption, span)]
-        except ValueError as error:
-            raise ExplainError(f"--span: {str(error).split(': ', 1)[-1]}") from error
-    else:
-        spans = noun_phrase_spans(tokens) or [(1, max(2, len(tokens) - 1))]
-    index = loaded.layer_index if layer is None else layer
-    text_layers, vision_layers = loaded.model.text_model.encoder.layers, loaded.model.vision_model.encoder.layers
-    if not -len(vision_layers) <= index < len(vision_layers):
-        raise ExplainError(f"--layer: the model has {len(vision_layers)} layers, got {index}")
-    layers = (text_layers[index], vision_layers[index])
-    vision_config = loaded.model.config.vision_config
-    grid = vision_config.image_size // vision_config.patch_size
-    inputs = (input_ids, prepared.pixel_values)
+    spans = _spans(loaded.tokenizer, caption, tokens, span, log)
+    labels = [span_label(loaded.tokenizer, caption, item, tokens) for item in spans]
+
+    layers = layer_pair(loaded.model, chosen)
+    inputs = (input_ids, fitted.pixel_values)
     extra = ((encoded["attention_mask"],), None)
-    log(f"attributing with {METHODS[method]} at layer {index}")
-    image_positions = grid * grid + (1 if hasattr(loaded.model.vision_model.embeddings, "class_embedding") else 0)
-    interactions = run_method(make_method(method, loaded.model, layers), inputs, extra, n_steps, show_progress,
+    where = "the embeddings layers (the inputs)" if chosen == EMBEDDINGS else f"encoder layer {chosen}"
+    log(f"attributing with {spec.name} at {where}")
+    image_positions = grid[0] * grid[1] + (1 if hasattr(loaded.model.vision_model.embeddings, "class_embedding") else 0)
+    interactions = run_method(spec.make(loaded.model, layers), inputs, extra, n_steps, show_progress,
                               (input_ids.shape[1], image_positions))[0]
-    has_cls = interactions.shape[1] == grid * grid + 1
+    has_cls = interactions.shape[1] == grid[0] * grid[1] + 1
     log("first-order map: Captum LayerIntegratedGradients of the caption-conditioned similarity")
-    first = first_order_map(loaded.model, layers, inputs, extra, n_steps, has_cls, (grid, grid))
+    first = first_order_map(loaded.model, layers, inputs, extra, n_steps, has_cls, grid)
     from captum_bilinear.visualization import plot_interaction_figure
 
     figure = plot_interaction_figure(
-        prepared.display, tokens, interactions, spans, box=model_box, first_order_map=first,
-        first_order_title="Captum LayerIntegratedGradients", grid_size=(grid, grid), has_cls=has_cls,
-        title=f"{METHODS[method]} on {loaded.name}, layer {index}: \"{caption}\"",
+        fitted.display, tokens, interactions, spans, box=model_box, first_order_map=first,
+        first_order_title="Captum LayerIntegratedGradients", grid_size=grid, has_cls=has_cls,
+        title=f"{spec.name} on the {loaded.name}, {where}: \"{caption if len(caption) <= 90 else caption[:87] + '...'}\"",
+        units=spec.units, first_order_units="similarity", span_labels=labels,
     )
-    return Explanation(interactions, tokens, spans, model_box, prepared.display, first, figure)
+    return Explanation(interactions, tokens, spans, labels, model_box, fitted.display, first, figure, spec, chosen,
+                       fitted)

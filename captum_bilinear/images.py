@@ -57,13 +57,27 @@ class FittedImage:
                              f"({self.description}); fit='pad' keeps the whole image")
         return clipped
 
+    @property
+    def kept_region(self) -> Box:
+        """The part of the original image the model sees, ``(x0, y0, x1, y1)`` in original
+        pixels (beyond the image where it was padded)."""
+        (scale_x, scale_y), (offset_x, offset_y) = self.scale, self.offset
+        width, height = self.size
+        return (offset_x / scale_x, offset_y / scale_y, (width + offset_x) / scale_x, (height + offset_y) / scale_y)
+
+    @property
+    def cuts_off(self) -> bool:
+        """Whether part of the original image (more than half a pixel) is not seen by the model."""
+        x0, y0, x1, y1 = self.kept_region
+        width, height = self.original_size
+        return x0 > 0.5 or y0 > 0.5 or x1 < width - 0.5 or y1 < height - 0.5
+
     def box_kept_share(self, box: Sequence[float]) -> float:
         """The share of a box's area (original pixels) that the model's image keeps."""
         x0, y0, x1, y1 = (float(v) for v in box)
-        (scale_x, scale_y), (offset_x, offset_y) = self.scale, self.offset
-        width, height = self.size
-        kept_x = max(0.0, min(x1, (width + offset_x) / scale_x) - max(x0, offset_x / scale_x))
-        kept_y = max(0.0, min(y1, (height + offset_y) / scale_y) - max(y0, offset_y / scale_y))
+        kept_x0, kept_y0, kept_x1, kept_y1 = self.kept_region
+        kept_x = max(0.0, min(x1, kept_x1) - max(x0, kept_x0))
+        kept_y = max(0.0, min(y1, kept_y1) - max(y0, kept_y0))
         area = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
         return kept_x * kept_y / area if area > 0 else 0.0
 

@@ -31,6 +31,12 @@ from captum_bilinear._utils.checks import as_tensor, check_box, check_choice, ch
 
 UPSAMPLE_MODES = ("nearest", "bilinear")
 
+#: The labels :func:`token_labels` gives special tokens, by the tokenizer attribute they stand for.
+SPECIAL_LABELS = (("pad_token", "[PAD]"), ("cls_token", "[CLS]"), ("sep_token", "[SEP]"),
+                  ("bos_token", "[BOS]"), ("eos_token", "[EOS]"))
+#: The special tokens' labels.
+SPECIAL_TOKENS = tuple(label for _, label in SPECIAL_LABELS)
+
 
 def _interactions(interactions: Any, name: str = "interactions") -> Tensor:
     tensor = as_tensor(interactions, name)
@@ -388,8 +394,7 @@ def token_labels(tokenizer: Any, input_ids: Sequence[int]) -> List[str]:
     """
     ids = [int(i) for i in (input_ids.tolist() if isinstance(input_ids, Tensor) else input_ids)]
     short = {}
-    for attribute, label in (("pad_token", "[PAD]"), ("cls_token", "[CLS]"), ("sep_token", "[SEP]"),
-                             ("bos_token", "[BOS]"), ("eos_token", "[EOS]")):
+    for attribute, label in SPECIAL_LABELS:
         token = getattr(tokenizer, attribute, None)
         if token is not None:
             short[token] = label

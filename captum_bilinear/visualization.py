@@ -1,12 +1,18 @@
 """Plots of interactions, built on :mod:`captum.attr.visualization`.
 
-Heat maps over an image are drawn by Captum's ``visualize_image_attr`` (blended heat map);
-captions are coloured token by token. Colours are diverging red (positive) / blue
-(negative), centred at 0, with **one colour scale per figure**: Captum normalizes each
-map by its own maximum, so the panels here are re-scaled to the figure's common
-``scale`` after Captum has drawn them.
+Over an image, Captum's ``visualize_image_attr`` draws the image unchanged and in colour
+(its ``original_image`` method) and the map is laid over it with an opacity that grows
+with the value's magnitude: where a map is near 0 the scene shows through untouched, so
+the objects' colours stay legible (Captum's ``blended_heat_map`` greys the whole image
+instead). Captions are coloured token by token. Colours are diverging red (positive) /
+blue (negative), centred at 0, with **one colour scale per figure and unit**: Captum
+normalizes each map by its own maximum, so the panels are drawn on the figure's common
+``scale`` instead. Special positions (BOS, EOS, PAD, CLS, SEP) are left out of the colour
+scale and drawn neutral, their values written beside them, so that one dominant [EOS]
+cannot wash out every other value.
 """
 
+import math
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import matplotlib.colors as mcolors
@@ -18,13 +24,22 @@ from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from torch import Tensor
 
 from captum_bilinear._utils.checks import check_box, check_pair
-from captum_bilinear.selection import box_token_map, span_image_map, upsample_map
+from captum_bilinear.selection import SPECIAL_TOKENS, box_token_map, span_image_map, upsample_map
 
 #: Diverging colour map: blue negative, white zero, red positive.
 CMAP = "bwr"
+#: Background of special positions (not on the colour scale).
+NEUTRAL = (0.86, 0.86, 0.86, 1.0)
+#: Outlines of a map's negative / positive regions.
+CONTOUR_COLOURS = ("navy", "darkred")
+#: Outline of a box on an image.
+BOX_COLOUR = "lime"
+#: Image panels per row of :func:`plot_interaction_figure` (more wrap to another row).
+MAX_COLUMNS = 6
 
 
 def _numpy(value: Any) -> np.ndarray:
@@ -82,6 +97,31 @@ def colour_of(value: float, scale: float) -> Tuple[float, float, float, float]:
     return tuple(float(c) for c in plt.get_cmap(CMAP)(normalized))  # type: ignore[return-value]
 
 
+def outline_box(ax: Axes, box: Sequence[float], image_size: Tuple[int, int], colour: str = BOX_COLOUR) -> None:
+    """Outlines ``box = (x0, y0, x1, y1)`` (pixels, end exclusive) on an image of
+    ``image_size = (height, width)`` drawn by ``imshow``.
+
+    Example:
+        >>> fig, ax = plt.subplots(); _ = ax.imshow(np.zeros((16, 16, 3)))
+        >>> outline_box(ax, (0, 0, 8, 8), (16, 16)); ax.patches[0].get_width()
+        8.0
+    """
+    x0, y0, x1, y1 = check_box(box, image_size)
+    ax.add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
+                                    linewidth=2))
+
+
+def overlay_alpha(scaled: np.ndarray, alpha: float) -> np.ndarray:
+    """The opacity of a map laid over its image: ``alpha * |scaled|`` (``scaled`` in
+    ``[-1, 1]``), so values near 0 leave the image as it is.
+
+    Example:
+        >>> overlay_alpha(np.array([-1.0, 0.0, 0.5]), 0.8)
+        array([0.8, 0. , 0.4])
+    """
+    return alpha * np.clip(np.abs(scaled), 0.0, 1.0)
+
+
 def image_heatmap(
     image: Any,
     image_map: Any,
@@ -89,10 +129,13 @@ def image_heatmap(
     scale: Optional[float] = None,
     title: Optional[str] = None,
     box: Optional[Sequence[float]] = None,
-    alpha: float = 0.6,
+    alpha: float = 0.8,
     mode: str = "nearest",
+    contour: Optional[float] = 0.5,
 ) -> Axes:
-    """A patch map (or pixel map) blended over the image with Captum's ``visualize_image_attr``.
+    """A patch map (or pixel map) laid over the unchanged colour image: Captum's
+    ``visualize_image_attr`` draws the image, the map's colour is laid over it with the
+    opacity of :func:`overlay_alpha` (transparent where the map is 0).
 
     Args:
         image: the image the map belongs to (see :func:`image_array`).
@@ -101,11 +144,14 @@ def image_heatmap(
         scale: the colour limit ``+-scale`` (default: the map's own largest magnitude).
         title: the axes title.
         box: an optional ``(x0, y0, x1, y1)`` box to outline.
-        alpha: opacity of the heat map over the image.
+        alpha: opacity of the map's colour at ``+-scale``.
         mode: ``"nearest"`` (each patch covers its pixels) or ``"bilinear"`` upsampling.
+        contour: outline where the map passes ``+-contour * scale`` (dark red / dark
+            blue), or None for no outline.
 
     Returns:
-        The axes.
+        The axes; ``ax.images[-1]`` is the map (its data divided by ``scale``, limits
+        ``(-1, 1)``).
 
     Example:
         >>> ax = image_heatmap(np.zeros((16, 16, 3)), torch.tensor([[1.0, -1.0], [0.0, 0.5]]))
@@ -119,25 +165,31 @@ def image_heatmap(
     scale = common_scale(pixels) if scale is None else float(scale)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
-    # Captum draws the image and its blended heat map; an all-zero map cannot be
-    # normalized by Captum, so it draws a placeholder whose data is replaced below.
     scaled = np.clip(pixels / scale, -1, 1)
-    drawn = scaled if np.abs(scaled).max() > 0 else np.ones_like(scaled)
+    # Captum draws the image as it is; it normalizes the map it is given even when it
+    # does not draw it, so an all-zero map is replaced by a placeholder there.
+    placeholder = scaled if np.abs(scaled).max() > 0 else np.ones_like(scaled)
     captum_visualization.visualize_image_attr(
-        drawn[..., None], picture, method="blended_heat_map", sign="all", plt_fig_axis=(ax.figure, ax),
-        outlier_perc=1e-6, cmap=CMAP, alpha_overlay=alpha, use_pyplot=False,
+        placeholder[..., None], picture, method="original_image", plt_fig_axis=(ax.figure, ax), use_pyplot=False,
     )
-    heat = ax.images[-1]
-    heat.set_data(scaled)
-    heat.set_clim(-1.0, 1.0)
+    ax.imshow(scaled, cmap=CMAP, vmin=-1.0, vmax=1.0, alpha=overlay_alpha(scaled, alpha), interpolation="nearest")
+    if contour is not None and 0 < contour < 1:
+        # A dark outline where the map passes +-contour: it stays visible over an object
+        # of the overlay's own colour (a blue map on a blue object).
+        for level, colour in ((-contour, CONTOUR_COLOURS[0]), (contour, CONTOUR_COLOURS[1])):
+            if (scaled >= level).any() and (scaled < level).any():
+                ax.contour(scaled, levels=[level], colors=[colour], linewidths=1.2)
     if box is not None:
-        x0, y0, x1, y1 = check_box(box, (height, width))
-        ax.add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="lime", linewidth=2))
+        outline_box(ax, box, (height, width))
     if title:
         ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     return ax
+
+
+def _format(value: float) -> str:
+    return f"{value:+.3g}"
 
 
 def caption_colours(
@@ -147,10 +199,14 @@ def caption_colours(
     scale: Optional[float] = None,
     highlight: Union[None, Tuple[int, int], Sequence[Tuple[int, int]]] = None,
     fontsize: int = 11,
+    neutral: Sequence[int] = (),
+    note: Optional[str] = None,
 ) -> Axes:
     """Draws a caption token by token on ``ax``, each token's background coloured by its
     value (red positive, blue negative, limits ``+-scale``), wrapping at the axes' width;
-    ``highlight`` = a span ``(start, stop)`` or several, drawn bold and outlined.
+    ``highlight`` = a span ``(start, stop)`` or several, drawn bold and outlined; the
+    positions in ``neutral`` get a grey background whatever their value; ``note`` is a
+    line of small text below the caption.
 
     Example:
         >>> fig, ax = plt.subplots()
@@ -160,26 +216,37 @@ def caption_colours(
     if values is not None and len(values) != len(tokens):
         raise ValueError(f"values: expected {len(tokens)} values, one per token, got {len(values)}")
     spans = [] if highlight is None else ([highlight] if isinstance(highlight[0], int) else list(highlight))
-    scale = common_scale(values) if (scale is None and values is not None) else (scale or 1.0)
+    neutral_set = {int(i) for i in neutral}
+    if scale is None and values is not None:
+        scale = common_scale([v for i, v in enumerate(values) if i not in neutral_set])
+    scale = scale or 1.0
     ax.set_axis_off()
     renderer = ax.figure.canvas.get_renderer()
     axes_box = ax.get_window_extent(renderer)  # display units (pixels)
     gap = 0.45 * fontsize * ax.figure.dpi / 72.0  # about a space, in pixels
     x, y = axes_box.x0, axes_box.y1
+    line_height = 0.0
     for index, token in enumerate(tokens):
-        colour = colour_of(values[index], scale) if values is not None else (1.0, 1.0, 1.0, 1.0)
+        if index in neutral_set or values is None:
+            colour = NEUTRAL if index in neutral_set else (1.0, 1.0, 1.0, 1.0)
+        else:
+            colour = colour_of(values[index], scale)
         strong = any(start <= index < stop for start, stop in spans)
         text = ax.text(
             x, y, token, transform=None, va="top", ha="left", fontsize=fontsize,
-            fontweight="bold" if strong else "normal",
+            fontweight="bold" if strong else "normal", color="dimgray" if index in neutral_set else "black",
             bbox=dict(facecolor=colour, edgecolor="black" if strong else "none", boxstyle="round,pad=0.2"),
         )
         extent = text.get_window_extent(renderer)
+        line_height = max(line_height, extent.height)
         if extent.x1 > axes_box.x1 and x > axes_box.x0:  # wrap to the next line
             x, y = axes_box.x0, y - 1.6 * extent.height
             text.set_position((x, y))
             extent = text.get_window_extent(renderer)
         x = extent.x1 + gap
+    if note:
+        ax.text(axes_box.x0, y - 1.7 * (line_height or fontsize), note, transform=None, va="top", ha="left",
+                fontsize=max(fontsize - 3, 6), style="italic", color="dimgray", wrap=True)
     # Positions are in pixels of the figure as drawn now; fix them to the axes so that
     # saving at another dpi or size keeps the caption in place.
     to_axes = ax.transAxes.inverted()
@@ -209,6 +276,23 @@ def caption_html(tokens: Sequence[str], values: Sequence[float], scale: Optional
     return '<div style="line-height:2">' + " ".join(spans) + "</div>"
 
 
+def special_positions(tokens: Sequence[str]) -> List[int]:
+    """The positions of special tokens (``[BOS]``, ``[EOS]``, ``[PAD]``, ``[CLS]``,
+    ``[SEP]``, as :func:`~captum_bilinear.selection.token_labels` writes them).
+
+    Example:
+        >>> special_positions(["[BOS]", "a", "dog", "[EOS]", "[PAD]"])
+        [0, 3, 4]
+    """
+    return [index for index, token in enumerate(tokens) if token in SPECIAL_TOKENS]
+
+
+def _caption_lines(tokens: Sequence[str], width_inches: float, fontsize: int) -> int:
+    characters = sum(len(token) + 2 for token in tokens)
+    per_line = max(1, int(width_inches * 72 / (0.62 * fontsize)))
+    return max(1, math.ceil(characters / per_line))
+
+
 def plot_interaction_figure(
     image: Any,
     tokens: Sequence[str],
@@ -221,10 +305,23 @@ def plot_interaction_figure(
     has_cls: bool = True,
     title: Optional[str] = None,
     outlier_perc: float = 2.0,
+    units: str = "similarity",
+    first_order_units: Optional[str] = None,
+    special: Optional[Sequence[int]] = None,
+    max_columns: int = MAX_COLUMNS,
+    span_labels: Optional[Sequence[str]] = None,
+    share_first_order_scale: bool = False,
 ) -> Figure:
     """The paper's Figure 1 in one call: each caption span's map on the image, an image
     box's colours on the caption, and (optionally) a first-order Captum map of the same
-    pair beside them -- all on one colour scale.
+    pair beside them.
+
+    The image panels come first (the input with its box, one per span, the first-order
+    map), at most ``max_columns`` to a row; the caption runs below them across the whole
+    figure, its tokens coloured by the box's map, the spans in bold; the colour bars name
+    their units. Special positions are left out of the colour scale and drawn grey: the
+    caption's special tokens (their values in the note under the caption) and the image's
+    CLS (its value under each span's panel).
 
     Args:
         image: the image as the model saw it (after resizing / cropping).
@@ -239,8 +336,19 @@ def plot_interaction_figure(
         grid_size, has_cls: the image side's patch grid.
         title: the figure title.
         outlier_perc: percent of the panels' values left saturated by the common colour
-            scale (default 2, as Captum's ``outlier_perc``), so that a few dominant values
-            (often the EOS token's) do not wash out every panel; 0 scales to the maximum.
+            scale (default 2, as Captum's ``outlier_perc``); 0 scales to the maximum.
+        units: what the interactions are in (the colour bar's label), e.g.
+            :attr:`captum_bilinear.registry.MethodSpec.units`.
+        first_order_units: what the first-order map is in (default: ``units``).
+        share_first_order_scale: draw the first-order map on the interactions' colour
+            scale (only where the units agree). By default it has its own scale and bar: a
+            first-order map attributes the whole score and is often far larger than any
+            span's interactions, which it would wash out.
+        special: caption positions left out of the colour scale (default: the special
+            tokens, :func:`special_positions`).
+        max_columns: image panels per row.
+        span_labels: the spans' panel titles (default: their tokens' labels joined by
+            spaces; pass the caption's words where a word is split into several tokens).
 
     Returns:
         The matplotlib figure (save it with ``fig.savefig(path)``).
@@ -249,8 +357,8 @@ def plot_interaction_figure(
         >>> A = torch.zeros(4, 5); A[1:3, 4] = 1.0
         >>> fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "dot", "[EOS]"], A, (1, 3),
         ...                               box=(8, 8, 16, 16))
-        >>> [ax.get_title() for ax in fig.axes if ax.get_title()]
-        ['input, caption spans in bold', '"red dot" -> image', 'box (green) -> caption']
+        >>> [title for ax in fig.axes for title in (ax.get_title(), ax.get_title(loc="left")) if title]
+        ['input, box in green', '"red dot" -> image', 'box (green) -> caption, spans in bold']
     """
     matrix = torch.as_tensor(_numpy(interactions), dtype=torch.float64)
     if matrix.dim() != 2 or matrix.shape[0] != len(tokens):
@@ -258,43 +366,88 @@ def plot_interaction_figure(
             f"interactions: expected (positions_a, positions_b) with positions_a = {len(tokens)} tokens, "
             f"got {tuple(matrix.shape)}"
         )
+    if isinstance(max_columns, bool) or not isinstance(max_columns, int) or max_columns < 1:
+        raise ValueError(f"max_columns: expected a positive int, got {max_columns!r}")
     span_list: List[Tuple[int, int]] = [tuple(spans)] if isinstance(spans[0], int) else [tuple(s) for s in spans]  # type: ignore[misc]
+    labels = [" ".join(tokens[start:stop]) for start, stop in span_list] if span_labels is None else list(span_labels)
+    if len(labels) != len(span_list):
+        raise ValueError(f"span_labels: expected {len(span_list)} labels, one per span, got {len(labels)}")
     picture = image_array(image)
     image_size = check_pair(picture.shape[:2], "image")
+    neutral = special_positions(tokens) if special is None else [int(i) for i in special]
     span_maps = [span_image_map(matrix, span, grid_size, has_cls) for span in span_list]
+    cls_values = [float(matrix[start:stop, 0].sum()) for start, stop in span_list] if has_cls else None
     box_values = box_token_map(matrix, box, image_size, grid_size, has_cls) if box is not None else None
-    scale = common_scale(*span_maps, *([box_values] if box_values is not None else []),
-                         *([first_order_map] if first_order_map is not None else []), outlier_perc=outlier_perc)
-    panels = 1 + len(span_list) + (box is not None) + (first_order_map is not None)
-    fig = plt.figure(figsize=(3.4 * panels, 5.6))
-    grid = fig.add_gridspec(3, panels, height_ratios=[4, 1.9, 0.2], hspace=0.12)
+    on_scale = [v for i, v in enumerate(box_values.tolist()) if i not in neutral] if box_values is not None else []
+    first_order_units = units if first_order_units is None else first_order_units
+    separate = first_order_map is not None and not (share_first_order_scale and first_order_units == units)
+    shared_first = [first_order_map] if first_order_map is not None and not separate else []
+    scale = common_scale(*span_maps, on_scale, *shared_first, outlier_perc=outlier_perc)
+    first_scale = common_scale(first_order_map, outlier_perc=outlier_perc) if separate else scale
 
-    def image_with_box(ax: Axes, panel_title: str) -> None:
-        ax.imshow(picture)
-        if box is not None:
-            x0, y0, x1, y1 = check_box(box, image_size)
-            ax.add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="lime",
-                                            linewidth=2))
-        ax.set_title(panel_title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    panels = 1 + len(span_list) + (first_order_map is not None)
+    rows = math.ceil(panels / max_columns)
+    columns = math.ceil(panels / rows)  # rows as full as they can be: no empty half row
+    # Laid out in inches (image panels square, no space left idle), then in figure fractions.
+    panel, gap, title_space, label_space = 2.7, 0.2, 0.3, 0.3
+    width = columns * panel + (columns - 1) * gap
+    note_lines = 1 if box_values is not None and neutral else 0
+    caption_height = 0.3 * _caption_lines(tokens, width, 11) + 0.25 * note_lines
+    heading = 0.45 if title else 0.05
+    images_height = rows * (title_space + panel + label_space)
+    height = heading + images_height + 0.3 + caption_height + 0.15 + 0.2 + 0.45
 
-    image_with_box(fig.add_subplot(grid[0, 0]), "input, caption spans in bold")
-    caption_colours(fig.add_subplot(grid[1, 0]), tokens, None, highlight=span_list)
-    column = 1
-    for span, span_map in zip(span_list, span_maps):
-        label = " ".join(tokens[span[0]:span[1]])
-        image_heatmap(picture, span_map, fig.add_subplot(grid[0, column]), scale, title=f'"{label}" -> image')
-        column += 1
-    if box_values is not None:
-        image_with_box(fig.add_subplot(grid[0, column]), "box (green) -> caption")
-        caption_colours(fig.add_subplot(grid[1, column]), tokens, box_values.tolist(), scale)
-        column += 1
+    def axes_at(left: float, top: float, axes_width: float, axes_height: float) -> Axes:
+        """Axes whose top-left corner is ``(left, top)`` inches from the figure's top-left."""
+        return fig.add_axes((left / width, 1 - (top + axes_height) / height, axes_width / width, axes_height / height))
+
+    fig = plt.figure(figsize=(width, height))
+    cells = iter((row, column) for row in range(rows) for column in range(columns))
+
+    def next_axes() -> Axes:
+        row, column = next(cells)
+        return axes_at(column * (panel + gap), heading + row * (title_space + panel + label_space) + title_space,
+                       panel, panel)
+
+    input_axes = next_axes()
+    input_axes.imshow(picture)
+    if box is not None:
+        outline_box(input_axes, box, image_size)
+    input_axes.set_title("input, box in green" if box is not None else "input", fontsize=10)
+    input_axes.set_xticks([])
+    input_axes.set_yticks([])
+    for index, (label, span_map) in enumerate(zip(labels, span_maps)):
+        ax = next_axes()
+        image_heatmap(picture, span_map, ax, scale, title=f'"{label}" -> image')
+        if cls_values is not None:
+            ax.set_xlabel(f"CLS (not shown): {_format(cls_values[index])}", fontsize=8, color="dimgray")
     if first_order_map is not None:
-        image_heatmap(picture, first_order_map, fig.add_subplot(grid[0, column]), scale, title=first_order_title)
-    colourbar_axis = fig.add_subplot(grid[2, 1:] if panels > 1 else grid[2, 0])
-    fig.colorbar(ScalarMappable(norm=mcolors.Normalize(-scale, scale), cmap=CMAP), cax=colourbar_axis,
-                 orientation="horizontal", label="interaction (similarity units)")
+        ax = next_axes()
+        image_heatmap(picture, first_order_map, ax, first_scale, title=first_order_title)
+        if separate:
+            ax.set_xlabel(f"its own colour scale ({first_order_units})", fontsize=8, color="dimgray")
+    caption_top = heading + images_height + 0.3
+    caption_axes = axes_at(0.0, caption_top, width, caption_height)
+    note = None
+    if box_values is not None and neutral:
+        listed = ", ".join(f"{tokens[i]} {_format(float(box_values[i]))}" for i in neutral)
+        note = f"grey, not on the colour scale: {listed}"
+    caption_colours(caption_axes, tokens, box_values.tolist() if box_values is not None else None, scale,
+                    highlight=span_list, neutral=neutral if box_values is not None else (), note=note)
+    caption_axes.set_title("box (green) -> caption, spans in bold" if box is not None else "caption, spans in bold",
+                           fontsize=10, loc="left")
+
+    bar_top = caption_top + caption_height + 0.15
+    if separate:  # the interactions' bar under the interaction panels, the first-order bar under its own
+        bars = [(0.0, width - panel - gap, scale, f"interaction ({units})"),
+                (width - panel, panel, first_scale, f"{first_order_title} ({first_order_units})")]
+    else:
+        bars = [(width / 4, width / 2, scale, f"interaction ({units})")]
+    for left, bar_width, limit, label in bars:
+        # tick labels carry their own exponent: a shared offset ("1e-5") would run into the next bar
+        fig.colorbar(ScalarMappable(norm=mcolors.Normalize(-limit, limit), cmap=CMAP),
+                     cax=axes_at(left, bar_top, bar_width, 0.2), orientation="horizontal", label=label,
+                     format=FuncFormatter(lambda value, _: f"{value:.2g}"))
     if title:
         fig.suptitle(title, fontsize=11)
     return fig

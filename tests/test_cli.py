@@ -1,12 +1,20 @@
-"""The command line: a figure from the bundled model, and one clear line for bad input."""
+"""The command line: a figure from the bundled model, what it did said on stderr, and one
+clear line for bad input, found before any attribution runs."""
 
 import os
+import subprocess
+import sys
 
 import pytest
-from PIL import Image
+import transformers
+from PIL import Image, ImageDraw
 
-from captum_bilinear.cli import main
-from captum_bilinear.zoo import generate_scene
+import captum_bilinear.explain as explain_module
+from captum_bilinear.cli import build_parser, main
+from captum_bilinear.registry import METHODS
+from captum_bilinear.zoo import VOCABULARY, generate_scene
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +25,44 @@ def scene_file(tmp_path_factory):
     return scene, str(path)
 
 
+@pytest.fixture(scope="module")
+def wide_file(tmp_path_factory):
+    """128 x 64 pixels: a red circle at the left border, a blue square at the right."""
+    image = Image.new("RGB", (128, 64), (128, 128, 128))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((2, 18, 30, 46), fill=(230, 20, 20))
+    draw.rectangle((98, 18, 126, 46), fill=(20, 40, 230))
+    path = tmp_path_factory.mktemp("wide") / "wide.png"
+    image.save(path)
+    return str(path)
+
+
 def run(capsys, *argv):
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def no_attribution(monkeypatch):
+    """Bad input must be found before any method runs."""
+
+    def attribution_ran(*args, **kwargs):
+        raise AssertionError("an attribution method ran before the input was checked")
+
+    monkeypatch.setattr(explain_module, "run_method", attribution_ran)
+
+
+def no_model_loading(monkeypatch):
+    def model_loaded(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(explain_module, "load_model", model_loaded)
+
+
+def one_error_line(stderr, message):
+    error_lines = [line for line in stderr.splitlines() if "error" in line]
+    assert len(error_lines) == 1 and message in error_lines[0], stderr
+    assert "Traceback" not in stderr
 
 
 def test_explain_writes_the_figure(scene_file, tmp_path, capsys):
@@ -28,12 +70,166 @@ def test_explain_writes_the_figure(scene_file, tmp_path, capsys):
     words = " ".join(scene.objects[0].words)
     out = tmp_path / "figure.png"
     x0, y0, x1, y1 = scene.objects[0].box
-    code, stdout, _ = run(capsys, "explain", "--image", path, "--caption", scene.caption, "--out", str(out),
-                          "--span", words, "--box", f"{x0},{y0},{x1},{y1}", "--n-steps", "4")
+    code, stdout, stderr = run(capsys, "explain", "--image", path, "--caption", scene.caption, "--out", str(out),
+                               "--span", words, "--box", f"{x0},{y0},{x1},{y1}", "--n-steps", "4")
     assert code == 0
-    assert f'"{words}"' in stdout
+    assert f'"{words}"' in stdout and f"wrote {out}" in stdout
     with Image.open(out) as figure:
         assert figure.format == "PNG" and figure.size[0] > figure.size[1] > 100
+    # one progress bar for the one long task: the model's weight loading shows none
+    assert "Loading weights" not in stderr
+    assert "image: used as it is (64x64)" in stderr
+
+
+# --- issue 11.2: the bundled model's vocabulary ------------------------------------------
+
+
+def test_words_outside_the_demo_vocabulary_are_named_with_the_vocabulary(scene_file, tmp_path, capsys):
+    _, path = scene_file
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a dog on a sofa", "--out",
+                          str(tmp_path / "f.png"), "--method", "itsm", "--n-steps", "2")
+    assert code == 0
+    warning = [line for line in stderr.splitlines() if "warning" in line and "dog" in line]
+    assert len(warning) == 1, stderr
+    assert "'sofa'" in warning[0] and "'on'" not in warning[0]  # "on" is a word of the scenes
+    assert all(word in warning[0] for word in VOCABULARY if word.isalpha())
+
+
+def test_python_path_warns_about_unknown_words():
+    from captum_bilinear.zoo import load_demo_model
+
+    _, tokenizer, _ = load_demo_model()
+    unknown = sorted({"dog", "sofa"} - set(VOCABULARY))
+    with pytest.warns(UserWarning) as record:
+        encoded = explain_module.encode_caption(tokenizer, "a dog on a sofa")
+    message = " ".join(str(w.message) for w in record)
+    assert all(f"'{word}'" in message for word in unknown) and "circle" in message
+    assert encoded["input_ids"].shape == (1, 12)  # encoded as the tokenizer does, pieces included
+
+
+# --- issue 11.3: images that are not square ----------------------------------------------
+
+
+def test_a_wide_image_says_how_it_was_fitted_and_pads_on_request(wide_file, tmp_path, capsys):
+    out = str(tmp_path / "f.png")
+    code, _, stderr = run(capsys, "explain", "--image", wide_file, "--caption", "a red circle and a blue square",
+                          "--out", out, "--method", "itsm", "--n-steps", "2")
+    assert code == 0
+    assert "centre-cropped" in stderr and "--fit pad" in stderr
+    # the circle's box at the left border is cut off by the centre crop ...
+    code, _, stderr = run(capsys, "explain", "--image", wide_file, "--caption", "a red circle and a blue square",
+                          "--out", out, "--box", "0,16,32,48", "--method", "itsm", "--n-steps", "2")
+    assert code == 2
+    one_error_line(stderr, "--box: (0.0, 16.0, 32.0, 48.0) lies outside the part of the image the model sees")
+    # ... and kept by --fit pad, which says so
+    code, _, stderr = run(capsys, "explain", "--image", wide_file, "--caption", "a red circle and a blue square",
+                          "--out", out, "--box", "0,16,32,48", "--fit", "pad", "--method", "itsm", "--n-steps", "2")
+    assert code == 0
+    assert "padded 128x64 to 128x128" in stderr
+
+
+def test_a_box_is_mapped_through_the_padding(wide_file):
+    result = explain_module.explain_pair(wide_file, "a red circle and a blue square", box=(0, 16, 32, 48),
+                                         fit="pad", method="itsm", n_steps=2, show_progress=False)
+    # 128x64 padded to 128x128 (32 rows above and below), resized by 1/2: y -> (y + 32) / 2
+    assert result.box == pytest.approx((0.0, 24.0, 16.0, 40.0))
+    assert result.image.shape == (64, 64, 3)
+    red, green, blue = (int(v) for v in result.image[32, 8])  # the circle's centre (16, 32) -> (8, 32)
+    assert red > 150 and green < 100 and blue < 100
+
+
+# --- issue 11.4: captions longer than the model reads --------------------------------------
+
+
+def test_a_long_caption_is_cut_with_a_warning_and_the_figure_stays_bounded(scene_file, tmp_path, capsys):
+    _, path = scene_file
+    caption = " ".join(["a red circle and a blue square and a green star,"] * 50)  # 500 words
+    out = tmp_path / "long.png"
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", caption, "--out", str(out),
+                          "--method", "itsm", "--n-steps", "2")
+    assert code == 0
+    warning = [line for line in stderr.splitlines() if "warning" in line and "caption" in line]
+    assert len(warning) == 1 and "32" in warning[0] and "cut" in warning[0], stderr
+    with Image.open(out) as figure:
+        assert figure.size[0] <= 3600 and figure.size[1] <= 2400, figure.size
+
+
+def test_python_path_warns_about_a_cut_caption():
+    from captum_bilinear.zoo import load_demo_model
+
+    _, tokenizer, _ = load_demo_model()
+    with pytest.warns(UserWarning, match="caption: 52 tokens .* at most 32"):
+        encoded = explain_module.encode_caption(tokenizer, " ".join(["a red circle and"] * 12 + ["a star"]))
+    assert encoded["input_ids"].shape == (1, 32)
+
+
+# --- issue 11.5: errors before work -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("{tmp}/figure.xyz", "--out: cannot write a .xyz file; expected one of"),
+        ("{tmp}", "is a directory; expected a file name ending in"),
+        ("{tmp}/figure", "has no file extension; expected a file name ending in"),
+        ("/proc/figure.png", "--out: cannot write in /proc"),
+        ("/no/such/dir/figure.png", "--out: the directory /no/such/dir does not exist"),
+    ],
+)
+def test_a_bad_out_is_refused_before_any_work(out, message, scene_file, tmp_path, capsys, monkeypatch):
+    _, path = scene_file
+    no_model_loading(monkeypatch)
+    out = out.replace("{tmp}", str(tmp_path))
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out", out)
+    assert code == 2
+    one_error_line(stderr, message)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_box_without_a_patch_centre_is_refused_before_any_work(scene_file, tmp_path, capsys, monkeypatch):
+    _, path = scene_file
+    no_attribution(monkeypatch)
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
+                          str(tmp_path / "f.png"), "--box", "0,0,3,3")
+    assert code == 2
+    one_error_line(stderr, "--box: (0.0, 0.0, 3.0, 3.0) contains no patch centre of the 8x8 grid")
+
+
+def test_a_missing_model_directory_is_named(scene_file, tmp_path, capsys, monkeypatch):
+    _, path = scene_file
+    missing = tmp_path / "no" / "model"
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
+                          str(tmp_path / "f.png"), "--model", str(missing))
+    assert code == 2
+    one_error_line(stderr, f"--model: there is no directory {missing}")
+
+
+@pytest.mark.parametrize("hub, message", [
+    ("offline", "the hub is offline (HF_HUB_OFFLINE)"),
+    ("unreachable", "the hub (http://127.0.0.1:9) is unreachable"),
+])
+def test_a_hub_id_fails_at_once_when_the_hub_cannot_be_reached(hub, message, scene_file, tmp_path, capsys,
+                                                              monkeypatch):
+    """One line and no retries: the hub is never tried (from_pretrained is not called)."""
+    import huggingface_hub.constants
+
+    _, path = scene_file
+    if hub == "offline":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+
+    def download(*args, **kwargs):
+        raise AssertionError("from_pretrained tried the hub")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", download)
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
+                          str(tmp_path / "f.png"), "--model", "no-such-org/no-such-clip")
+    assert code == 2
+    one_error_line(stderr, "--model: 'no-such-org/no-such-clip' is not in the local Hugging Face cache and " + message)
+    assert [line for line in stderr.splitlines() if not line.startswith(("loading ", "captum-bilinear"))] == [], stderr
 
 
 @pytest.mark.parametrize(
@@ -42,17 +238,19 @@ def test_explain_writes_the_figure(scene_file, tmp_path, capsys):
         (["--image", "{missing}"], "--image: no such file"),
         (["--image", "{garbage}"], "--image: cannot read"),
         (["--span", "zebra"], "--span: 'zebra' is not in the caption"),
-        (["--box", "0,0,65,10"], "--box: (0.0, 0.0, 65.0, 10.0) is not inside the 64x64 image"),
+        (["--box", "0,0,65,10"], "--box: (0.0, 0.0, 65.0, 10.0) lies outside the image of (height, width) = (64, 64)"),
         (["--box", "0,0,10"], "argument --box: expected X0,Y0,X1,Y1"),
         (["--method", "gradcam"], "argument --method: invalid choice: 'gradcam'"),
         (["--n-steps", "0"], "argument --n-steps: expected a positive integer"),
-        (["--model", "{missing}"], "--model: cannot load"),
+        (["--layer", "top"], "argument --layer: expected 'embeddings' or a layer index"),
+        (["--layer", "9"], "--layer: the model has 6 layers (-6 .. 5) and 'embeddings', got 9"),
+        (["--fit", "stretch"], "argument --fit: invalid choice: 'stretch'"),
         (["--model", "{bert}"], "is a BertModel, not a CLIP or SigLIP dual encoder"),
-        (["--out", "/no/such/dir/figure.png"], "--out: the directory /no/such/dir does not exist"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(arguments, message, scene_file, tmp_path, capsys):
+def test_bad_input_is_one_line_and_exit_2(arguments, message, scene_file, tmp_path, capsys, monkeypatch):
     scene, path = scene_file
+    no_attribution(monkeypatch)
     garbage = tmp_path / "garbage.png"
     garbage.write_text("not an image")
     bert = tmp_path / "bert"
@@ -72,8 +270,89 @@ def test_bad_input_is_one_line_and_exit_2(arguments, message, scene_file, tmp_pa
         assert raised.value.code == 2
     else:
         assert main(argv) == 2
-    stderr = capsys.readouterr().err
-    error_lines = [line for line in stderr.splitlines() if "error" in line]
-    assert len(error_lines) == 1 and message in error_lines[0], stderr
-    assert "Traceback" not in stderr
+    one_error_line(capsys.readouterr().err, message)
     assert not os.path.exists(tmp_path / "f.png")
+
+
+def test_library_errors_name_the_python_argument(scene_file, monkeypatch):
+    scene, path = scene_file
+    no_attribution(monkeypatch)
+    cases = [
+        (dict(image_path="no/such/file.png"), "image_path: no such file"),
+        (dict(span="zebra"), "span: 'zebra' is not in the caption"),
+        (dict(box=(0, 0, 65, 10)), "box: (0.0, 0.0, 65.0, 10.0) lies outside"),
+        (dict(method="gradcam"), "method: expected one of"),
+        (dict(n_steps=0), "n_steps: expected a positive int"),
+        (dict(layer="top"), "layer: expected 'embeddings' or an int"),
+        (dict(fit="stretch"), "fit: expected one of"),
+        (dict(caption=" "), "caption: the caption is empty"),
+    ]
+    for change, message in cases:
+        arguments = dict(dict(image_path=path, caption=scene.caption, show_progress=False), **change)
+        with pytest.raises(ValueError) as raised:
+            explain_module.explain_pair(**arguments)
+        assert str(raised.value).startswith(message), (change, str(raised.value))
+        assert "--" not in str(raised.value)
+
+
+# --- issue 11.6: a quick --help, the registry's names -------------------------------------
+
+
+def test_help_starts_without_the_heavy_modules():
+    code = (
+        "import sys\n"
+        "from captum_bilinear.cli import main\n"
+        "for argv in (['--help'], ['explain', '--help'], ['demo', '--help'], ['evaluate', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'captum', 'matplotlib') if m in sys.modules))\n"
+    )
+    environment = dict(os.environ, PYTHONPATH=REPOSITORY)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                            cwd=REPOSITORY, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout, result.stdout[-300:]
+    assert "usage: captum-bilinear explain" in result.stdout
+
+
+def test_the_fit_choices_are_the_libraries():
+    from captum_bilinear.cli import FIT_CHOICES
+    from captum_bilinear.images import FITS
+
+    assert FIT_CHOICES == FITS
+
+
+def test_top_level_help_is_whole_sentences():
+    description = build_parser().description
+    assert description.endswith(".") and "``" not in description
+    assert "explain" in description and "evaluate" in description and "demo" in description
+
+
+def test_explain_takes_every_method_of_the_registry_and_embeddings():
+    parser = build_parser()
+    for short in METHODS:
+        args = parser.parse_args(["explain", "--image", "x.png", "--caption", "c", "--out", "o.png", "--method", short])
+        assert args.method == short
+    base = ["explain", "--image", "x.png", "--caption", "c", "--out", "o.png"]
+    assert parser.parse_args(base + ["--layer", "embeddings"]).layer == "embeddings"
+    assert parser.parse_args(base + ["--layer", "-2"]).layer == -2
+    assert parser.parse_args(base).fit == "crop"
+    assert parser.parse_args(["demo", "--layer", "embeddings"]).layer == "embeddings"
+
+
+def test_explain_at_the_embeddings_layers(scene_file):
+    scene, path = scene_file
+    result = explain_module.explain_pair(path, scene.caption, layer="embeddings", n_steps=2, show_progress=False)
+    assert result.layer == "embeddings"
+    assert result.interactions.shape == (len(result.tokens), 65)
+
+
+def test_masking_methods_run_on_the_inputs(scene_file):
+    """InteractionLIME and FIxLIP mask the inputs (the embeddings layers), as their papers do,
+    whatever layer the gradient methods use."""
+    scene, path = scene_file
+    result = explain_module.explain_pair(path, "a purple square", method="ilime", layer=3, n_steps=2,
+                                         show_progress=False)
+    assert result.layer == "embeddings"

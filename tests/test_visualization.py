@@ -1,4 +1,6 @@
-"""Plots: Captum draws them; every panel of a figure shares one colour scale."""
+"""Plots: Captum draws the image unchanged, the maps lie over it transparently where they
+are near 0; every panel of a figure shares one colour scale per unit, special positions
+stay off it."""
 
 import matplotlib
 
@@ -10,13 +12,30 @@ import torch
 from matplotlib import pyplot as plt
 
 from captum_bilinear.visualization import (
+    NEUTRAL,
     caption_colours,
     caption_html,
     colour_of,
     common_scale,
     image_heatmap,
     plot_interaction_figure,
+    special_positions,
 )
+
+TOKENS = ["[BOS]", "red", "dot", "[EOS]"]
+
+
+def heat_panels(fig):
+    """The axes of image maps: Captum's image plus the map laid over it."""
+    return [ax for ax in fig.axes if len(ax.images) == 2]
+
+
+def colour_bars(fig):
+    return [ax for ax in fig.axes if ax.get_xlabel().startswith(("interaction", "Captum", "LIG"))]
+
+
+def caption_axes(fig):
+    return [ax for ax in fig.axes if ax.get_title(loc="left")][-1]
 
 
 def test_heatmap_data_is_on_the_given_scale():
@@ -30,9 +49,29 @@ def test_heatmap_data_is_on_the_given_scale():
     plt.close("all")
 
 
+def test_the_image_stays_legible_under_the_map():
+    """The image is drawn as it is, in colour (not Captum's grey blend), and the map is
+    transparent where it is 0 and most opaque at the scale's limit."""
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    patch_map = torch.tensor([[0.0, 1.0], [-0.75, 0.0]])
+    ax = image_heatmap(picture, patch_map, scale=1.0, alpha=0.8)
+    drawn = np.asarray(ax.images[0].get_array())
+    assert drawn.shape == (16, 16, 3)
+    np.testing.assert_array_equal(drawn, picture)
+    alpha = np.asarray(ax.images[-1].get_alpha())
+    expected = 0.8 * np.abs(np.repeat(np.repeat(patch_map.numpy(), 8, 0), 8, 1))
+    np.testing.assert_allclose(alpha, expected)
+    assert alpha[:8, :8].max() == 0.0  # the scene shows through untouched where the map is 0
+    # outlines where the map passes +-half the scale: one positive, one negative region
+    assert len(ax.collections) == 2
+    plt.close("all")
+
+
 def test_all_zero_map_draws_zeros():
     ax = image_heatmap(np.ones((4, 4, 3)), torch.zeros(2, 2))
     assert np.all(np.asarray(ax.images[-1].get_array()) == 0)
+    assert np.all(np.asarray(ax.images[-1].get_alpha()) == 0)
     plt.close("all")
 
 
@@ -41,19 +80,92 @@ def test_figure_panels_share_one_scale():
     A[1, 4] = 0.2  # span token 1 -> bottom-right patch
     A[2, 1] = -0.8  # token 2 -> top-left patch (inside the box)
     first_order = torch.tensor([[0.1, 0.0], [0.0, 0.4]])
-    fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "dot", "[EOS]"], A, (1, 2),
-                                  box=(0, 0, 8, 8), first_order_map=first_order, outlier_perc=0)
-    heat_maps = [ax.images[-1] for ax in fig.axes if len(ax.images) == 2]  # Captum's gray image + heat map
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, A, (1, 2), box=(0, 0, 8, 8),
+                                  first_order_map=first_order, outlier_perc=0, share_first_order_scale=True)
+    heat_maps = [ax.images[-1] for ax in heat_panels(fig)]
     assert len(heat_maps) == 2
     # The common scale is the largest magnitude over all panels: |-0.8| from the box's caption values.
     assert np.asarray(heat_maps[0].get_array()).max() == pytest.approx(0.2 / 0.8)
     assert np.asarray(heat_maps[1].get_array()).max() == pytest.approx(0.4 / 0.8)
-    colourbar = fig.axes[-1]
+    (colourbar,) = colour_bars(fig)
     assert colourbar.get_xlim() == pytest.approx((-0.8, 0.8))
-    box_caption = [ax for ax in fig.axes if len(ax.texts) == 4][-1]
-    token_colours = [text.get_bbox_patch().get_facecolor() for text in box_caption.texts]
+    assert colourbar.get_xlabel() == "interaction (similarity)"
+    token_colours = [text.get_bbox_patch().get_facecolor() for text in caption_axes(fig).texts[:4]]
     assert token_colours[2] == pytest.approx(colour_of(-0.8, 0.8))  # fully blue
     assert token_colours[1] == pytest.approx(colour_of(0.0, 0.8))
+    plt.close("all")
+
+
+def test_special_positions_stay_off_the_scale_and_their_values_are_stated():
+    """One dominant [EOS] value must not wash out every panel: it is drawn grey, its value
+    written below the caption; the image's CLS value is written under each span's map."""
+    A = torch.zeros(4, 5)
+    A[1, 1] = 0.1  # "red" -> top-left patch (the box)
+    A[3, 1] = 5.0  # [EOS] -> the box, fifty times larger
+    A[1, 0] = 0.7  # "red" -> CLS
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, A, (1, 2), box=(0, 0, 8, 8), outlier_perc=0)
+    (colourbar,) = colour_bars(fig)
+    assert colourbar.get_xlim() == pytest.approx((-0.1, 0.1))
+    texts = caption_axes(fig).texts
+    assert texts[3].get_text() == "[EOS]" and texts[3].get_bbox_patch().get_facecolor() == pytest.approx(NEUTRAL)
+    assert texts[1].get_bbox_patch().get_facecolor() == pytest.approx(colour_of(0.1, 0.1))  # fully red
+    assert "[EOS] +5" in texts[-1].get_text() and "[BOS] +0" in texts[-1].get_text()
+    (span_panel,) = heat_panels(fig)
+    assert np.asarray(span_panel.images[-1].get_array()).max() == pytest.approx(1.0)
+    assert "CLS" in span_panel.get_xlabel() and "+0.7" in span_panel.get_xlabel()
+    assert special_positions(TOKENS) == [0, 3]
+    plt.close("all")
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_each_unit_has_its_own_scale_and_named_bar(share):
+    """ITSM's values are cosines of embeddings, LayerIntegratedGradients' are in similarity
+    units: the two get their own colour scales, each bar naming its unit (even when asked to
+    share: the units differ)."""
+    A = torch.zeros(4, 5)
+    A[1, 4] = 0.5
+    first_order = torch.tensor([[0.01, 0.0], [0.0, -0.02]])
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, A, (1, 2), first_order_map=first_order,
+                                  first_order_title="Captum LayerIntegratedGradients", outlier_perc=0,
+                                  units="cosine of token and patch embeddings", first_order_units="similarity",
+                                  share_first_order_scale=share)
+    bars = colour_bars(fig)
+    assert [bar.get_xlabel() for bar in bars] == ["interaction (cosine of token and patch embeddings)",
+                                                 "Captum LayerIntegratedGradients (similarity)"]
+    assert bars[0].get_xlim() == pytest.approx((-0.5, 0.5)) and bars[1].get_xlim() == pytest.approx((-0.02, 0.02))
+    span_panel, first_panel = heat_panels(fig)
+    assert np.asarray(first_panel.images[-1].get_array()).min() == pytest.approx(-1.0)
+    plt.close("all")
+
+
+def test_a_first_order_map_has_its_own_scale_by_default():
+    """A first-order map attributes the whole score: on a shared scale it would wash out
+    the spans' interactions."""
+    A = torch.zeros(4, 5)
+    A[1, 4] = 0.01
+    first_order = torch.tensor([[0.5, 0.0], [0.0, 0.2]])
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, A, (1, 2), first_order_map=first_order,
+                                  first_order_title="LIG", outlier_perc=0)
+    bars = colour_bars(fig)
+    assert [bar.get_xlabel() for bar in bars] == ["interaction (similarity)", "LIG (similarity)"]
+    assert bars[0].get_xlim() == pytest.approx((-0.01, 0.01)) and bars[1].get_xlim() == pytest.approx((-0.5, 0.5))
+    span_panel, _ = heat_panels(fig)
+    assert np.asarray(span_panel.images[-1].get_array()).max() == pytest.approx(1.0)
+    plt.close("all")
+
+
+def test_many_spans_wrap_into_full_rows_and_the_size_stays_bounded():
+    tokens = ["[BOS]"] + [f"w{i}" for i in range(40)] + ["[EOS]"]
+    A = torch.randn(len(tokens), 5, generator=torch.Generator().manual_seed(0))
+    spans = [(i, i + 1) for i in range(1, 8)]  # 7 spans + input = 8 panels
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), tokens, A, spans)
+    width, height = fig.get_size_inches()
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 8
+    columns = sorted({round(ax.get_position().x0, 3) for ax in panels})
+    rows = sorted({round(ax.get_position().y0, 3) for ax in panels})
+    assert len(columns) == 4 and len(rows) == 2  # two full rows of four, no empty cells
+    assert width <= 6 * 2.9 and height <= 10
     plt.close("all")
 
 
@@ -67,6 +179,8 @@ def test_caption_html_and_errors():
         caption_colours(ax, ["a", "b", "c"], [1.0])
     with pytest.raises(ValueError, match="interactions: expected"):
         plot_interaction_figure(np.zeros((16, 16, 3)), ["a"], torch.zeros(2, 5), (0, 1), box=(0, 0, 8, 8))
+    with pytest.raises(ValueError, match="span_labels: expected 1 labels"):
+        plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, torch.zeros(4, 5), (1, 2), span_labels=["a", "b"])
     with pytest.raises(ValueError, match="box"):
         image_heatmap(np.zeros((16, 16, 3)), torch.zeros(2, 2), box=(0, 0, 17, 8))
     assert common_scale(torch.zeros(3)) == 1.0
@@ -77,10 +191,10 @@ def test_one_panel_per_span_without_box():
     A = torch.zeros(5, 5)
     A[1, 1], A[3, 4] = 0.5, -0.25
     fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "and", "blue", "[EOS]"], A, [(1, 2), (3, 4)],
-                                  outlier_perc=0)
+                                  outlier_perc=0, span_labels=["red", "blue one"])
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titles == ["input, caption spans in bold", '"red" -> image', '"blue" -> image']
-    heat_maps = [ax.images[-1] for ax in fig.axes if len(ax.images) == 2]
+    assert titles == ["input", '"red" -> image', '"blue one" -> image']
+    heat_maps = [ax.images[-1] for ax in heat_panels(fig)]
     assert np.asarray(heat_maps[0].get_array())[0, 0] == pytest.approx(1.0)
     assert np.asarray(heat_maps[1].get_array())[-1, -1] == pytest.approx(-0.5)
     plt.close("all")
@@ -92,9 +206,9 @@ def test_common_scale_saturates_a_dominant_value_like_captum():
     assert common_scale(values, outlier_perc=2) == pytest.approx(0.1)
     A = torch.zeros(4, 5)
     A[1, 1:] = 0.1
-    A[3, 1:] = 5.0  # the EOS token interacts with everything
-    fig = plot_interaction_figure(np.zeros((16, 16, 3)), ["[BOS]", "red", "dot", "[EOS]"], A, (1, 2),
+    A[2, 1:] = 5.0  # a content token interacts with everything
+    fig = plot_interaction_figure(np.zeros((16, 16, 3)), TOKENS, A, (1, 2),
                                   box=(0, 0, 16, 16), outlier_perc=50)
-    span_map = [ax.images[-1] for ax in fig.axes if len(ax.images) == 2][0]
+    span_map = heat_panels(fig)[0].images[-1]
     assert np.asarray(span_map.get_array()).max() == pytest.approx(1.0)  # the span is visible, not washed out
     plt.close("all")
