@@ -113,7 +113,7 @@ def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, 
         loaded = load_model(model)
     target = torch.device(device or "cpu")
     net = loaded.model.to(target).eval()
-    spec = parse_layer(loaded.layer_index if layer is None else layer)
+    spec = parse_layer(loaded.default_layer if layer is None else layer)
     n_layers = len(net.vision_model.encoder.layers)
     if spec != "embeddings" and not -n_layers <= spec < n_layers:
         raise ValueError(f"layer: the model has {n_layers} encoder layers, got {spec}")

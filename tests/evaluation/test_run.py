@@ -175,5 +175,5 @@ def test_layer_embeddings_and_auto_steps(tmp_path, capsys):
             assert json.load(handle)["settings"]["n_steps"] == "auto"
     else:
         assert main(arguments) == 2
-        assert "n_steps: 'auto' needs" in capsys.readouterr().err
+        assert "'auto' needs" in capsys.readouterr().err
         assert not os.path.exists(tmp_path / "b" / "records")
