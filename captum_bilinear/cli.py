@@ -17,6 +17,7 @@ import tempfile
 import warnings
 from typing import Any, Optional, Sequence, Tuple, Union
 
+from captum_bilinear._utils.cli_types import layer_choice, positive_float, positive_int, step_count
 from captum_bilinear.registry import METHODS
 
 DESCRIPTION = ("Second-order (token-patch) attributions for dual encoders: explain one image-caption pair, "
@@ -25,7 +26,7 @@ DESCRIPTION = ("Second-order (token-patch) attributions for dual encoders: expla
 #: The library's argument names and the flags that set them.
 FLAGS = {
     "image_path": "--image", "caption": "--caption", "span": "--span", "box": "--box", "method": "--method",
-    "model": "--model", "n_steps": "--n-steps", "layer": "--layer", "fit": "--fit", "out": "--out",
+    "model": "--model", "n_steps": "--n-steps", "tolerance": "--tolerance", "layer": "--layer", "fit": "--fit", "out": "--out",
 }
 #: How an image is fitted to the model's input (:data:`captum_bilinear.images.FITS`).
 FIT_CHOICES = ("crop", "pad")
@@ -58,25 +59,6 @@ def _box(text: str) -> Tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _layer(text: str) -> Union[int, str]:
-    if text == "embeddings":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'embeddings' or a layer index, got {text!r}") from None
-
-
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other error of this command."""
 
@@ -88,8 +70,11 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     names = ", ".join(f"{spec.short} ({spec.name})" for spec in METHODS.values())
     parser.add_argument("--method", default="bii", choices=list(METHODS), metavar="METHOD",
                         help=f"interaction method: {names} (default bii)")
-    parser.add_argument("--n-steps", type=_positive, default=32, help="quadrature nodes (default 32)")
-    parser.add_argument("--layer", type=_layer, metavar="embeddings|INDEX",
+    parser.add_argument("--n-steps", type=step_count, default="auto",
+                        help="BII's quadrature nodes, or 'auto' (the default): as many as --tolerance needs, per pair")
+    parser.add_argument("--tolerance", type=positive_float, default=1e-4,
+                        help="relative completeness error of --n-steps auto (default 1e-4)")
+    parser.add_argument("--layer", type=layer_choice, metavar="embeddings|INDEX",
                         help="layer pair the gradient methods attribute: 'embeddings' or an encoder layer index "
                              "(default: the model's default); the masking methods (ilime, fixlip) mask the inputs")
 
@@ -129,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate every method on held-out demo scenes",
                                    description="Evaluate every method on held-out scenes of the demo world.")
-    evaluate_command.add_arguments(evaluate, _positive)
+    evaluate_command.add_arguments(evaluate, positive_int)
     return parser
 
 
@@ -184,7 +169,7 @@ def _explain(args: argparse.Namespace) -> None:
 
     result = explain_pair(
         args.image, args.caption, span=args.span, box=args.box, method=args.method, model=args.model,
-        n_steps=args.n_steps, layer=args.layer, fit=args.fit, log=_log,
+        n_steps=args.n_steps, tolerance=args.tolerance, layer=args.layer, fit=args.fit, log=_log,
     )
     result.figure.savefig(out, dpi=150, bbox_inches="tight")
     spans = ", ".join(f'"{label}"' for label in result.labels)
@@ -204,7 +189,8 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"scene: {image_path}\ncaption: {scene.caption}", file=sys.stderr)
     _explain(argparse.Namespace(image=image_path, caption=scene.caption, out=args.out, span=None,
                                 box=tuple(float(v) for v in scene.objects[0].box), method=args.method, model=None,
-                                n_steps=args.n_steps, layer=args.layer, fit="crop"))
+                                n_steps=args.n_steps, tolerance=args.tolerance, layer=args.layer,
+                                fit="crop"))
 
 
 def _evaluate(args: argparse.Namespace) -> None:

@@ -22,7 +22,8 @@ from captum.attr import LayerIntegratedGradients
 from torch import Tensor
 
 from captum_bilinear.encoders import as_dual_encoder
-from captum_bilinear.first_order import ConditionedSimilarity
+from captum_bilinear._utils.adaptive_quadrature import StepCount, check_tolerance
+from captum_bilinear.first_order import LIG_STEPS_WITH_AUTO, ConditionedSimilarity
 from captum_bilinear.images import FITS, FittedImage, fit_image
 from captum_bilinear.registry import MethodSpec, method_spec
 from captum_bilinear.selection import patch_grid, token_labels, token_span
@@ -373,8 +374,8 @@ def _sized_by_the_method(method: Any, option: str) -> bool:
     return parameter is not None and parameter.default is None
 
 
-def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: int, show_progress: bool,
-               positions: Tuple[int, int]) -> Tensor:
+def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: StepCount, show_progress: bool,
+               positions: Tuple[int, int], tolerance: float = 1e-4) -> Tensor:
     """Runs any interaction method with its own sensible settings; ``(batch, S, P)``.
     ``positions`` = (caption positions, image positions) sizes the sampling methods'
     budgets (at least what identifies their terms, the paper's default otherwise) where
@@ -402,7 +403,8 @@ def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: 
             "budget": max(2**12, WeightedBanzhafInteractions.minimum_budget(*positions))}
         return method.attribute(inputs, additional_forward_args=extra, random_state=0, **options)
     if isinstance(method, BilinearIntegratedInteractions):
-        return method.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, show_progress=show_progress)
+        return method.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, tolerance=tolerance,
+                                show_progress=show_progress)
     return method.attribute(inputs, additional_forward_args=extra)
 
 
@@ -442,10 +444,11 @@ def layer_pair(model: Any, layer: Layer) -> Tuple[Any, Any]:
     return model.text_model.encoder.layers[layer], model.vision_model.encoder.layers[layer]
 
 
-def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: int,
+def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: StepCount,
                     has_cls: bool, grid_size: Tuple[int, int]) -> Tensor:
     """Captum's ``LayerIntegratedGradients`` of the caption-conditioned similarity at the
-    image layer, from the black image, summed over hidden dims: a ``(grid_h, grid_w)`` map.
+    image layer, from the black image, summed over hidden dims: a ``(grid_h, grid_w)`` map
+    (``n_steps="auto"``: Captum's LIG takes an int; :data:`LIG_STEPS_WITH_AUTO`).
 
     Example:
         >>> from captum_bilinear.zoo import generate_scene, scene_inputs
@@ -460,7 +463,8 @@ def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra
     input_ids, pixel_values = inputs
     forward = ConditionedSimilarity(dual, input_ids, side="b", fixed_additional_forward_args=extra[0])
     (baseline,) = dual.default_baselines_b((pixel_values,), ())
-    attributions = LayerIntegratedGradients(forward, layer[1]).attribute(pixel_values, baselines=baseline, n_steps=n_steps)
+    steps = LIG_STEPS_WITH_AUTO if n_steps == "auto" else n_steps
+    attributions = LayerIntegratedGradients(forward, layer[1]).attribute(pixel_values, baselines=baseline, n_steps=steps)
     return patch_grid(attributions.sum(-1)[0], grid_size, has_cls)
 
 
@@ -481,10 +485,11 @@ class Explanation:
     fitted: FittedImage  #: how the image was fitted to the model
 
 
-def _check_arguments(method: Any, n_steps: Any, layer: Any, fit: Any, box: Any) -> MethodSpec:
+def _check_arguments(method: Any, n_steps: Any, tolerance: Any, layer: Any, fit: Any, box: Any) -> MethodSpec:
     spec = method_spec(method)
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps: expected a positive int, got {n_steps!r}")
+    if n_steps != "auto" and (isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1):
+        raise ValueError(f"n_steps: expected a positive int or 'auto', got {n_steps!r}")
+    check_tolerance(tolerance)
     if layer is not None and layer != EMBEDDINGS and (isinstance(layer, bool) or not isinstance(layer, (int, np.integer))):
         raise ValueError(f"layer: expected 'embeddings' or an int (an encoder layer index), got {layer!r}")
     if fit not in FITS:
@@ -547,7 +552,8 @@ def explain_pair(
     box: Optional[Sequence[float]] = None,
     method: str = "bii",
     model: Optional[str] = None,
-    n_steps: int = 32,
+    n_steps: StepCount = "auto",
+    tolerance: float = 1e-4,
     layer: Optional[Layer] = None,
     fit: str = "crop",
     show_progress: bool = True,
@@ -565,7 +571,9 @@ def explain_pair(
         method: a short name of :data:`captum_bilinear.registry.METHODS` (``bii``,
             ``icam``, ``ilime``, ``itsm``, ``itsm-o``, ``fixlip``).
         model: a HF CLIP / SigLIP directory or hub id (default: the bundled demo model).
-        n_steps: quadrature nodes (BII and the first-order LIG).
+        n_steps: BII's quadrature nodes, or ``"auto"``: as many as ``tolerance`` needs
+            (the first-order LIG then uses :data:`LIG_STEPS_WITH_AUTO`).
+        tolerance: relative completeness error of ``n_steps="auto"``.
         layer: the layer pair the gradient methods attribute: an encoder layer index or
             ``"embeddings"`` (default: the model's default). The masking methods
             (InteractionLIME, FIxLIP) mask the inputs, i.e. run at the embeddings.
@@ -595,7 +603,7 @@ def explain_pair(
         >>> result.interactions.shape[1]  # CLS + 8 x 8 patches of the demo model
         65
     """
-    spec = _check_arguments(method, n_steps, layer, fit, box)
+    spec = _check_arguments(method, n_steps, tolerance, layer, fit, box)
     if not isinstance(caption, str) or not caption.strip():
         raise ValueError("caption: the caption is empty")
     if span is not None and span.lower() not in caption.lower():
@@ -632,7 +640,7 @@ def explain_pair(
     log(f"attributing with {spec.name} at {where}")
     image_positions = grid[0] * grid[1] + (1 if hasattr(loaded.model.vision_model.embeddings, "class_embedding") else 0)
     interactions = run_method(spec.make(loaded.model, layers), inputs, extra, n_steps, show_progress,
-                              (input_ids.shape[1], image_positions))[0]
+                              (input_ids.shape[1], image_positions), tolerance)[0]
     has_cls = interactions.shape[1] == grid[0] * grid[1] + 1
     log("first-order map: Captum LayerIntegratedGradients of the caption-conditioned similarity")
     first = first_order_map(loaded.model, layers, inputs, extra, n_steps, has_cls, grid)

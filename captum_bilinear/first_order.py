@@ -17,6 +17,11 @@ def _check_side(side: str) -> None:
         raise ValueError(f"side: expected 'a' (e.g. the text) or 'b' (e.g. the image), got {side!r}")
 
 
+#: Captum's LayerIntegratedGradients takes an int: beside BII's ``n_steps="auto"`` the
+#: first-order maps use this many nodes (at the demo model's embeddings, what BII's auto
+#: rule needs for 1e-4 on most pairs: benchmarks/auto_steps.py).
+LIG_STEPS_WITH_AUTO = 64
+
 class ConditionedSimilarity(nn.Module):
     r"""One side of a dual encoder as a scalar forward function for Captum, the other
     side's input held fixed: ``forward(*inputs, *extra) = scale * <e_fixed, e(inputs)>``.

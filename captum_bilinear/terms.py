@@ -52,8 +52,9 @@ class InteractionTerms:
         layers: the attributed modules' names in the model (``"text_model.embeddings"``, ...).
         settings: what else produced them (``n_steps``, ``method``, ``tolerance``,
             ``budget``, ``n_samples``, ``p``, ``keep_prob``, ``random_state``, ...).
-        delta: ``(batch,)`` convergence delta of quadrature methods (sum of the terms
-            minus the score they decompose), else None.
+        delta: ``(batch,)`` convergence delta of quadrature methods, else None: for
+            BilinearIntegratedInteractions that of the interactions, as ``attribute``
+            returns it (``cross`` summed minus ``f(a,b) - f(r_a,b) - f(a,r_b) + f(r_a,r_b)``).
         n_steps: ``(batch,)`` quadrature nodes used per example (per side, the larger),
             for quadrature methods.
         error: ``(batch,)`` the estimated relative error of ``n_steps="auto"`` runs.

@@ -1,18 +1,20 @@
 """Bilinear integrated interactions (Moeller et al., TMLR 2025)."""
 
-from typing import Any, Optional, Tuple, Union
+import warnings
+from typing import Any, List, Literal, Optional, Tuple, Union, overload
 
 import torch
 from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_bilinear._utils.bilinear import PathSide, bilinear_interactions
 from captum_bilinear._core.base import DualLayerAttribution, LayerPair
+from captum_bilinear._utils.bilinear import BilinearTerms, Endpoints, PathSide, Rule, bilinear_terms, quadrature_rule
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
 from captum_bilinear._utils.progress import Progress
-from captum_bilinear._utils.quadrature import interpolation_nodes
+from captum_bilinear._utils.adaptive_quadrature import StepCount
+from captum_bilinear.terms import InteractionTerms
 
 
 class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
@@ -62,6 +64,16 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
         torch.Size([1, 5, 17])
         >>> bool(delta.abs().max() < 1e-4)
         True
+
+        With ``n_steps="auto"`` the nodes are chosen per example until the completeness
+        residuals are within ``tolerance`` of the score the interactions decompose; the
+        terms say what was used:
+
+        >>> terms = BilinearIntegratedInteractions(model, layer).attribute_terms(
+        ...     (input_ids, pixel_values), n_steps="auto", tolerance=1e-4)
+        >>> bool(terms.error.max() <= 1e-4), bool(abs(terms.total() - terms.delta - terms.cross.sum((1, 2))
+        ...     - terms.intercept - terms.first_a.sum(1) - terms.first_b.sum(1)).max() < 1e-6)
+        (True, True)
     """
 
     def __init__(self, model: Any, layer: Any, multiply_by_inputs: bool = True) -> None:
@@ -75,6 +87,20 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @overload
+    def attribute(self, inputs: Tuple[Any, Any], baselines: Optional[Tuple[Any, Any]] = None, *,
+                  additional_forward_args: Optional[Tuple[Any, Any]] = None, n_steps: StepCount = 50,
+                  method: str = "gausslegendre", tolerance: float = 1e-4, max_steps: int = 1024,
+                  internal_batch_size: Optional[int] = None, return_convergence_delta: Literal[False] = False,
+                  attribute_to_layer_input: bool = False, show_progress: bool = False) -> Tensor: ...
+
+    @overload
+    def attribute(self, inputs: Tuple[Any, Any], baselines: Optional[Tuple[Any, Any]] = None, *,
+                  additional_forward_args: Optional[Tuple[Any, Any]] = None, n_steps: StepCount = 50,
+                  method: str = "gausslegendre", tolerance: float = 1e-4, max_steps: int = 1024,
+                  internal_batch_size: Optional[int] = None, return_convergence_delta: Literal[True],
+                  attribute_to_layer_input: bool = False, show_progress: bool = False) -> Tuple[Tensor, Tensor]: ...
+
     @log_usage()
     def attribute(  # type: ignore[override]
         self,
@@ -82,8 +108,10 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
-        n_steps: int = 50,
+        n_steps: StepCount = 50,
         method: str = "gausslegendre",
+        tolerance: float = 1e-4,
+        max_steps: int = 1024,
         internal_batch_size: Optional[int] = None,
         return_convergence_delta: bool = False,
         attribute_to_layer_input: bool = False,
@@ -99,12 +127,21 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
                 Each baseline has its input's shape (or batch 1), or is a number.
             additional_forward_args: ``(extra_a, extra_b)``, non-attributed arguments
                 passed after each side's inputs, e.g. ``((attention_mask,), None)``.
-            n_steps: quadrature nodes per path integral.
-            method: Captum's approximation method: ``"gausslegendre"`` (default),
-                ``"riemann_left"``, ``"riemann_right"``, ``"riemann_middle"``,
-                ``"riemann_trapezoid"``.
+            n_steps: quadrature nodes per path integral, or ``"auto"``: composite
+                Gauss-Legendre (8 nodes per panel, 16 to start) whose rough panels are
+                bisected, per example, until each side's completeness residual (exact, per
+                panel and embedding dimension, from one plain forward pass per panel
+                boundary) bounds the convergence delta by ``tolerance`` times the score the
+                interactions decompose.
+            method: Captum's approximation method for an int ``n_steps``:
+                ``"gausslegendre"`` (default), ``"riemann_left"``, ``"riemann_right"``,
+                ``"riemann_middle"``, ``"riemann_trapezoid"``.
+            tolerance: ``n_steps="auto"``'s relative completeness error (default 1e-4).
+            max_steps: ``n_steps="auto"``'s most nodes evaluated per side and example;
+                reaching it warns with the error reached.
             internal_batch_size: at most this many interpolated activations per forward /
-                backward pass (None: all of one example at once). Memory is linear in it.
+                backward pass (None: 256 rows, which keeps the cost per node flat).
+                Memory is linear in it.
             return_convergence_delta: also return ``delta``.
             attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
             show_progress: show a progress bar over the passes (rows of interpolated
@@ -115,31 +152,98 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
             no position dropped) and, if requested, ``delta`` of shape ``(batch,)``:
             ``A.sum((1, 2)) - [f(a,b) - f(r_a,b) - f(a,r_b) + f(r_a,r_b)]``.
         """
-        alphas, weights = interpolation_nodes(n_steps, method)
+        terms = self.attribute_terms(
+            inputs, baselines, additional_forward_args=additional_forward_args, n_steps=n_steps, method=method,
+            tolerance=tolerance, max_steps=max_steps, internal_batch_size=internal_batch_size,
+            attribute_to_layer_input=attribute_to_layer_input, show_progress=show_progress,
+            return_convergence_delta=return_convergence_delta,
+        )
+        if return_convergence_delta:
+            assert terms.delta is not None
+            return terms.cross, terms.delta
+        return terms.cross
+
+    @log_usage()
+    def attribute_terms(
+        self,
+        inputs: Tuple[Any, Any],
+        baselines: Optional[Tuple[Any, Any]] = None,
+        *,
+        additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        n_steps: StepCount = 50,
+        method: str = "gausslegendre",
+        tolerance: float = 1e-4,
+        max_steps: int = 1024,
+        internal_batch_size: Optional[int] = None,
+        return_convergence_delta: bool = True,
+        attribute_to_layer_input: bool = False,
+        show_progress: bool = False,
+    ) -> InteractionTerms:
+        r"""The whole decomposition of the score, as :class:`~captum_bilinear.InteractionTerms`.
+
+        ``intercept = f(r_a, r_b)``; ``first_a`` the integrated gradients of ``f(., r_b)``
+        over layer a (Captum's ``LayerIntegratedGradients`` of that function, summed over
+        hidden dims), ``first_b`` those of ``f(r_a, .)`` over layer b; ``cross = A``. They
+        sum to ``f(a, b)`` up to quadrature: the first-order terms of side a cost nothing
+        beyond ``A``, those of side b one more cotangent per node. ``delta`` is the
+        interactions' convergence delta (as :meth:`attribute` returns it), ``n_steps`` the
+        nodes used per example, ``error`` (``n_steps="auto"``) the residual bound
+        relative to the score the interactions decompose.
+
+        Args:
+            as :meth:`attribute` (``return_convergence_delta`` is ignored: the delta is
+            always in the terms).
+
+        Returns:
+            :class:`~captum_bilinear.InteractionTerms` with ``method``, ``layers`` and
+            ``settings`` saying what produced them.
+        """
+        rule = quadrature_rule(n_steps, method, tolerance, max_steps)
+        if n_steps == "auto" and not self._multiply_by_inputs:
+            raise ValueError("n_steps: 'auto' checks completeness, which needs multiply_by_inputs=True")
         check_internal_batch_size(internal_batch_size)
+        if not isinstance(return_convergence_delta, bool):
+            raise TypeError(f"return_convergence_delta: expected a bool, got {type(return_convergence_delta).__name__}")
         side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)
-        interactions, deltas = [], []
+        results: List[Tuple[BilinearTerms, Endpoints]] = []
         with evaluation_mode(self.dual_encoder), Progress(show_progress, type(self).__name__) as progress:
             for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input):
-                matrix, delta = self._attribute_pair(pair, alphas, weights, internal_batch_size, progress)
-                interactions.append(matrix)
-                deltas.append(delta)
-        result = torch.stack(interactions)
-        if return_convergence_delta:
-            return result, torch.cat(deltas)
-        return result
+                results.append(self._attribute_pair(pair, rule, internal_batch_size, progress))
+        return self._terms(results, n_steps, method, tolerance, max_steps)
 
     def _attribute_pair(
-        self, pair: LayerPair, alphas: Tensor, weights: Tensor, internal_batch_size: Optional[int], progress: Progress
-    ) -> Tuple[Tensor, Tensor]:
-        g_input, g_reference, h_input, h_reference = pair.endpoint_embeddings()
+        self, pair: LayerPair, rule: Rule, internal_batch_size: Optional[int], progress: Progress
+    ) -> Tuple[BilinearTerms, Endpoints]:
+        endpoints = Endpoints(*pair.endpoint_embeddings())
         side_a = PathSide(pair.side_a, pair.input_a, pair.reference_a, self._multiply_by_inputs)
         side_b = PathSide(pair.side_b, pair.input_b, pair.reference_b, self._multiply_by_inputs)
+        terms = bilinear_terms(side_a, side_b, rule, endpoints.g_input.shape[-1], self.dual_encoder.scale,
+                               endpoints, internal_batch_size, progress)
+        if not terms.reached:
+            warnings.warn(
+                f"n_steps='auto': max_steps={rule.max_steps} reached with relative completeness error "  # type: ignore[union-attr]
+                f"{terms.error:.2g} (tolerance {rule.tolerance:g}); raise max_steps or the tolerance",  # type: ignore[union-attr]
+                stacklevel=4,
+            )
+        return terms, endpoints
+
+    def _terms(self, results: List[Tuple[BilinearTerms, Endpoints]], n_steps: StepCount, method: str,
+               tolerance: float, max_steps: int) -> InteractionTerms:
         scale = self.dual_encoder.scale
-        matrix = bilinear_interactions(
-            side_a, side_b, alphas, weights, g_input.shape[-1], scale, internal_batch_size, progress
+        cross = torch.stack([terms.cross for terms, _ in results])
+        dtype = cross.dtype
+        intercept = torch.stack([scale * torch.dot(e.g_reference.to(dtype), e.h_reference.to(dtype)) for _, e in results])
+        identity = torch.stack([e.identity(scale).to(dtype) for _, e in results])
+        settings = {"n_steps": n_steps, "method": "composite gausslegendre" if n_steps == "auto" else method,
+                    "multiply_by_inputs": self._multiply_by_inputs}
+        if n_steps == "auto":
+            settings.update(tolerance=tolerance, max_steps=max_steps)
+        return InteractionTerms(
+            intercept=intercept,
+            first_a=torch.stack([terms.first_a for terms, _ in results]).to(dtype),  # type: ignore[misc]
+            first_b=torch.stack([terms.first_b for terms, _ in results]).to(dtype),  # type: ignore[misc]
+            cross=cross, method=type(self).__name__, layers=self.layer_names(), settings=settings,
+            delta=cross.sum((1, 2)) - identity,
+            n_steps=torch.tensor([terms.nodes for terms, _ in results]),
+            error=torch.tensor([terms.error for terms, _ in results], dtype=torch.float64),
         )
-        identity_value = scale * torch.dot(
-            (g_input - g_reference).to(matrix.dtype), (h_input - h_reference).to(matrix.dtype)
-        )
-        return matrix, (matrix.sum() - identity_value).view(1)

@@ -1,6 +1,7 @@
 """Integrated Jacobians: Integrated Gradients for vector-valued outputs."""
 
-from typing import Any, Callable, Optional, Tuple, Union
+import warnings
+from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
 
 import torch
 from captum.attr import GradientAttribution, LayerAttribution
@@ -8,11 +9,12 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_bilinear._utils.encoder_side import EncoderSide
-from captum_bilinear._utils.integration import integrated_vjps
+from captum_bilinear._utils.adaptive_quadrature import StepCount, integrate_to_tolerance
+from captum_bilinear._utils.bilinear import FixedRule, Rule, quadrature_rule
+from captum_bilinear._utils.integration import integrated_vjps, path_embeddings
 from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size, side_baselines, side_tensors
-from captum_bilinear._utils.quadrature import interpolation_nodes
 from captum_bilinear._utils.callables import as_tuple, modules_behind
 
 
@@ -70,6 +72,19 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @overload
+    def attribute(self, inputs: Union[Tensor, Tuple[Tensor, ...]], baselines: Any = None, *,
+                  additional_forward_args: Any = None, n_steps: StepCount = 50, method: str = "gausslegendre",
+                  tolerance: float = 1e-4, max_steps: int = 1024, internal_batch_size: Optional[int] = None,
+                  return_convergence_delta: Literal[False] = False, attribute_to_layer_input: bool = False) -> Tensor: ...
+
+    @overload
+    def attribute(self, inputs: Union[Tensor, Tuple[Tensor, ...]], baselines: Any = None, *,
+                  additional_forward_args: Any = None, n_steps: StepCount = 50, method: str = "gausslegendre",
+                  tolerance: float = 1e-4, max_steps: int = 1024, internal_batch_size: Optional[int] = None,
+                  return_convergence_delta: Literal[True], attribute_to_layer_input: bool = False,
+                  ) -> Tuple[Tensor, Tensor]: ...
+
     @log_usage()
     def attribute(  # type: ignore[override]
         self,
@@ -77,8 +92,10 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
         baselines: Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]] = None,
         *,
         additional_forward_args: Any = None,
-        n_steps: int = 50,
+        n_steps: StepCount = 50,
         method: str = "gausslegendre",
+        tolerance: float = 1e-4,
+        max_steps: int = 1024,
         internal_batch_size: Optional[int] = None,
         return_convergence_delta: bool = False,
         attribute_to_layer_input: bool = False,
@@ -90,8 +107,14 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
             baselines: Captum's forms: None (zeros), a number, or Tensors of the
                 inputs' shapes (or batch 1).
             additional_forward_args: further arguments passed after the inputs.
-            n_steps, method: quadrature, as in Captum (default Gauss-Legendre).
-            internal_batch_size: at most this many (node, output dimension) rows per pass.
+            n_steps, method: quadrature, as in Captum (default Gauss-Legendre); or
+                ``n_steps="auto"``: composite Gauss-Legendre panels bisected per example
+                until the completeness residuals (per panel, per output dimension) sum to
+                at most ``tolerance`` times ``|F(inputs) - F(baselines)|``.
+            tolerance, max_steps: ``n_steps="auto"``'s relative error and most nodes
+                per example (reaching it warns with the error reached).
+            internal_batch_size: at most this many (node, output dimension) rows per pass
+                (None: 256).
             return_convergence_delta: also return ``delta``.
             attribute_to_layer_input: attribute to the layer's input instead of output.
 
@@ -100,8 +123,12 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
             requested, ``delta`` ``(batch, D)``: the attributions' sum over the activation
             minus ``F_k(inputs) - F_k(baselines)``.
         """
-        alphas, weights = interpolation_nodes(n_steps, method)
+        rule = quadrature_rule(n_steps, method, tolerance, max_steps)
+        if n_steps == "auto" and not self._multiply_by_inputs:
+            raise ValueError("n_steps: 'auto' checks completeness, which needs multiply_by_inputs=True")
         check_internal_batch_size(internal_batch_size)
+        if not isinstance(return_convergence_delta, bool):
+            raise TypeError(f"return_convergence_delta: expected a bool, got {type(return_convergence_delta).__name__}")
         formatted = side_tensors(inputs, "inputs")
         side = SideBatch(
             formatted,
@@ -122,15 +149,36 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
                 expands = encoder.expands_at_layer
                 delta = activation - reference
                 direction = delta if self._multiply_by_inputs else torch.ones_like(delta)
-                identity = torch.eye(endpoints.shape[1], dtype=endpoints.dtype, device=endpoints.device)
-                jacobian = integrated_vjps(
-                    encoder, reference, delta, direction, alphas, weights, identity, internal_batch_size,
-                    sum_hidden_dims=False,
-                )
+                change = endpoints[0] - endpoints[1]
+                jacobian = self._integrate(encoder, reference, delta, direction, rule, change, internal_batch_size)
                 attributions.append(jacobian)
-                change = (endpoints[0] - endpoints[1]).to(jacobian.dtype)
+                change = change.to(jacobian.dtype)
                 deltas.append(jacobian.flatten(1).sum(1) - change)
         result = torch.stack(attributions)
         if return_convergence_delta:
             return result, torch.stack(deltas)
         return result
+
+    @staticmethod
+    def _integrate(encoder: EncoderSide, reference: Tensor, delta: Tensor, direction: Tensor, rule: Rule,
+                   change: Tensor, internal_batch_size: Optional[int]) -> Tensor:
+        """``(D, *activation)``: one example's integrated Jacobian with ``rule``."""
+        identity = torch.eye(change.shape[-1], dtype=delta.dtype, device=delta.device)
+
+        def integrate(alphas: Tensor, weights: Tensor) -> Tensor:
+            return integrated_vjps(encoder, reference, delta, direction, alphas, weights, identity,
+                                   internal_batch_size, sum_hidden_dims=False)
+
+        if isinstance(rule, FixedRule):
+            return integrate(rule.alphas, rule.weights)
+        target = rule.tolerance * max(float(change.norm()), 1e-12)
+        result = integrate_to_tolerance(
+            integrate, lambda integrals: integrals.flatten(2).sum(-1),
+            lambda alphas: path_embeddings(encoder, reference, delta, alphas, internal_batch_size),
+            lambda residual: residual.norm(dim=-1), target, rule.max_steps,
+        )
+        if not result.reached:
+            warnings.warn(f"n_steps='auto': max_steps={rule.max_steps} reached with relative completeness error "
+                          f"{result.error / (target / rule.tolerance):.2g} (tolerance {rule.tolerance:g}); raise "
+                          "max_steps or the tolerance", stacklevel=4)
+        return result.integral

@@ -4,18 +4,24 @@
 side a (b) times its direction, summed over hidden dims per position. One side's ``T`` is
 computed (forward or reverse mode, whichever needs fewer passes); the other side is
 reached by contraction: row ``s`` of ``A`` is the integrated gradient of the scalar
-``T[:, s] . h`` (one VJP per first-side position and node).
+``T[:, s] . h`` (one VJP per first-side position and node). With the references'
+embeddings, the first-order terms come with it: the first side's integrated gradients of
+``f(., r_other)`` are ``scale * e(r_other) . T`` (free), the second side's are one more
+cotangent, ``e(r_first)``, in the contraction.
 """
 
-from typing import Optional
+import math
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from captum_bilinear._utils.adaptive_quadrature import StepCount, check_tolerance, integrate_to_tolerance
 from captum_bilinear._utils.encoder_side import EncoderSide
-from captum_bilinear._utils.integration import integrated_jvps, integrated_vjps
+from captum_bilinear._utils.integration import integrated_jvps, integrated_vjps, path_embeddings
 from captum_bilinear._utils.positions import num_positions
 from captum_bilinear._utils.progress import SILENT, Progress
+from captum_bilinear._utils.quadrature import interpolation_nodes
 
 
 class PathSide:
@@ -32,9 +38,9 @@ class PathSide:
         self, alphas: Tensor, weights: Tensor, embedding_dim: int, internal_batch_size: Optional[int],
         progress: Progress = SILENT,
     ) -> Tensor:
-        """``(D, positions)``: forward mode (one JVP per position and node) when there are
-        fewer positions than embedding dimensions, else reverse mode (one VJP per
-        embedding dimension and node)."""
+        """``(D, positions)`` (``(K, D, positions)`` for panel weights): forward mode (one
+        JVP per position and node) when there are fewer positions than embedding
+        dimensions, else reverse mode (one VJP per embedding dimension and node)."""
         if self.positions <= embedding_dim:
             return integrated_jvps(
                 self.encoder, self.reference, self.delta, self.direction, alphas, weights, internal_batch_size, progress
@@ -52,10 +58,138 @@ class PathSide:
             progress=progress,
         )
 
+    def embeddings(self, alphas: Tensor, internal_batch_size: Optional[int]) -> Tensor:
+        """``(len(alphas), D)`` embeddings along the path."""
+        return path_embeddings(self.encoder, self.reference, self.delta, alphas, internal_batch_size)
+
     def pass_count(self, embedding_dim: int) -> int:
         """Passes per node if this side goes first: its Jacobian, then one contraction
         VJP per position on the other side."""
         return min(self.positions, embedding_dim) + self.positions
+
+
+class FixedRule(NamedTuple):
+    """A quadrature given by the user: nodes and weights (float64)."""
+
+    alphas: Tensor
+    weights: Tensor
+
+
+class ToTolerance(NamedTuple):
+    """``n_steps="auto"``: composite Gauss-Legendre refined until the completeness
+    residuals, in similarity units, are at most ``tolerance`` times the identity's value."""
+
+    tolerance: float
+    max_steps: int
+
+
+Rule = Union[FixedRule, ToTolerance]
+
+
+def quadrature_rule(n_steps: StepCount, method: str, tolerance: float, max_steps: int) -> Rule:
+    """The rule ``n_steps`` asks for, its arguments checked before any work."""
+    if n_steps == "auto":
+        if method != "gausslegendre":
+            raise ValueError(f"method: n_steps='auto' refines composite Gauss-Legendre panels; expected "
+                             f"'gausslegendre', got {method!r}")
+        check_tolerance(tolerance, max_steps)
+        return ToTolerance(float(tolerance), int(max_steps))
+    return FixedRule(*interpolation_nodes(n_steps, method))  # type: ignore[arg-type]
+
+
+class Endpoints(NamedTuple):
+    """``g(a), g(r_a), h(b), h(r_b)``: the embeddings at both ends of both paths."""
+
+    g_input: Tensor
+    g_reference: Tensor
+    h_input: Tensor
+    h_reference: Tensor
+
+    def identity(self, scale: float) -> Tensor:
+        """``f(a,b) - f(r_a,b) - f(a,r_b) + f(r_a,r_b)``, what the interactions sum to."""
+        return scale * torch.dot(self.g_input - self.g_reference, self.h_input - self.h_reference)
+
+
+class BilinearTerms(NamedTuple):
+    cross: Tensor  #: ``(positions_a, positions_b)``
+    first_a: Optional[Tensor]  #: ``(positions_a,)`` (None without endpoints)
+    first_b: Optional[Tensor]
+    nodes: int  #: nodes of the final rule (the larger side's)
+    error: float  #: ``n_steps="auto"``: the residual bound relative to the identity; else nan
+    reached: bool  #: whether that bound is within the tolerance (True for fixed rules)
+
+
+def bilinear_terms(
+    side_a: PathSide,
+    side_b: PathSide,
+    rule: Rule,
+    embedding_dim: int,
+    scale: float,
+    endpoints: Optional[Endpoints] = None,
+    internal_batch_size: Optional[int] = None,
+    progress: Progress = SILENT,
+) -> BilinearTerms:
+    """Interactions (and with ``endpoints`` the first-order terms), the cheaper side
+    order chosen."""
+    a_first = side_a.pass_count(embedding_dim) <= side_b.pass_count(embedding_dim)
+    first, second = (side_a, side_b) if a_first else (side_b, side_a)
+    if endpoints is not None:
+        g_in, g_ref, h_in, h_ref = endpoints
+        first_ref, second_ref = (g_ref, h_ref) if a_first else (h_ref, g_ref)
+        second_change = (h_in - h_ref) if a_first else (g_in - g_ref)
+    if isinstance(rule, FixedRule):
+        progress.expect(len(rule.alphas) * (first.pass_count(embedding_dim) + (endpoints is not None)))
+        jacobian = first.integrated_jacobian(rule.alphas, rule.weights, embedding_dim, internal_batch_size, progress)
+        cotangents = _cotangents(jacobian, None if endpoints is None else first_ref)
+        contracted = second.contract(cotangents, rule.alphas, rule.weights, internal_batch_size, progress)
+        nodes, error, reached = len(rule.alphas), math.nan, True
+    else:
+        if endpoints is None:
+            raise ValueError("n_steps='auto' needs the endpoint embeddings")
+        target = rule.tolerance * max(abs(float(endpoints.identity(scale))), 1e-12)
+        change_norm = float(second_change.norm())
+        first_result = integrate_to_tolerance(
+            lambda alphas, weights: _expecting(progress, len(alphas) * min(first.positions, embedding_dim))
+            or first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress),
+            lambda integrals: integrals.sum(-1),
+            lambda alphas: first.embeddings(alphas, internal_batch_size),
+            lambda residual: scale * residual.norm(dim=-1) * change_norm,  # bounds its share of delta
+            target / 2, rule.max_steps,
+        )
+        jacobian = first_result.integral
+        cotangents = _cotangents(jacobian, first_ref)
+        second_result = integrate_to_tolerance(
+            lambda alphas, weights: _expecting(progress, len(alphas) * len(cotangents))
+            or second.contract(cotangents, alphas, weights, internal_batch_size, progress),
+            lambda integrals: integrals.sum(-1),
+            lambda alphas: second.embeddings(alphas, internal_batch_size).to(cotangents.dtype) @ cotangents.T,
+            lambda residual: scale * residual[:, :-1].abs().sum(-1),
+            max(target - first_result.error, target / 2), rule.max_steps,
+        )
+        contracted = second_result.integral
+        nodes = max(first_result.nodes, second_result.nodes)
+        error = (first_result.error + second_result.error) / (target / rule.tolerance)
+        reached = first_result.reached and second_result.reached
+    cross = scale * (contracted[: first.positions] if endpoints is not None else contracted)
+    first_order: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None)
+    if endpoints is not None:
+        of_first = scale * (second_ref.to(jacobian.dtype) @ jacobian)
+        of_second = scale * contracted[-1]
+        first_order = (of_first, of_second) if a_first else (of_second, of_first)
+    return BilinearTerms(cross if a_first else cross.T, first_order[0], first_order[1], nodes, error, reached)
+
+
+def _cotangents(jacobian: Tensor, first_reference: Optional[Tensor]) -> Tensor:
+    """The contraction's cotangents: ``T``'s columns, and the first side's reference
+    embedding for the second side's first-order terms."""
+    rows = jacobian.T.contiguous()
+    if first_reference is None:
+        return rows
+    return torch.cat([rows, first_reference.to(rows.dtype)[None]])
+
+
+def _expecting(progress: Progress, rows: int) -> None:
+    progress.expect(rows)
 
 
 def bilinear_interactions(
@@ -68,10 +202,6 @@ def bilinear_interactions(
     internal_batch_size: Optional[int] = None,
     progress: Progress = SILENT,
 ) -> Tensor:
-    """``(positions_a, positions_b)`` interactions, the cheaper side order chosen."""
-    a_first = side_a.pass_count(embedding_dim) <= side_b.pass_count(embedding_dim)
-    first, second = (side_a, side_b) if a_first else (side_b, side_a)
-    progress.expect(len(alphas) * first.pass_count(embedding_dim))
-    jacobian = first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress)  # (D, S_first)
-    contracted = second.contract(jacobian.T.contiguous(), alphas, weights, internal_batch_size, progress)  # (S_first, S_second)
-    return scale * (contracted if a_first else contracted.T)
+    """``(positions_a, positions_b)`` interactions of a fixed rule, the cheaper side order chosen."""
+    return bilinear_terms(side_a, side_b, FixedRule(alphas, weights), embedding_dim, scale, None,
+                          internal_batch_size, progress).cross

@@ -5,38 +5,9 @@ starts without loading the methods)."""
 import argparse
 from typing import Any, Callable, Optional, Union
 
+from captum_bilinear._utils.cli_types import layer_choice, positive_float, step_count
+
 DATASETS = ("demo", "coco", "flickr30k-entities", "hnc")
-
-
-def _steps(text: str) -> Union[int, str]:
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {value}")
-    return value
-
-
-def _layer(text: str) -> Union[int, str]:
-    if text.strip().lower() == "embeddings":
-        return "embeddings"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'embeddings' or an encoder layer index, got {text!r}") from None
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int]) -> None:
@@ -59,16 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, help="output directory (records/, results.json, report.md, plots)")
     run.add_argument("--model", help="HF CLIP / SigLIP directory or hub id (default: the bundled demo model)")
-    run.add_argument("--layer", type=_layer,
+    run.add_argument("--layer", type=layer_choice,
                      help="'embeddings' or an encoder layer index for BII, ICAM, ITSM-H and LayerIntegratedGradients "
                           "(default: the model's default)")
     run.add_argument("--methods", nargs="+",
                      help="methods to run: bii icam ilime itsm itsm-o fixlip lig gradcam, or the full names "
                           "(default: all)")
-    run.add_argument("--n-steps", type=_steps, default=32,
-                     help="BII's quadrature nodes, or 'auto' (with --tolerance); LayerIntegratedGradients uses the "
-                          "int, or 50 with 'auto' (default 32)")
-    run.add_argument("--tolerance", type=_positive_float, help="relative completeness tolerance of --n-steps auto")
+    run.add_argument("--n-steps", type=step_count, default="auto",
+                     help="BII's quadrature nodes, or 'auto' (to --tolerance; the default); LayerIntegratedGradients uses "
+                          "the int, or 64 with 'auto'")
+    run.add_argument("--tolerance", type=positive_float, default=1e-4,
+                     help="relative completeness tolerance of --n-steps auto (default 1e-4)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out, skipping complete pairs")
     run.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: this rank's GPU if there is one, else cpu)")
     run.add_argument("--per-layer-scenes", type=int, default=0, metavar="N",

@@ -13,7 +13,6 @@ at the run's layer (``--layer``); ITSM-O at the output; InteractionLIME, FIxLIP 
 LayerGradCam perturb / read the inputs (the embeddings layers, the patch embedding).
 """
 
-import inspect
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -107,23 +106,14 @@ def as_interaction_terms(result: Any, method: str) -> InteractionTerms:
     ).detach()
 
 
-def supports_auto_steps(method: Any) -> bool:
-    """Whether ``method.attribute`` takes ``n_steps="auto"`` (it then has ``tolerance``)."""
-    return "tolerance" in inspect.signature(method.attribute).parameters
-
-
 def check_steps(n_steps: Any, tolerance: Any) -> None:
     """``n_steps`` a positive int or ``"auto"`` (then ``tolerance`` a positive number, and
     BilinearIntegratedInteractions must support it), raised before any work."""
     if n_steps == "auto":
-        from captum_bilinear import BilinearIntegratedInteractions
+        from captum_bilinear._utils.adaptive_quadrature import check_tolerance
 
-        if not supports_auto_steps(BilinearIntegratedInteractions):
-            raise ValueError("n_steps: 'auto' needs a BilinearIntegratedInteractions with n_steps='auto' and "
-                             "tolerance (not in this version); pass an int")
-        if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(tolerance, (int, float))
-                                      or not tolerance > 0):
-            raise ValueError(f"tolerance: expected a positive number, got {tolerance!r}")
+        if tolerance is not None:
+            check_tolerance(tolerance)
         return
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise ValueError(f"n_steps: expected a positive int or 'auto', got {n_steps!r}")
@@ -136,11 +126,8 @@ def _bii(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTer
     options: Dict[str, Any] = {"n_steps": settings.n_steps}
     if settings.n_steps == "auto" and settings.tolerance is not None:
         options["tolerance"] = settings.tolerance
-    if hasattr(method, "attribute_terms"):
-        return as_interaction_terms(method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, **options),
-                                    "BilinearIntegratedInteractions")
-    result = method.attribute(pair.inputs, additional_forward_args=pair.extra, return_convergence_delta=True, **options)
-    return as_interaction_terms(result, "BilinearIntegratedInteractions")
+    return as_interaction_terms(method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, **options),
+                                "BilinearIntegratedInteractions")
 
 
 def _plain(class_name: str, name: str, **constructor: Any) -> Callable[[Any, PairInputs, RunSettings], InteractionTerms]:

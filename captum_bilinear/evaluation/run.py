@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
+from captum_bilinear.first_order import LIG_STEPS_WITH_AUTO
 from captum_bilinear.evaluation.bundle import LayerSpec, ModelBundle, load_bundle, parse_layer
 from captum_bilinear.evaluation.distributed import Process, current_process
 from captum_bilinear.evaluation.methods import (
@@ -68,8 +69,8 @@ class EvaluationConfig:
     model: Optional[str] = None
     layer: Optional[LayerSpec] = None
     methods: Optional[List[str]] = None
-    n_steps: Union[int, str] = 32
-    tolerance: Optional[float] = None
+    n_steps: Union[int, str] = "auto"
+    tolerance: Optional[float] = 1e-4
     limit: Optional[int] = None
     fit: str = "crop"
     min_box_patches: float = 1.0
@@ -140,7 +141,7 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
                                        config.fit, config.min_box_patches), bundle.device)
     seed = example_seed(config.seed, example.index)
     settings = RunSettings(seed=seed, n_steps=config.n_steps, tolerance=config.tolerance,
-                           lig_n_steps=config.n_steps if isinstance(config.n_steps, int) else 50)
+                           lig_n_steps=config.n_steps if isinstance(config.n_steps, int) else LIG_STEPS_WITH_AUTO)
     pair = pair_inputs(bundle, prepared.input_ids, prepared.attention_mask, prepared.pixel_values,
                        prepared.text_players)
     geometry = Geometry(prepared.image_size, bundle.grid, bundle.has_cls)
@@ -322,7 +323,7 @@ def run_evaluation(
     seed: int = 0,
     out: str = "evaluation",
     methods: Optional[Sequence[str]] = None,
-    n_steps: Union[int, str] = 32,
+    n_steps: Union[int, str] = "auto",
     layer: Optional[LayerSpec] = None,
     completeness_scenes: int = 10,
     completeness_steps: Sequence[int] = COMPLETENESS_STEPS,
@@ -399,7 +400,7 @@ def run_evaluation(
             "settings": {
                 "scenes": config.scenes if data.name == "demo" else None, "seed": config.seed,
                 "n_steps": config.n_steps, "tolerance": config.tolerance,
-                "lig_n_steps": config.n_steps if isinstance(config.n_steps, int) else 50, "p": 0.5,
+                "lig_n_steps": config.n_steps if isinstance(config.n_steps, int) else LIG_STEPS_WITH_AUTO, "p": 0.5,
                 "n_coalitions": 256, "limit": config.limit, "fit": config.fit,
                 "min_box_patches": config.min_box_patches, "processes": process.world_size,
                 "named_objects": results["objects"], "seconds": time.perf_counter() - started,

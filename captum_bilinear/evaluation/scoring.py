@@ -160,14 +160,16 @@ class ExampleScorer:
         return {"p_faithfulness": result.spearman, "p_faithfulness_r2": result.r2}
 
     def completeness_record(self, terms: InteractionTerms) -> Dict[str, float]:
-        """``|delta|`` relative to the score the terms decompose (quadrature methods).
-        LayerIntegratedGradients' delta is already relative."""
+        """``|delta|`` relative to the score the interactions decompose (quadrature
+        methods: ``f(a,b) - f(r_a,b) - f(a,r_b) + f(r_a,r_b)`` for BII, what
+        ``n_steps="auto"``'s tolerance is relative to). LayerIntegratedGradients' delta is
+        already relative."""
         if terms.delta is None:
             return {}
         delta = float(terms.delta[0])
         if terms.method == "LayerIntegratedGradients":
             return {"completeness_error": abs(delta)}
-        decomposed = float(terms.total()[0]) - delta
+        decomposed = float(terms.cross[0].sum()) - delta
         record = {"completeness_error": abs(delta) / max(abs(decomposed), 1e-12)}
         if terms.n_steps is not None:
             record["n_steps_used"] = int(terms.n_steps[0])

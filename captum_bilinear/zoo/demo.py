@@ -184,11 +184,11 @@ def default_layers(model, index: Optional[Union[int, str]] = None) -> Tuple[torc
 
     Example:
         >>> model, _, _ = load_demo_model()
-        >>> text_layer, vision_layer = default_layers(model)
+        >>> text_layer, vision_layer = default_layers(model)  # the measured default: the embeddings
         >>> type(vision_layer).__name__
-        'CLIPEncoderLayer'
-        >>> type(default_layers(model, "embeddings")[1]).__name__
         'CLIPVisionEmbeddings'
+        >>> type(default_layers(model, 3)[1]).__name__
+        'CLIPEncoderLayer'
     """
     if index is None:
         index = demo_settings().get("default_layer", -2)

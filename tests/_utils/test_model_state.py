@@ -6,7 +6,7 @@ import threading
 import pytest
 import torch
 
-from captum_bilinear._utils.integration import forward_mode_attention
+from captum_bilinear._utils.forward_mode import forward_mode_section as forward_mode_attention
 from captum_bilinear._utils.model_state import ProcessFlag, evaluation_mode, without_mha_fast_path
 
 

@@ -157,11 +157,8 @@ def test_method_names_match_the_registry():
 
 
 def test_layer_embeddings_and_auto_steps(tmp_path, capsys):
-    """--layer embeddings reaches results.json; --n-steps auto runs where BII supports it
-    and is refused with a clear message before any work where it does not."""
-    from captum_bilinear import BilinearIntegratedInteractions
-    from captum_bilinear.evaluation.methods import supports_auto_steps
-
+    """--layer embeddings reaches results.json; --n-steps auto meets its tolerance on every
+    record; an impossible tolerance is refused before any work."""
     results = run_evaluation(1, seed=2, out=str(tmp_path / "a"), methods=["icam"], layer="embeddings",
                              completeness_scenes=0, show_progress=False)
     assert results["model"]["layer"] == "embeddings"
@@ -169,11 +166,11 @@ def test_layer_embeddings_and_auto_steps(tmp_path, capsys):
     assert "at the embeddings layers" in (tmp_path / "a" / "report.md").read_text()
     arguments = ["evaluate", "--scenes", "1", "--methods", "bii", "--n-steps", "auto", "--tolerance", "0.01",
                  "--completeness-examples", "0", "--no-progress", "--out", str(tmp_path / "b")]
-    if supports_auto_steps(BilinearIntegratedInteractions):
-        assert main(arguments) == 0
-        with open(tmp_path / "b" / "results.json") as handle:
-            assert json.load(handle)["settings"]["n_steps"] == "auto"
-    else:
-        assert main(arguments) == 2
-        assert "'auto' needs" in capsys.readouterr().err
-        assert not os.path.exists(tmp_path / "b" / "records")
+    assert main(arguments) == 0
+    with open(tmp_path / "b" / "results.json") as handle:
+        results = json.load(handle)
+    assert results["settings"]["n_steps"] == "auto" and results["settings"]["tolerance"] == 0.01
+    records = [json.loads(line) for path in (tmp_path / "b" / "records").iterdir() for line in path.open()]
+    assert records and all(record["completeness_error"] <= 0.01 for record in records if "completeness_error" in record)
+    assert main(arguments[:-2] + ["--tolerance", "2", "--out", str(tmp_path / "c")]) == 2
+    assert "tolerance" in capsys.readouterr().err

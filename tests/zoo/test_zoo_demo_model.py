@@ -62,7 +62,13 @@ def test_loader_gives_an_eval_model_and_matching_processor(demo_model):
     assert torch.allclose(from_processor, scene_inputs(scene_list, tok, None)["pixel_values"], atol=1e-6)
     text_layer, vision_layer = default_layers(model)
     k = demo_settings()["default_layer"]
-    assert text_layer is model.text_model.encoder.layers[k] and vision_layer is model.vision_model.encoder.layers[k]
+    if k == "embeddings":
+        assert text_layer is model.text_model.embeddings and vision_layer is model.vision_model.embeddings
+    else:
+        assert text_layer is model.text_model.encoder.layers[k] and vision_layer is model.vision_model.encoder.layers[k]
+    # the default is the measured best layer
+    table = demo_settings()["pointing_game"]["per_layer"]
+    assert str(k) == max(table, key=lambda name: (table[name]["pga"], table[name]["pge"]))
 
 
 def test_scene_inputs_shapes_and_spans(demo_model):
