@@ -242,7 +242,7 @@ def test_a_hub_id_fails_at_once_when_the_hub_cannot_be_reached(hub, message, sce
         (["--box", "0,0,10"], "argument --box: expected X0,Y0,X1,Y1"),
         (["--method", "gradcam"], "argument --method: invalid choice: 'gradcam'"),
         (["--n-steps", "0"], "argument --n-steps: expected a positive integer"),
-        (["--layer", "top"], "argument --layer: expected 'embeddings' or a layer index"),
+        (["--layer", "top"], "argument --layer: expected 'embeddings' or an encoder layer index"),
         (["--layer", "9"], "--layer: the model has 6 layers (-6 .. 5) and 'embeddings', got 9"),
         (["--fit", "stretch"], "argument --fit: invalid choice: 'stretch'"),
         (["--model", "{bert}"], "is a BertModel, not a CLIP or SigLIP dual encoder"),
