@@ -168,6 +168,14 @@ _evaluation_body()
 #: else the functions and classes they define whose names do not start with "_".
 API_MODULES = (
     "captum_bilinear",
+    "captum_bilinear.games",
+    "captum_bilinear.adapters",
+    "captum_bilinear.adapters.hf",
+    "captum_bilinear.adapters.open_clip",
+    "captum_bilinear.adapters.sentence_transformers",
+    "captum_bilinear.images",
+    "captum_bilinear.registry",
+    "captum_bilinear.datasets",
     "captum_bilinear.selection",
     "captum_bilinear.visualization",
     "captum_bilinear.references",

@@ -163,8 +163,9 @@ for box_object in scene.objects:
 # with positive and negative pixels inside the green square and the diamond and says
 # little about the cross: at pixel level it is noisy. `Saliency` is largest along the
 # cross's edges and on the square and the diamond: a sensitivity, without sign.
-# `LayerIntegratedGradients` at layer 3 and BII's projection look alike: positive on the
-# cross, strongest at its centre, and on the diamond, and nothing on the green square.
+# `LayerIntegratedGradients` at the attributed vision layer and BII's projection look
+# alike: positive on the cross, strongest at its centre, and on the diamond, and nothing
+# on the green square.
 # (They differ by up to 12 % of the largest entry; below, with the caption's embedding
 # replaced by its change, they become equal.) `LayerGradCam` is negative on the green
 # square and part of the diamond and positive around the cross.
