@@ -19,6 +19,7 @@ Usage::
 
     python benchmarks/auto_steps.py                      # 12 pairs, the default layer
     python benchmarks/auto_steps.py --pairs 4 --uniform 16 64 256 --vit-b32 --json out.json
+    python benchmarks/auto_steps.py --pairs 2 --per-node 3   # the cost per node only
 """
 
 import argparse
@@ -78,7 +79,7 @@ def run(method: BilinearIntegratedInteractions, pair: Dict[str, Any], **options:
                                    additional_forward_args=((pair["attention_mask"],), None), **options)
     seconds = time.perf_counter() - start
     identity = pair["identity"]
-    return {"seconds": seconds, "n_steps": int(terms.n_steps[0]),
+    return {"seconds": seconds, "n_steps": int(terms.n_steps[0]), "evaluated": terms.settings.get("nodes_evaluated", [int(terms.n_steps[0]) * 2])[0],
             "error": abs(float(terms.cross.sum()) - identity) / abs(identity),
             "estimate": float(terms.error[0])}
 
@@ -115,6 +116,28 @@ def measure(pairs: List[Dict[str, Any]], layer: Any, uniform: List[int], toleran
     return {"rows": rows, "summary": summary}
 
 
+def per_node_cost(pairs: List[Dict[str, Any]], layer: Any, repeats: int, internal_batch_size: Any = None) -> Dict[str, Any]:
+    """Seconds per node at N=16 and N=256 on the same pairs, the two interleaved (so a
+    busy spell of the machine hits both), medians over ``repeats``."""
+    method = BilinearIntegratedInteractions(pairs[0]["model"], layer)
+    times: Dict[int, List[float]] = {16: [], 256: []}
+    for pair in pairs:
+        pair = with_references(pair)
+        run_options = dict(internal_batch_size=internal_batch_size)
+        method.attribute_terms((pair["input_ids"], pair["pixel_values"]), n_steps=8)  # warm-up
+        for _ in range(repeats):
+            for n in (16, 256):
+                start = time.perf_counter()
+                method.attribute_terms((pair["input_ids"], pair["pixel_values"]),
+                                       (pair["reference_ids"], pair["reference_pixels"]),
+                                       additional_forward_args=((pair["attention_mask"],), None), n_steps=n,
+                                       **run_options)
+                times[n].append((time.perf_counter() - start) / n)
+    per_node = {n: statistics.median(values) for n, values in times.items()}
+    return {"seconds_per_node": per_node, "ratio_256_vs_16": per_node[256] / per_node[16],
+            "internal_batch_size": internal_batch_size, "samples": times}
+
+
 def vit_b32_pairs(count: int) -> List[Dict[str, Any]]:
     from transformers import CLIPConfig, CLIPModel
 
@@ -145,12 +168,26 @@ def main() -> None:
     parser.add_argument("--vit-b32", action="store_true", help="also a ViT-B/32-sized random CLIP at layer -2")
     parser.add_argument("--layer", default=None, help="'embeddings' or an encoder layer index (default: the "
                         "demo model's default layer)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--per-node", type=int, metavar="REPEATS",
+                        help="only the cost per node: N=16 and N=256 interleaved, REPEATS times per pair, with "
+                             "the default internal batching and with all of a pair's rows in one pass")
     parser.add_argument("--json", help="write the rows and summaries here")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     results = {}
     pairs = demo_pairs(args.pairs)
     model = pairs[0]["model"]
+    if args.per_node:
+        layer = default_layers(model, None if args.layer is None else args.layer if args.layer == "embeddings"
+                               else int(args.layer))
+        results["per_node"] = [per_node_cost(pairs, layer, args.per_node),
+                               per_node_cost(pairs, layer, args.per_node, internal_batch_size=10**9)]
+        print(json.dumps([{k: v for k, v in r.items() if k != "samples"} for r in results["per_node"]], indent=1))
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(results, handle, indent=1)
+        return
     layer = None if args.layer is None else args.layer if args.layer == "embeddings" else int(args.layer)
     results["demo"] = measure(pairs, default_layers(model, layer), args.uniform, args.tolerance)
     print("demo", json.dumps(results["demo"]["summary"], indent=1), flush=True)

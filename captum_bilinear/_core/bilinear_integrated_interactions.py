@@ -237,7 +237,8 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
         settings = {"n_steps": n_steps, "method": "composite gausslegendre" if n_steps == "auto" else method,
                     "multiply_by_inputs": self._multiply_by_inputs}
         if n_steps == "auto":
-            settings.update(tolerance=tolerance, max_steps=max_steps)
+            settings.update(tolerance=tolerance, max_steps=max_steps,
+                            nodes_evaluated=[terms.evaluated for terms, _ in results])
         return InteractionTerms(
             intercept=intercept,
             first_a=torch.stack([terms.first_a for terms, _ in results]).to(dtype),  # type: ignore[misc]

@@ -117,6 +117,7 @@ class BilinearTerms(NamedTuple):
     nodes: int  #: nodes of the final rule (the larger side's)
     error: float  #: ``n_steps="auto"``: the residual bound relative to the identity; else nan
     reached: bool  #: whether that bound is within the tolerance (True for fixed rules)
+    evaluated: int  #: nodes evaluated on both sides (bisected panels' included)
 
 
 def bilinear_terms(
@@ -142,7 +143,7 @@ def bilinear_terms(
         jacobian = first.integrated_jacobian(rule.alphas, rule.weights, embedding_dim, internal_batch_size, progress)
         cotangents = _cotangents(jacobian, None if endpoints is None else first_ref)
         contracted = second.contract(cotangents, rule.alphas, rule.weights, internal_batch_size, progress)
-        nodes, error, reached = len(rule.alphas), math.nan, True
+        nodes, error, reached, evaluated = len(rule.alphas), math.nan, True, 2 * len(rule.alphas)
     else:
         if endpoints is None:
             raise ValueError("n_steps='auto' needs the endpoint embeddings")
@@ -170,13 +171,15 @@ def bilinear_terms(
         nodes = max(first_result.nodes, second_result.nodes)
         error = (first_result.error + second_result.error) / (target / rule.tolerance)
         reached = first_result.reached and second_result.reached
+        evaluated = first_result.evaluated + second_result.evaluated
     cross = scale * (contracted[: first.positions] if endpoints is not None else contracted)
     first_order: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None)
     if endpoints is not None:
         of_first = scale * (second_ref.to(jacobian.dtype) @ jacobian)
         of_second = scale * contracted[-1]
         first_order = (of_first, of_second) if a_first else (of_second, of_first)
-    return BilinearTerms(cross if a_first else cross.T, first_order[0], first_order[1], nodes, error, reached)
+    return BilinearTerms(cross if a_first else cross.T, first_order[0], first_order[1], nodes, error, reached,
+                         evaluated)
 
 
 def _cotangents(jacobian: Tensor, first_reference: Optional[Tensor]) -> Tensor:
