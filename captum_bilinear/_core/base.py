@@ -191,3 +191,52 @@ class DualLayerAttribution(LayerAttribution):
                 for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input)
             ]
         return SimilarityTerms(*(torch.cat(column) for column in zip(*terms)))
+
+
+class FourTermConvergenceDelta:
+    """``compute_convergence_delta`` for methods whose interactions sum to the four-term
+    identity ``f(a,b) - f(r_a,b) - f(a,r_b) + f(r_a,r_b)`` (in place of Captum's
+    first-order delta ``sum - [f(input) - f(baseline)]``, which compares them with a
+    score they do not decompose). Mixed into a :class:`DualLayerAttribution`, before
+    Captum's ``GradientAttribution`` in the bases."""
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    def compute_convergence_delta(  # type: ignore[override]
+        self,
+        attributions: Tensor,
+        inputs: Any,
+        baselines: Any = None,
+        *,
+        additional_forward_args: Any = None,
+        attribute_to_layer_input: bool = False,
+    ) -> Tensor:
+        """``(batch,)``: ``attributions.sum((1, 2))`` minus the identity's value per
+        example, its four similarities computed through the attributed layers with the
+        references ``attribute`` uses (:meth:`DualLayerAttribution.similarity_terms`).
+
+        Args:
+            attributions: ``(batch, positions_a, positions_b)`` interactions.
+            inputs, baselines, additional_forward_args, attribute_to_layer_input: as
+                given to ``attribute``.
+
+        Returns:
+            the delta of each example, in the attributions' dtype (at least float32).
+
+        Example:
+            >>> A = method.attribute((input_ids, pixel_values), n_steps=32)                # doctest: +SKIP
+            >>> method.compute_convergence_delta(A, (input_ids, pixel_values))            # doctest: +SKIP
+            tensor([-3.1e-07])
+        """
+        if not isinstance(attributions, Tensor):
+            raise TypeError(f"attributions: expected a torch.Tensor, got {type(attributions).__name__}")
+        if attributions.dim() != 3:
+            raise ValueError("attributions: expected interactions of shape (batch, positions_a, positions_b), "
+                             f"got shape {tuple(attributions.shape)}")
+        terms = self.similarity_terms(inputs, baselines, additional_forward_args, attribute_to_layer_input)  # type: ignore[attr-defined]
+        identity = terms.interaction
+        if identity.shape[0] != attributions.shape[0]:
+            raise ValueError(f"attributions: a batch of {attributions.shape[0]} for inputs of batch {identity.shape[0]}")
+        dtype = torch.promote_types(torch.promote_types(attributions.dtype, identity.dtype), torch.float32)
+        return attributions.to(dtype).sum((1, 2)) - identity.to(device=attributions.device, dtype=dtype)

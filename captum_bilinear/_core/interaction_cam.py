@@ -10,7 +10,8 @@ from torch import Tensor
 from captum_bilinear._utils.bilinear import PathSide, bilinear_interactions
 from captum_bilinear._core.base import DualLayerAttribution
 from captum_bilinear._utils.model_state import evaluation_mode
-from captum_bilinear._utils.pair_inputs import check_internal_batch_size
+from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size
+from captum_bilinear.terms import InteractionTerms
 
 
 class InteractionCAM(DualLayerAttribution, GradientAttribution):
@@ -21,7 +22,7 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
     actual activation only and multiplied by it ("gradient x activation"). Per embedding
     dimension ``k`` the side maps are Captum's ``LayerGradientXActivation`` of output
     ``k`` summed over hidden dims, and ``A[s, p] = scale * sum_k T[k, s] U[k, p]``. It has
-    no completeness property.
+    no completeness property (and so no :meth:`compute_convergence_delta`).
 
     Args:
         model: a HuggingFace ``CLIPModel`` / ``SiglipModel`` or a :class:`DualEncoder`.
@@ -35,9 +36,13 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
         >>> model = CLIPModel(CLIPConfig(text_config=small, projection_dim=16,
         ...                   vision_config=dict(small, image_size=32, patch_size=8))).eval()
         >>> layer = (model.text_model.encoder.layers[0], model.vision_model.encoder.layers[0])
-        >>> A = InteractionCAM(model, layer).attribute((torch.tensor([[49406, 320, 49407]]), torch.randn(1, 3, 32, 32)))
+        >>> inputs = (torch.tensor([[49406, 320, 49407]]), torch.randn(1, 3, 32, 32))
+        >>> A = InteractionCAM(model, layer).attribute(inputs)
         >>> A.shape
         torch.Size([1, 3, 17])
+        >>> terms = InteractionCAM(model, layer).attribute_terms(inputs)  # cross = A, nothing else
+        >>> torch.equal(terms.cross, A), terms.has_first_order, terms.players_a.tolist()
+        (True, False, [[True, True, True]])
     """
 
     def __init__(self, model: Any, layer: Any) -> None:
@@ -46,6 +51,17 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
     @property
     def multiplies_by_inputs(self) -> bool:
         return True
+
+    def compute_convergence_delta(self, *args: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
+        """Not available: InteractionCAM has no completeness property (its maps are
+        evaluated at the input only), so there is no sum for a delta to check. Captum's
+        inherited first-order delta would compare ``A`` with a score it does not
+        decompose; :class:`BilinearIntegratedInteractions` has the four-term delta."""
+        raise NotImplementedError(
+            "compute_convergence_delta: InteractionCAM has no completeness property (gradient x activation "
+            "at the input only), so it has no convergence delta; BilinearIntegratedInteractions' interactions "
+            "sum to f(a,b) - f(r_a,b) - f(a,r_b) + f(r_a,r_b) and report their delta"
+        )
 
     @log_usage()
     def attribute(  # type: ignore[override]
@@ -57,7 +73,8 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
         internal_batch_size: Optional[int] = None,
         attribute_to_layer_input: bool = False,
     ) -> Tensor:
-        """Interactions of every position of layer a with every position of layer b.
+        """Interactions of every position of layer a with every position of layer b
+        (``attribute_terms(...).cross``).
 
         Args:
             inputs: ``(inputs_a, inputs_b)``, e.g. ``(input_ids, pixel_values)``.
@@ -71,19 +88,55 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
         Returns:
             ``(batch, positions_a, positions_b)`` interactions.
         """
+        return self.attribute_terms(
+            inputs, baselines, additional_forward_args=additional_forward_args,
+            internal_batch_size=internal_batch_size, attribute_to_layer_input=attribute_to_layer_input,
+        ).cross
+
+    @log_usage()
+    def attribute_terms(
+        self,
+        inputs: Tuple[Any, Any],
+        baselines: Optional[Tuple[Any, Any]] = None,
+        *,
+        additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        internal_batch_size: Optional[int] = None,
+        attribute_to_layer_input: bool = False,
+    ) -> InteractionTerms:
+        """The interactions as :class:`~captum_bilinear.InteractionTerms`: ``cross = A``
+        only (no intercept, no first-order terms: both zeros, ``has_intercept`` and
+        ``has_first_order`` False); ``players_a`` / ``players_b`` are the positions that
+        carry input (attention mask 1), where the model says which. Takes the arguments
+        of :meth:`attribute` (the class's example shows both).
+        """
         check_internal_batch_size(internal_batch_size)
         side_a, side_b = self._prepare(inputs, baselines, additional_forward_args, with_baselines=baselines is not None)
         one_node = torch.ones(1, dtype=torch.float64)
-        results = []
+        results, players_a, players_b = [], [], []
         with evaluation_mode(self.dual_encoder):
-            for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input, zero_references=baselines is None):
+            pairs = self._layer_pairs(side_a, side_b, attribute_to_layer_input, zero_references=baselines is None)
+            for index, pair in enumerate(pairs):
                 with torch.no_grad():
                     embedding_dim = pair.side_a.embed_from(pair.input_a).shape[-1]
-                results.append(
-                    bilinear_interactions(
-                        PathSide(pair.side_a, pair.input_a, pair.reference_a, True),
-                        PathSide(pair.side_b, pair.input_b, pair.reference_b, True),
-                        one_node, one_node, embedding_dim, self.dual_encoder.scale, internal_batch_size,
-                    )
+                matrix = bilinear_interactions(
+                    PathSide(pair.side_a, pair.input_a, pair.reference_a, True),
+                    PathSide(pair.side_b, pair.input_b, pair.reference_b, True),
+                    one_node, one_node, embedding_dim, self.dual_encoder.scale, internal_batch_size,
                 )
-        return torch.stack(results)
+                results.append(matrix)
+                players_a.append(self._carries_input(side_a, "a", index, matrix.shape[0]))
+                players_b.append(self._carries_input(side_b, "b", index, matrix.shape[1]))
+        cross = torch.stack(results)
+        batch, positions_a, positions_b = cross.shape
+        return InteractionTerms(
+            intercept=cross.new_zeros(batch), first_a=cross.new_zeros(batch, positions_a),
+            first_b=cross.new_zeros(batch, positions_b), cross=cross,
+            players_a=torch.stack(players_a).to(cross.device), players_b=torch.stack(players_b).to(cross.device),
+            method=type(self).__name__, layers=self.layer_names(),
+            settings=dict(references="zero" if baselines is None else "baselines"),
+            has_intercept=False, has_first_order=False,
+        )
+
+    def _carries_input(self, side: SideBatch, which: str, index: int, positions: int) -> Tensor:
+        mask = self._input_positions(side, which, index, positions)
+        return torch.ones(positions, dtype=torch.bool) if mask is None else mask.detach().cpu().bool()

@@ -59,6 +59,23 @@ def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
     return value
 
 
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool: ``True`` / ``False`` (numpy's included); anything else, a
+    truthy string such as ``"yes"`` too, is refused.
+
+    Example:
+        >>> check_flag(False, "return_convergence_delta")
+        False
+        >>> check_flag("yes", "return_convergence_delta")
+        Traceback (most recent call last):
+        ...
+        TypeError: return_convergence_delta: expected True or False, got 'yes' (str)
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name}: expected True or False, got {value!r} ({type(value).__name__})")
+
+
 def check_real(value: Any, name: str) -> float:
     if isinstance(value, Tensor):
         if value.numel() != 1:

@@ -1,7 +1,20 @@
-"""Interpolation nodes and weights for the path integrals, taken from Captum."""
+"""Interpolation nodes and weights for the path integrals, under Captum's method names.
 
-from typing import Tuple
+Gauss-Legendre is Captum's (numpy's, in float64). The Riemann rules are Captum's rules
+with their nodes in float64 (Captum rounds them to float32) and, for
+``"riemann_trapezoid"``, the trapezoid rule's weights ``h/2, h, ..., h, h/2`` with
+``h = 1/(n-1)`` on Captum's nodes ``0, h, ..., 1``: Captum's step sizes there are
+``1/(2n), 1/n, ..., 1/n, 1/(2n)``, which sum to ``(n-1)/n``, so a path integral of a
+constant would come out ``(n-1)/n`` of its value (and BII's interactions
+``((n-1)/n)^2`` of theirs). Every rule integrates constants exactly; Gauss-Legendre,
+midpoint and trapezoid also integrate ``alpha`` exactly, the left and right Riemann sums
+by definition do not (their error is ``-/+ 1/(2n)`` of the integrand's change).
+"""
 
+import numbers
+from typing import Tuple, Union
+
+import numpy as np
 import torch
 from captum.attr._utils.approximation_methods import (
     SUPPORTED_METHODS,
@@ -10,26 +23,80 @@ from captum.attr._utils.approximation_methods import (
 )
 from torch import Tensor
 
+#: The most nodes per path integral. Far above what fixed rules need (the demo model's
+#: pairs need 16--64 Gauss-Legendre nodes, and ``n_steps="auto"`` stops at 1024 by
+#: default); it refuses absurd values before any work (numpy's Gauss-Legendre nodes for
+#: ``n`` take ``8 n^2`` bytes: 10**9 ran out of memory after two minutes).
+MAX_STEPS = 4096
 
-def check_quadrature(n_steps: object, method: object) -> None:
-    """Raises a clear error for an unusable ``n_steps`` / ``method`` pair."""
+
+def check_quadrature(n_steps: object, method: object) -> Union[int, str]:
+    """``n_steps`` as an ``int`` (numpy integers converted), or ``"auto"`` passed through
+    for the caller to handle; a clear error for an unusable ``n_steps`` / ``method``.
+
+    Example:
+        >>> import numpy as np
+        >>> check_quadrature(np.int64(8), "gausslegendre"), check_quadrature("auto", "gausslegendre")
+        (8, 'auto')
+        >>> check_quadrature(10**9, "riemann_middle")
+        Traceback (most recent call last):
+        ...
+        ValueError: n_steps: expected at most 4096 nodes per path integral, got 1000000000 (n_steps='auto' chooses the nodes for a tolerance)
+    """
     if not isinstance(method, str) or method not in SUPPORTED_METHODS:
         raise ValueError(
             f"method: expected one of {', '.join(repr(m) for m in SUPPORTED_METHODS)}, got {method!r}"
         )
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int):
-        raise TypeError(f"n_steps: expected an int, got {type(n_steps).__name__}")
+    if isinstance(n_steps, str):
+        if n_steps == "auto":
+            return n_steps
+        raise ValueError(f"n_steps: expected an int or 'auto', got {n_steps!r}")
+    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, numbers.Integral):
+        raise TypeError(f"n_steps: expected an int or 'auto', got {type(n_steps).__name__}")
+    n_steps = int(n_steps)
     minimum = 2 if method in SUPPORTED_RIEMANN_METHODS else 1
     if n_steps < minimum:
         raise ValueError(f"n_steps: method {method!r} needs n_steps >= {minimum}, got {n_steps}")
+    if n_steps > MAX_STEPS:
+        raise ValueError(f"n_steps: expected at most {MAX_STEPS} nodes per path integral, got {n_steps} "
+                         "(n_steps='auto' chooses the nodes for a tolerance)")
+    return n_steps
+
+
+def _riemann_nodes(n_steps: int, method: str) -> Tensor:
+    """Captum's Riemann nodes (``torch.linspace`` between the same ends), in float64."""
+    h = 1.0 / n_steps
+    ends = {
+        "riemann_left": (0.0, 1.0 - h),
+        "riemann_right": (h, 1.0),
+        "riemann_middle": (h / 2, 1.0 - h / 2),
+        "riemann_trapezoid": (0.0, 1.0),
+    }[method]
+    return torch.linspace(*ends, n_steps, dtype=torch.float64)
 
 
 def interpolation_nodes(n_steps: int, method: str) -> Tuple[Tensor, Tensor]:
     """``(alphas, weights)`` in float64: the path points ``reference + alpha * delta`` and
-    the quadrature weights of Captum's ``method`` (they sum to one)."""
-    check_quadrature(n_steps, method)
+    the quadrature weights of ``method`` on ``[0, 1]`` (they sum to one).
+
+    Example:
+        >>> alphas, weights = interpolation_nodes(5, "riemann_trapezoid")
+        >>> alphas.tolist(), weights.tolist()
+        ([0.0, 0.25, 0.5, 0.75, 1.0], [0.125, 0.25, 0.25, 0.25, 0.125])
+    """
+    n_steps = check_quadrature(n_steps, method)  # type: ignore[assignment]
+    if n_steps == "auto":
+        raise ValueError("n_steps: 'auto' has no fixed nodes; the adaptive rule chooses them")
     step_sizes, alphas = approximation_parameters(method)
-    return (
-        torch.tensor(alphas(n_steps), dtype=torch.float64),
-        torch.tensor(step_sizes(n_steps), dtype=torch.float64),
-    )
+    if method == "gausslegendre":
+        return (
+            torch.tensor(alphas(n_steps), dtype=torch.float64),
+            torch.tensor(step_sizes(n_steps), dtype=torch.float64),
+        )
+    nodes = _riemann_nodes(n_steps, method)
+    if method == "riemann_trapezoid":
+        h = 1.0 / (n_steps - 1)
+        weights = torch.full((n_steps,), h, dtype=torch.float64)
+        weights[[0, -1]] = h / 2
+        return nodes, weights
+    return nodes, torch.tensor(step_sizes(n_steps), dtype=torch.float64)

@@ -117,7 +117,7 @@ class LinearEncoder(torch.nn.Module):
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("n_steps", [2, 3, 7])
+@pytest.mark.parametrize("n_steps", [2, 3, 7, 64])
 def test_linear_encoders_closed_form(method, n_steps):
     torch.manual_seed(0)
     S, P, D = 3, 5, 4
@@ -133,10 +133,9 @@ def test_linear_encoders_closed_form(method, n_steps):
     dzb = (encoder_b.layer(b) - encoder_b.layer(rb))[0]  # (P, 3)
     T = (encoder_a.head.weight.view(D, S, 7) * dza).sum(-1)
     U = (encoder_b.head.weight.view(D, P, 3) * dzb).sum(-1)
-    # Captum's riemann_trapezoid weights sum to 1 - 1/n (ends halved, steps of 1/n); the
-    # path integral of a constant Jacobian is its value times the weights' sum, per side.
-    weight_sum = 1 - 1 / n_steps if method == "riemann_trapezoid" else 1.0
-    expected = 2.5 * weight_sum**2 * T.T @ U
+    # Constant Jacobians: every rule integrates them exactly (Captum's own riemann_trapezoid
+    # steps sum to (n-1)/n and gave ((n-1)/n)^2 of this, 3.1% off at n = 64).
+    expected = 2.5 * T.T @ U
     torch.testing.assert_close(A[0], expected.detach(), rtol=1e-10, atol=1e-12)
 
 
@@ -307,6 +306,8 @@ def test_image_projection_equals_composed_captum_ligs(method, pixels):
         for k in range(model.config.projection_dim)
     ])
     expected = _image_lig(model, layers[1], pixel_values, text_vector, n_steps, method)
+    if method == "riemann_trapezoid":  # Captum's steps h/2, h, ..., h/2 have h = 1/n, not 1/(n-1), per side
+        expected = expected * (n_steps / (n_steps - 1)) ** 2
     # Captum rounds its step sizes to float32, hence not float64 precision.
     torch.testing.assert_close(A[0].sum(0), expected, rtol=1e-5, atol=1e-6 * expected.abs().max().item())
 

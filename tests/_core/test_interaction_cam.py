@@ -39,6 +39,16 @@ def test_equals_product_of_captum_gradient_x_activation_maps(layer_index):
     expected = torch.einsum("bks,bkp->bsp", text_maps, image_maps)
     torch.testing.assert_close(A, expected, rtol=1e-8, atol=1e-12)
 
+    terms = InteractionCAM(model, layers).attribute_terms((input_ids, pixel_values),
+                                                          additional_forward_args=((attention_mask,), None))
+    torch.testing.assert_close(terms.cross, expected, rtol=1e-8, atol=1e-12)
+    assert not terms.has_intercept and not terms.has_first_order
+    assert not terms.intercept.any() and not terms.first_a.any() and not terms.first_b.any()
+    assert torch.equal(terms.players_a, attention_mask.bool())  # example 0's padding is no player
+    assert terms.players_b.all() and terms.players_b.shape == (2, 17)
+    assert terms.method == "InteractionCAM" and terms.layers == (
+        f"text_model.encoder.layers.{layer_index % 3}", f"vision_model.encoder.layers.{layer_index % 3}")
+
 
 def test_needs_no_text_reference_and_restores_hooks(pixels):
     model = make_clip()
