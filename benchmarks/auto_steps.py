@@ -36,12 +36,12 @@ from captum_bilinear.references import black_image, first_positions_of, text_ref
 SEED = 20261203  # held-out scenes used by this benchmark only
 
 
-def demo_pairs(count: int, seed: int = SEED) -> List[Dict[str, Any]]:
+def demo_pairs(count: int, seed: int = SEED, first: int = 0) -> List[Dict[str, Any]]:
     from captum_bilinear.zoo.demo import load_demo_model, scene_inputs
     from captum_bilinear.zoo.scenes import SceneGenerator
 
     model, tokenizer, processor = load_demo_model()
-    scenes = SceneGenerator(seed, image_size=model.config.vision_config.image_size).scenes(count)
+    scenes = SceneGenerator(seed, image_size=model.config.vision_config.image_size).scenes(count, start=first)
     pairs = []
     for scene in scenes:
         batch = scene_inputs(scene, tokenizer, processor)
@@ -84,13 +84,14 @@ def run(method: BilinearIntegratedInteractions, pair: Dict[str, Any], **options:
             "estimate": float(terms.error[0])}
 
 
-def measure(pairs: List[Dict[str, Any]], layer: Any, uniform: List[int], tolerance: float) -> Dict[str, Any]:
+def measure(pairs: List[Dict[str, Any]], layer: Any, uniform: List[int], tolerance: float,
+            first: int = 0) -> Dict[str, Any]:
     method = BilinearIntegratedInteractions(pairs[0]["model"], layer)
     rows = []
     for index, pair in enumerate(pairs):
         pair = with_references(pair)
         pair["identity"] = independent_identity(pair)
-        row: Dict[str, Any] = {"pair": index, "identity": pair["identity"]}
+        row: Dict[str, Any] = {"pair": index + first, "identity": pair["identity"]}
         run(method, pair, n_steps=8)  # warm-up
         for n in uniform:
             row[f"N={n}"] = run(method, pair, n_steps=n)
@@ -169,6 +170,7 @@ def main() -> None:
     parser.add_argument("--layer", default=None, help="'embeddings' or an encoder layer index (default: the "
                         "demo model's default layer)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--first", type=int, default=0, help="index of the first scene (to split a run)")
     parser.add_argument("--per-node", type=int, metavar="REPEATS",
                         help="only the cost per node: N=16 and N=256 interleaved, REPEATS times per pair, with "
                              "the default internal batching and with all of a pair's rows in one pass")
@@ -176,7 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = {}
-    pairs = demo_pairs(args.pairs)
+    pairs = demo_pairs(args.pairs, first=args.first)
     model = pairs[0]["model"]
     if args.per_node:
         layer = default_layers(model, None if args.layer is None else args.layer if args.layer == "embeddings"
@@ -189,7 +191,7 @@ def main() -> None:
                 json.dump(results, handle, indent=1)
         return
     layer = None if args.layer is None else args.layer if args.layer == "embeddings" else int(args.layer)
-    results["demo"] = measure(pairs, default_layers(model, layer), args.uniform, args.tolerance)
+    results["demo"] = measure(pairs, default_layers(model, layer), args.uniform, args.tolerance, args.first)
     print("demo", json.dumps(results["demo"]["summary"], indent=1), flush=True)
     if args.vit_b32:
         pairs = vit_b32_pairs(max(2, args.pairs // 4))

@@ -8,8 +8,9 @@ from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_bilinear._core.base import DualLayerAttribution, LayerPair
+from captum_bilinear._core.base import DualLayerAttribution, FourTermConvergenceDelta, LayerPair
 from captum_bilinear._utils.bilinear import BilinearTerms, Endpoints, PathSide, Rule, bilinear_terms, quadrature_rule
+from captum_bilinear._utils.checks import check_flag
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
 from captum_bilinear._utils.progress import Progress
@@ -17,7 +18,7 @@ from captum_bilinear._utils.adaptive_quadrature import StepCount
 from captum_bilinear.terms import InteractionTerms
 
 
-class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
+class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribution, GradientAttribution):
     r"""Token-patch interactions whose sum is the similarity change (Moeller et al. 2025).
 
     For layers ``z_a`` (``S`` positions) and ``z_b`` (``P`` positions) with references
@@ -83,9 +84,6 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
     @property
     def multiplies_by_inputs(self) -> bool:
         return self._multiply_by_inputs
-
-    def has_convergence_delta(self) -> bool:
-        return True
 
     @overload
     def attribute(self, inputs: Tuple[Any, Any], baselines: Optional[Tuple[Any, Any]] = None, *,
@@ -202,8 +200,8 @@ class BilinearIntegratedInteractions(DualLayerAttribution, GradientAttribution):
         if n_steps == "auto" and not self._multiply_by_inputs:
             raise ValueError("n_steps: 'auto' checks completeness, which needs multiply_by_inputs=True")
         check_internal_batch_size(internal_batch_size)
-        if not isinstance(return_convergence_delta, bool):
-            raise TypeError(f"return_convergence_delta: expected a bool, got {type(return_convergence_delta).__name__}")
+        check_flag(return_convergence_delta, "return_convergence_delta")
+        check_flag(show_progress, "show_progress")
         side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)
         results: List[Tuple[BilinearTerms, Endpoints]] = []
         with evaluation_mode(self.dual_encoder), Progress(show_progress, type(self).__name__) as progress:

@@ -13,6 +13,7 @@ from captum_bilinear._utils.adaptive_quadrature import StepCount, integrate_to_t
 from captum_bilinear._utils.bilinear import FixedRule, Rule, quadrature_rule
 from captum_bilinear._utils.integration import integrated_vjps, path_embeddings
 from captum_bilinear._utils.layer_hooks import LayerTap
+from captum_bilinear._utils.checks import check_flag
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size, side_baselines, side_tensors
 from captum_bilinear._utils.callables import as_tuple, modules_behind
@@ -127,8 +128,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
         if n_steps == "auto" and not self._multiply_by_inputs:
             raise ValueError("n_steps: 'auto' checks completeness, which needs multiply_by_inputs=True")
         check_internal_batch_size(internal_batch_size)
-        if not isinstance(return_convergence_delta, bool):
-            raise TypeError(f"return_convergence_delta: expected a bool, got {type(return_convergence_delta).__name__}")
+        check_flag(return_convergence_delta, "return_convergence_delta")
         formatted = side_tensors(inputs, "inputs")
         side = SideBatch(
             formatted,

@@ -12,11 +12,7 @@ from captum_bilinear._core.base import FourTermConvergenceDelta
 from captum_bilinear.references import CLIP_IMAGE_MEAN, CLIP_IMAGE_STD
 
 
-class WithFourTermDelta(FourTermConvergenceDelta, BilinearIntegratedInteractions):
-    """The mixin as BilinearIntegratedInteractions will carry it."""
-
-
-WIRED = issubclass(BilinearIntegratedInteractions, FourTermConvergenceDelta)
+assert issubclass(BilinearIntegratedInteractions, FourTermConvergenceDelta)
 
 
 def hf_identity(model, input_ids, reference_ids, pixel_values, reference_pixels):
@@ -48,14 +44,9 @@ def setup(pixels):
     return model, (input_ids, pixel_values), identity
 
 
-@pytest.mark.parametrize("cls", [
-    WithFourTermDelta,
-    pytest.param(BilinearIntegratedInteractions, marks=pytest.mark.xfail(
-        not WIRED, strict=True, reason="FourTermConvergenceDelta not yet among BilinearIntegratedInteractions' bases")),
-])
-def test_four_term_delta_against_the_hf_similarities(cls, setup):
+def test_four_term_delta_against_the_hf_similarities(setup):
     model, inputs, identity = setup
-    method = cls(model, clip_layers(model, 0))
+    method = BilinearIntegratedInteractions(model, clip_layers(model, 0))
     A, reported = method.attribute(inputs, n_steps=4, return_convergence_delta=True)
     delta = method.compute_convergence_delta(A, inputs)
     assert delta.shape == (2,)
@@ -69,7 +60,7 @@ def test_four_term_delta_against_the_hf_similarities(cls, setup):
 
 def test_four_term_delta_refuses_attributions_of_another_shape(setup):
     model, inputs, _ = setup
-    method = WithFourTermDelta(model, clip_layers(model, 0))
+    method = BilinearIntegratedInteractions(model, clip_layers(model, 0))
     with pytest.raises(ValueError, match=r"attributions: expected interactions of shape \(batch, positions_a"):
         method.compute_convergence_delta(torch.zeros(2, 5), inputs)
     with pytest.raises(TypeError, match="attributions: expected a torch.Tensor"):

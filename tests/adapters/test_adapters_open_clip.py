@@ -161,8 +161,6 @@ def test_fast_path_is_off_inside_and_restored_after_success_and_failure(model, t
         hook.remove()
 
 
-@pytest.mark.xfail(reason="issue 11.7: forward-mode AD levels are process-wide; the numerics engineer's "
-                          "thread-safe integration fixes it (remove this mark once merged)", strict=False)
 def test_concurrent_calls_give_the_sequential_results(tokens, images):
     models = [make_open_clip(seed=3), make_open_clip(seed=4)]
     methods = [BilinearIntegratedInteractions(m, layers(m)) for m in models]
