@@ -109,6 +109,8 @@ plt.show()
 # the non-attributed arguments per side, here the caption's attention mask. The default
 # references are the caption's `[BOS, PAD..., EOS]` and a black image.
 # `A` has one row per caption token and one column per image position (CLS first).
+# `n_steps="auto"` picks the quadrature nodes for this pair: enough for a relative
+# completeness error of `tolerance` (more on that below).
 
 # %%
 batch = scene_inputs(scene, tokenizer, processor)
@@ -117,7 +119,8 @@ extra = ((batch["attention_mask"],), None)       # (side a's extra args, side b'
 
 bii = BilinearIntegratedInteractions(model, layers)
 start = time.perf_counter()
-A, delta = bii.attribute(inputs, additional_forward_args=extra, n_steps=50, return_convergence_delta=True)
+A, delta = bii.attribute(inputs, additional_forward_args=extra, n_steps="auto", tolerance=1e-4,
+                         return_convergence_delta=True)
 print(f"A: {tuple(A.shape)} (batch, tokens, CLS + 8x8 patches) in {time.perf_counter() - start:.1f} s")
 print(f"convergence delta: {delta.item():+.2e}")
 
@@ -149,29 +152,36 @@ print(f"sum A = {A.sum().item():+.4f};  sum A - delta = {(A.sum() - delta).item(
 # ## Quadrature: how many steps?
 #
 # Both path integrals use the same quadrature nodes. The delta is free to compute, so
-# look at it: below, Gauss-Legendre (the default) and a right Riemann sum with a
-# growing number of nodes, relative to the identity's value.
+# look at it: below, Gauss-Legendre (the default rule of an int `n_steps`) and a right
+# Riemann sum with a growing number of nodes, and `n_steps="auto"`, relative to the
+# identity's value.
 
 # %%
 identity = terms.interaction.abs().item()
-rows = [("gausslegendre", 50, delta.item())]
-for method, n_steps in [("gausslegendre", 4), ("gausslegendre", 8), ("gausslegendre", 16),
-                        ("gausslegendre", 32), ("gausslegendre", 128),
-                        ("riemann_right", 16), ("riemann_right", 50)]:
+rows = []
+for method, n_steps in [("gausslegendre", 8), ("gausslegendre", 16), ("gausslegendre", 32),
+                        ("gausslegendre", 64), ("gausslegendre", 128), ("gausslegendre", 256),
+                        ("riemann_right", 64), ("riemann_right", 256)]:
     _, d = bii.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, method=method,
                          return_convergence_delta=True)
-    rows.append((method, n_steps, d.item()))
-print(f"{'method':15s} {'n_steps':>7s} {'delta':>10s} {'|delta| / |identity|':>21s}")
-for method, n_steps, d in sorted(rows, key=lambda row: (row[0], row[1])):
-    print(f"{method:15s} {n_steps:7d} {d:+10.2e} {abs(d) / identity:21.2%}")
+    rows.append((method, str(n_steps), d.item()))
+for tolerance in (1e-2, 1e-4):
+    auto = bii.attribute_terms(inputs, additional_forward_args=extra, n_steps="auto", tolerance=tolerance)
+    rows.append((f"auto, tol {tolerance:g}", f"{int(auto.n_steps[0])}", auto.delta.item()))
+print(f"{'method':17s} {'n_steps':>7s} {'delta':>10s} {'|delta| / |identity|':>21s}")
+for method, n_steps, d in rows:
+    print(f"{method:17s} {n_steps:>7s} {d:+10.2e} {abs(d) / identity:21.4%}")
 
 # %% [markdown]
-# Gauss-Legendre does not win at every size: with 16 nodes the right Riemann sum is
-# slightly closer (1.7 % against 2.6 %). From 32 nodes on it converges much faster:
-# 0.02 % at 50 nodes against 0.8 % for the Riemann sum, and at 128 nodes the delta
-# (1e-7) is float32 round-off. A trained model is not smooth along the path: 4 or 8 nodes
-# leave errors of 7 - 18 %. Keep Captum's default `n_steps=50` (used above) for
-# results you report, and raise it when `|delta|` is not small.
+# At the embeddings layers a trained model is rough along the path: 8 to 32
+# Gauss-Legendre nodes leave errors of 8 - 80 %, 64 nodes 0.5 %, 128 nodes 0.01 %, and
+# at 256 the delta is float32 round-off; a right Riemann sum is still 0.8 % off at 256.
+# Captum's habitual 50 would leave about 1 % here. How many nodes a pair needs varies
+# from pair to pair (128 - 256 for 1e-4 on held-out scenes), so `n_steps="auto"` chooses
+# per pair: 56 nodes for a tolerance of 1e-2 (0.26 % reached), 88 for 1e-4 (0.0015 %),
+# fewer than the 128 a fixed N needs for this one. `attribute_terms` reports the nodes
+# and the error bound per example (`terms.n_steps`, `terms.error`); `max_steps` caps the
+# cost and warns when the tolerance is out of reach.
 #
 # ## Spans: a phrase of the caption on the image
 #
@@ -224,21 +234,18 @@ for obj in scene.objects:
 
 # %% tags=["index-figure"]
 fig = plot_interaction_figure(scene.image, tokens, A[0], [obj.span for obj in scene.objects],
-                              title=f"BII, layer {settings['default_layer']}: {scene.caption}")
+                              title=f"BII at the default layer ({settings['default_layer']}): {scene.caption}")
 plt.show()
 
 # %% [markdown]
-# **What the figure shows.** The left panel is the input with its caption, the three
-# phrases boxed in bold; then one map per phrase, on one colour scale (+-0.014 here:
-# `outlier_perc=2` leaves the top 2 % of the values saturated, so that a few large
-# values do not wash out the rest). The model tells the objects apart with
-# interactions of both signs. "green square" is strongly positive on the green square
-# and strongly negative on the red cross. "large red cross" is positive on the cross
-# (its centre and right arm) but even more negative on the green square: the phrase
-# argues against the wrong object more than for its own. "yellow diamond" is weak:
-# positive on the diamond (a 10 x 11-pixel object, about two patches), faintly on part
-# of the green square, mixed on the cross. Failures are visible too: "green square" is
-# also positive on the diamond, and every map is as coarse as the 8 x 8 patch grid.
+# **What the figure shows.** The left panel is the input; then one map per phrase over
+# the unchanged image, on one colour scale (`outlier_perc=2` leaves the top 2 % of the
+# values saturated, so that a few large values do not wash out the rest), the top
+# patch outlined. Each phrase lights its own object: "yellow diamond" the diamond (a 10 x
+# 11-pixel object, about two patches), "large red cross" the cross's centre column,
+# "green square" the square's left half. What else each map holds is faint at this
+# scale: "yellow diamond" is slightly negative on the green square, "green square"
+# slightly positive on the cross. Every map is as coarse as the 8 x 8 patch grid.
 #
 # Then one phrase and its object's box, whose colours on the caption show which tokens
 # the box's patches interact with (the phrase is in bold on the left):
@@ -250,14 +257,17 @@ fig = plot_interaction_figure(scene.image, tokens, A[0], obj.span, box=obj.box,
 plt.show()
 
 # %% [markdown]
-# The middle panel is the phrase's map again, fainter: the figure's one colour scale
-# (+-0.034) now also covers the box's caption colours on the right, which are much
-# larger. There `[EOS]` is the strongest token by far (+0.30, drawn saturated red),
-# then "square" (-0.065, saturated blue), then "cross" (+0.012, pink). CLIP pools the
-# caption at `[EOS]`, and at this layer that position has already collected the
-# caption's content, so most of what a box interacts with sits there. To see the
-# content tokens, colour them on their own scale (`caption_html` renders a caption as
-# HTML in a notebook; `[BOS]` and `[EOS]` are left out):
+# The right panel is the phrase's map: its top patches lie on the red cross. Below it,
+# the caption coloured by the box's interactions: "red" is by far the most positive
+# token, then "large" and "square", while "green", "yellow" and "and" are negative: the
+# box's patches go with the colour that is in them and against the colours that are
+# not. `[BOS]` and `[EOS]` are grey and at +0: at the embeddings layer the reference
+# keeps them, so their activation does not change along the path and they get no
+# interaction (at a deeper layer `[EOS]`, where CLIP pools the caption, collects the
+# caption's content and can dominate a box's row; the figure keeps special positions
+# off the colour scale so that it cannot bleach the rest). Each box's row on its own
+# scale (`caption_html` renders a caption as HTML in a notebook; `[BOS]` and `[EOS]`
+# are left out):
 
 # %%
 from IPython.display import HTML, display
@@ -269,12 +279,10 @@ for obj in scene.objects:
     display(HTML(caption_html(tokens[1:-1], values.tolist())))
 
 # %% [markdown]
-# Without `[EOS]`, each box is tied to the noun of its own object and set against the
-# nouns of the others. The green square's box is strongly positive with "square"
-# (weakly with "green", and as weakly with "yellow") and strongly negative with "cross".
-# The cross's box is positive with "cross", barely with "large" and "red", and five times
-# as negative with "square". The diamond's box is positive with "diamond", but twice as
-# positive with "square": a confusion. Shape words carry more than colour words.
+# Each box is tied most to the colour word of its own object: "yellow" for the
+# diamond's box (+0.31), "red" for the cross's (+0.52), "green" for the square's
+# (+0.51). Shape words follow ("square" +0.25 for the square's box); at the input layer
+# colour is what a patch carries most plainly.
 #
 # ## Pointing game
 #
@@ -301,13 +309,13 @@ print("each span's largest box is its own:", bool((matrix.argmax(1) == torch.ara
 
 # %% [markdown]
 # All three spans hit their box, with much more positive mass inside than chance would
-# put there (PGE 0.36, 0.87 and 0.60 against the boxes' shares of 0.03, 0.11 and 0.07),
-# and every phrase interacts more with its own box than with the others. The matrix
-# also shows what the figure did: the cross's phrase is only weakly positive with its
-# own box (+0.015) and three times as negative with the square's (-0.045), and "green
-# square" is positive with the diamond's box. One scene proves little: the evaluation
-# page has the pointing game over 300 scenes, and `demo_settings()["pointing_game"]`
-# has it per layer.
+# put there (PGE 0.81, 0.78 and 0.88 against the boxes' shares of 0.03, 0.11 and 0.07),
+# and every phrase interacts more with its own box than with the others (the diagonal:
+# +0.32, +0.59, +0.75). The off-diagonal entries are what a contrastive model learns
+# too: "yellow diamond" is negative with the cross's and the square's boxes, "green
+# square" with the cross's. One scene proves little: the evaluation page has the
+# pointing game over held-out scenes for every method, and
+# `demo_settings()["pointing_game"]` has BII's per layer.
 #
 # ## Next
 #
