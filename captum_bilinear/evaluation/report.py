@@ -235,6 +235,9 @@ def write_report(results: Dict[str, Any], out: str, energies: Dict[str, List[flo
     model, settings, dataset = results["model"], results["settings"], results["dataset"]
     if dataset["name"] == "demo":
         what = f"{settings['scenes']} held-out scenes of the bundled demo world (seed {settings['seed']})"
+        if dataset["examples"] < settings["scenes"]:
+            what = (f"The first {dataset['examples']} of {settings['scenes']} held-out scenes of the bundled demo "
+                    f"world (seed {settings['seed']}, --limit {dataset['examples']})")
         title = "Evaluation on the bundled demo world"
     else:
         what = f"{dataset['examples']} image-caption pairs of {dataset['name']}"

@@ -42,7 +42,7 @@ def test_writes_records_results_report_and_plots(small_run):
     with open(out / "results.json") as handle:
         assert json.load(handle)["dataset"]["name"] == "demo"
     assert list(results["methods"]) == NAMES
-    assert results["model"]["layer"] == 3 and 0.0 <= results["model"]["retrieval_top1"] <= 1.0
+    assert results["model"]["layer"] == "embeddings" and 0.0 <= results["model"]["retrieval_top1"] <= 1.0
     objects = read_records(str(out), "object")
     assert len(objects) == results["dataset"]["objects"] * len(NAMES)
     assert {"example_id", "method", "object", "PGA", "PGE", "CID", "CII"} <= set(objects[0])
@@ -68,8 +68,9 @@ def test_figures_are_in_range(small_run):
 
 
 def test_per_layer_table_agrees_with_the_main_run(per_layer_run):
-    """The per-layer run at the main run's layer gives the main run's values; at the
-    embeddings, the pointing game of InteractionCAM computed here from the method itself."""
+    """The per-layer run at the main run's layer (the demo model's default, the embeddings)
+    gives the main run's values, and there the pointing game of InteractionCAM computed
+    here from the method itself."""
     from captum_bilinear import InteractionCAM
     from captum_bilinear.datasets import demo_dataset, prepare_example
     from captum_bilinear.metrics import pointing_game
@@ -84,8 +85,10 @@ def test_per_layer_table_agrees_with_the_main_run(per_layer_run):
     (example_id,) = complete_blocks(str(out))
     main_records = [r for r in complete_blocks(str(out))[example_id] if r["kind"] == "object"
                     and r["method"] == "InteractionCAM"]
-    at_3 = [r for r in complete_blocks(str(out / "per_layer" / "layer-3"))[example_id] if r["kind"] == "object"]
-    assert [(r["PGA"], r["PGE"]) for r in main_records] == [(r["PGA"], r["PGE"]) for r in at_3]
+    assert results["model"]["layer"] == "embeddings"
+    at_default = [r for r in complete_blocks(str(out / "per_layer" / "layer-embeddings"))[example_id]
+                  if r["kind"] == "object"]
+    assert [(r["PGA"], r["PGE"]) for r in main_records] == [(r["PGA"], r["PGE"]) for r in at_default]
     model, tokenizer, processor = load_demo_model()
     prepared = prepare_example(demo_dataset(1, seed=1)[0], tokenizer, processor, patch_size=8)
     A = InteractionCAM(model, (model.text_model.embeddings, model.vision_model.embeddings)).attribute(
@@ -109,7 +112,7 @@ PREVIOUS = {
 
 def test_records_equal_the_previous_implementation(tmp_path):
     run_evaluation(2, seed=0, out=str(tmp_path), methods=["icam", "itsm-o", "gradcam"], completeness_scenes=0,
-                   show_progress=False)
+                   show_progress=False, layer=3)
     found = {}
     for record in read_records(str(tmp_path), "object"):
         scene = int(record["example_id"].split("-")[1])
