@@ -32,7 +32,7 @@
 # (CID and CII for image patches with the caption fixed, CTD and CTI for caption tokens
 # with the image fixed) and **p-faithfulness** (does the explanation predict the
 # similarity of randomly masked pairs?). Four scenes are far too few to rank the
-# methods -- see the documentation's evaluation page for a run over 300 scenes -- but
+# methods -- see the documentation's evaluation page for a run over 80 scenes -- but
 # they show every call.
 
 # %%
@@ -172,20 +172,17 @@ plt.show()
 # **What the figure shows.** (Rows: methods, each on its own colour scale; columns:
 # the phrases of the first scene, the phrase's object boxed in green. Red: positive,
 # blue: negative, drawn over the image and transparent near 0; the dark outlines enclose
-# the patches beyond half the row's scale.) **BII** is positive on
-# each phrase's own object (faintly for the small diamond) and negative on the cross or
-# the square, whichever the phrase does not name; "green square" is also positive on
-# the diamond. **ICAM** fails
+# the patches beyond half the row's scale.) **BII** (at the demo model's default layer,
+# the embeddings) is positive on each phrase's own object and little else: the
+# diamond's top patches, the cross's centre, the square's upper half. **ICAM** fails
 # here: its maps are nearly blank for the diamond and the cross, and "green square" is
-# negative on the cross and the diamond but not positive on the square. **ILIME** and
-# **FIxLIP** are positive on the right object (FIxLIP only faintly for the square), but
-# add a faint checkerboard of small positive and negative values over the background
-# (they are fitted to random masks of every patch). **ITSM-O** is positive almost
-# everywhere but on the cross, and inverted for "large red cross": the cross is the one
-# region it marks negative, most strongly for that phrase, and the green square is its
-# strongest positive. **ITSM-H** marks the green square positive for every phrase and
-# the cross negative for the two phrases that do not name it: it responds to the
-# objects more than to the words.
+# negative on the square it names. **ILIME** is positive on the diamond and the square
+# but nearly blank for the cross, with a faint checkerboard over the background (it is
+# fitted to random masks of every patch); **FIxLIP** is strongly positive on the
+# diamond, moderately on the cross, barely on the square, with the same checkerboard.
+# **ITSM-O** is nearly uniform, and inverted for "large red cross": positive almost
+# everywhere but on the cross. **ITSM-H** scatters small values and marks most of the
+# image negative for "green square".
 #
 # ## Metrics
 #
@@ -257,20 +254,23 @@ for name, rows in records.items():
 
 # %% [markdown]
 # On these 11 objects the localization metrics and the perturbation metrics disagree.
-# BII has the highest PGE (0.59) and a PGA of 0.73; FIxLIP the highest PGA (0.82) with
-# less mass in the box (0.28); ICAM and ITSM-O rarely point at the object (PGA 0.18,
-# where a random patch would hit about one time in nine). The perturbation metrics
+# BII has the highest PGA (0.91) and PGE (0.72); FIxLIP comes next on PGA (0.82) with far
+# less mass in the box (0.28); ICAM and both ITSMs rarely point at the object (PGA 0.09 -
+# 0.18, where a random patch would hit about one time in nine). The perturbation metrics
 # favour the methods fitted to perturbations: FIxLIP and InteractionLIME mask inputs the
 # way the metrics do (black patches, pad tokens), and they have the best deletion and
-# insertion areas (except CID, where ITSM-H comes second) and the best p-faithfulness
-# (0.57 and 0.43). BII's CID is fourth of six and its CTD second-worst.
+# insertion areas and the best p-faithfulness (0.57 and 0.43); BII is third on CID and
+# CTD.
 #
 # p-faithfulness depends on which terms are read. FIxLIP's pairs alone (`p-pairs`, 0.24)
-# predict far less than its pairs with its first-order terms (0.57). The positions that
-# are no players -- `[BOS]`, `[EOS]`, CLS -- are present in every coalition, so their
-# pairs with the players act as first-order terms of those players; a method that puts
-# mass on `[EOS]` (BII does at an encoder layer, see the first tutorial) is read with
-# them. Keeping only the pairs of two players shows how much they carry:
+# predict far less than its pairs with its first-order terms (0.57). BII goes the other
+# way: its pairs alone predict the masked pairs' similarity with a Spearman of 0.40, its
+# whole decomposition with 0.14. Its first-order terms are integrated gradients from
+# the references (the caption's tokens scored against the black image, the patches
+# against the empty caption), which is not what removing one player from a half-masked
+# pair does. The positions that are no players -- `[BOS]`, `[EOS]`, CLS -- are present in
+# every coalition, so their pairs with the players act as first-order terms of those
+# players; keeping only the pairs of two players shows how much they carry:
 
 # %%
 only_players = []
@@ -285,10 +285,11 @@ print(f"BII: p-faithfulness {np.mean([r['p-faith'] for r in records['BII'] if 'p
       f"pairs of two players only {np.mean(only_players):+.3f}")
 
 # %% [markdown]
-# Read with the positions that are no players, BII's matrix predicts the masked pairs'
-# similarity with a Spearman of 0.28; its pairs of two players alone do not (-0.15): what
-# it predicts comes from its `[BOS]` / `[EOS]` rows and its CLS column. Four scenes are
-# not enough to rank anything: the evaluation page has the same metrics over 300 scenes.
+# Nothing, here: at the embeddings the reference keeps `[BOS]`, `[EOS]` and CLS, so
+# their activations do not change along the path and their terms are 0 (at an encoder
+# layer `[EOS]` collects the caption and its row carries much of BII's prediction).
+# Four scenes are not enough to rank anything: the evaluation page has the same metrics
+# over 80 scenes, where BII's whole decomposition reaches a p-faithfulness of 0.37.
 #
 # ## The terms in shapiq
 #
@@ -337,11 +338,15 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# For this object BII's ordering is the best on both curves (deletion area 0.23,
-# insertion area 0.65): removing its top patches drops the similarity below 0.2 within
-# the first fifth of the image, and inserting them brings most of it back. ICAM's
-# ordering is the worst for insertion: the similarity stays around 0.1 until 80 % of the
-# patches are in. The curves start (insertion) or end (deletion) at the black image's
+# For this object BII's ordering is among the worst on both curves (deletion area 0.42,
+# insertion area 0.12): its map is concentrated on the diamond's two patches and near 0
+# everywhere else, so removing those two drops the similarity to about 0.4 and the rest
+# of its order says little; inserting them first barely lifts the similarity, which
+# stays near 0 until 80 % of the patches are in. ITSM-H's ordering, whose map looked
+# like noise, is the best on both (-0.02 and 0.60): these curves reward an ordering of
+# *every* patch by its effect on the whole caption's similarity, which a map of one
+# phrase's interactions is not -- one reason the pointing game and the curves disagree
+# above. The curves start (insertion) or end (deletion) at the black image's
 # similarity to the caption, -0.41.
 #
 # ## The same metrics on COCO, Flickr30k Entities and HNC
