@@ -15,7 +15,7 @@ import re
 import sys
 import tempfile
 import warnings
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple
 
 from captum_bilinear._utils.cli_types import layer_choice, positive_float, positive_int, step_count
 from captum_bilinear.registry import METHODS

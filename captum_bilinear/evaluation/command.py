@@ -3,7 +3,7 @@
 starts without loading the methods)."""
 
 import argparse
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
 from captum_bilinear._utils.cli_types import layer_choice, positive_float, step_count
 
