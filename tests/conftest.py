@@ -45,11 +45,11 @@ def _small(hidden: int = 32, layers: int = 3) -> dict:
     return dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2)
 
 
-def make_clip(seed: int = 0, dtype: torch.dtype = torch.float32, layers: int = 3) -> CLIPModel:
+def make_clip(seed: int = 0, dtype: torch.dtype = torch.float32, layers: int = 3, image_size: int = 32) -> CLIPModel:
     torch.manual_seed(seed)
     config = CLIPConfig(
         text_config=_small(layers=layers),
-        vision_config=dict(_small(layers=layers), image_size=32, patch_size=8),
+        vision_config=dict(_small(layers=layers), image_size=image_size, patch_size=8),
         projection_dim=16,
     )
     return CLIPModel(config).to(dtype).eval()
