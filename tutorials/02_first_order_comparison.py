@@ -97,7 +97,10 @@ with torch.no_grad():
 # - and BII's maps of the single objects' phrases, which no first-order method has.
 
 # %%
-n_steps = 32
+# One N for Captum and BII alike, so that the equalities below can hold node for node:
+# at the embeddings (the demo model's default layer) N = 256 meets 1e-4 on the
+# held-out pairs measured (docs: Performance); BII alone could use n_steps="auto".
+n_steps = 256
 start = time.perf_counter()
 ig = IntegratedGradients(image_given_caption).attribute(pixel_values, baselines=black, n_steps=n_steps)
 saliency = Saliency(image_given_caption).attribute(pixel_values.clone().requires_grad_())
@@ -158,27 +161,23 @@ for box_object in scene.objects:
           + f"{whole:+15.4f}{whole - sum(per_phrase):+14.4f}")
 
 # %% [markdown]
-# **What the figures show.** (Each panel on its own colour scale.) The first-order maps
-# disagree with each other. Pixel `IntegratedGradients` is speckled
-# with positive and negative pixels inside the green square and the diamond and says
+# **What the figures show.** (Each panel on its own colour scale, the patches beyond
+# half of it outlined.) The first-order maps disagree with each other. Pixel
+# `IntegratedGradients` is speckled inside the green square and the diamond and says
 # little about the cross: at pixel level it is noisy. `Saliency` is largest along the
-# cross's edges and on the square and the diamond: a sensitivity, without sign.
-# `LayerIntegratedGradients` at the attributed vision layer and BII's projection look
-# alike: positive on the cross, strongest at its centre, and on the diamond, and nothing
-# on the green square.
-# (They differ by up to 12 % of the largest entry; below, with the caption's embedding
-# replaced by its change, they become equal.) `LayerGradCam` is negative on the green
-# square and part of the diamond and positive around the cross.
+# cross's and the diamond's edges: a sensitivity, without sign.
+# `LayerIntegratedGradients` at the attributed vision layer (the embeddings) and BII's
+# projection are the same map -- the upper half of the green square, the diamond, the
+# cross's centre -- and below they are shown to be equal. `LayerGradCam` is negative on
+# the green square and the diamond and positive on the cross.
 #
-# The per-phrase maps explain the empty square. "yellow diamond" is positive on the
-# diamond; "large red cross" is positive on the cross and strongly negative on the
-# green square; "green square" is positive on the square and negative on the cross.
-# The table puts numbers on it: the green square's box gets +0.043 from its own phrase
-# and -0.045 from the cross's phrase, which cancel, so the first-order map shows
-# nothing where two phrases interact strongly. And the cross's strong first-order value
-# (+0.24) comes mostly from tokens outside the object phrases (+0.30, chiefly
-# `[EOS]`), not from "large red cross". The maps leave out the CLS position, which
-# holds most of the first-order total (see below).
+# The per-phrase maps show what the one first-order map mixes. Each phrase lights its own
+# object, and the table puts numbers on it: the cross's box gets +0.59 from "large red
+# cross" but -0.12 from "yellow diamond", -0.09 from "green square" and -0.11 from the
+# other tokens, so the whole caption gives it only +0.27 -- the first-order map shows a
+# weak cross where one phrase interacts strongly with it and the others argue against
+# it. The green square's box gets +0.75 from its own phrase and +0.14 from the cross's.
+# At the embeddings the CLS position has no share at all (the reference keeps it).
 #
 # ## The projection of BII is LayerIntegratedGradients
 #
@@ -240,19 +239,16 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# On the image side the two agree to float32 round-off (below 1e-6 of the largest
-# entry), and their sums to all
-# printed digits. The plain conditioned similarity (no `fixed_baselines`) is 12 % off:
-# its LIG sums to `f(a,b) - f(a,r_b)` = 1.129 rather than the identity's 1.232. On the
-# text side the agreement is 4e-3 relative, and the difference has a clear source:
-# Captum's sum is the identity, 1.2362, while BII's is 1.2320, the identity plus BII's
-# convergence delta. Projecting onto the text side keeps the error of the image side's
-# integral, which `LayerIntegratedGradients` with an exact image embedding change does
-# not have. The scatter plots lie on the diagonal, and the two caption colourings are
-# the same: `[EOS]` carries most of the caption's first-order attribution (+0.94), then
-# "square" (+0.33); the other words carry little. On the image side the point far out
-# on the diagonal is the CLS position, with 0.80 of the 1.23 in total: the patch maps
-# above leave it out.
+# On both sides the two agree to float32 round-off (5e-7 of the largest entry), and
+# their sums to all printed digits: 1.23624, the identity's value. With N = 256 BII's
+# convergence delta is 7e-7; with the N = 32 of an earlier version of this tutorial it
+# was 9 %, and the two sides' agreement only 1e-2 -- at the embeddings a fixed N must be
+# large (or use BII's `n_steps="auto"`). The plain conditioned similarity (no
+# `fixed_baselines`) is 15 % off: its LIG sums to `f(a,b) - f(a,r_b)` = 1.134 rather than
+# the identity's 1.236. The scatter plots lie on the diagonal, and the two caption
+# colourings are the same: "red" carries most of the caption's first-order attribution,
+# then "green" and "square"; "and" is negative, and `[BOS]` / `[EOS]` are 0 at the
+# embeddings.
 #
 # ## Next
 #
