@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from captum_bilinear.registry import METHODS
 from captum_bilinear.terms import InteractionTerms
 
 StepCount = Union[int, str]
@@ -120,47 +121,45 @@ def check_steps(n_steps: Any, tolerance: Any) -> None:
 
 
 def _bii(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
-    from captum_bilinear import BilinearIntegratedInteractions
-
-    method = BilinearIntegratedInteractions(bundle.model, bundle.layers)
+    spec = METHODS["bii"]
+    method = spec.make(bundle.model, bundle.layers)
     options: Dict[str, Any] = {"n_steps": settings.n_steps}
     if settings.n_steps == "auto" and settings.tolerance is not None:
         options["tolerance"] = settings.tolerance
-    return as_interaction_terms(method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, **options),
-                                "BilinearIntegratedInteractions")
+    terms = method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, **options)
+    return as_interaction_terms(terms, spec.name)
 
 
-def _plain(class_name: str, name: str, **constructor: Any) -> Callable[[Any, PairInputs, RunSettings], InteractionTerms]:
+def _plain(short: str) -> Callable[[Any, PairInputs, RunSettings], InteractionTerms]:
+    """The registry's method of ``short`` at the run's layers, with its own defaults."""
+
     def explain(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
-        import captum_bilinear
-
-        method = getattr(captum_bilinear, class_name)(bundle.model, bundle.layers, **constructor)
+        spec = METHODS[short]
+        method = spec.make(bundle.model, bundle.layers)
         run = getattr(method, "attribute_terms", None) or method.attribute
-        return as_interaction_terms(run(pair.inputs, additional_forward_args=pair.extra), name)
+        return as_interaction_terms(run(pair.inputs, additional_forward_args=pair.extra), spec.name)
 
     return explain
 
 
 def _interaction_lime(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
-    from captum_bilinear import InteractionLIME
-
-    method = InteractionLIME(bundle.model, bundle.input_layers)
-    positions = pair.input_ids.shape[1], bundle.image_positions
-    # The paper's 1000 samples cannot identify the surrogate of a long caption.
-    options = dict(n_samples=max(1000, InteractionLIME.minimum_samples(*positions)), random_state=settings.seed)
-    run = getattr(method, "attribute_terms", None) or method.attribute
-    return as_interaction_terms(run(pair.inputs, additional_forward_args=pair.extra, **options), "InteractionLIME")
+    """InteractionLIME at the inputs, sized by the method itself (``n_samples=None``: the
+    paper's 1000, raised to what identifies the surrogate of a long caption)."""
+    spec = METHODS["ilime"]
+    method = spec.make(bundle.model, bundle.input_layers)
+    terms = method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, random_state=settings.seed)
+    return as_interaction_terms(terms, spec.name)
 
 
 def _banzhaf(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:
     """FIxLIP as its paper runs it: inputs masked (the embeddings layers), p = 0.5, the
-    special positions (BOS, EOS, CLS) never masked."""
-    from captum_bilinear import WeightedBanzhafInteractions
-
-    method = WeightedBanzhafInteractions(bundle.model, bundle.input_layers, p=0.5)
-    terms = method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, budget=2**12,
-                                   random_state=settings.seed, players=(pair.players_a, bundle.image_players))
-    return as_interaction_terms(terms, "WeightedBanzhafInteractions")
+    special positions (BOS, EOS, CLS) never masked, the budget sized by the method itself
+    (``budget=None``: FIxLIP's 2^12, raised to what identifies the terms)."""
+    spec = METHODS["fixlip"]
+    method = spec.make(bundle.model, bundle.input_layers)
+    terms = method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, random_state=settings.seed,
+                                   players=(pair.players_a, bundle.image_players))
+    return as_interaction_terms(terms, spec.name)
 
 
 def _first_order_terms(text: Tensor, image: Tensor, method: str, delta: Optional[Tensor] = None) -> InteractionTerms:
@@ -204,19 +203,34 @@ def _layer_grad_cam(bundle: Any, pair: PairInputs, settings: RunSettings) -> Int
     return _first_order_terms(torch.zeros(pair.input_ids.shape[1], device=image.device), image, "LayerGradCam")
 
 
-#: The evaluated methods, by the name ``results.json`` uses.
+#: How the evaluation runs each method, in the order of its tables: an interaction
+#: method's short name of :data:`~captum_bilinear.registry.METHODS` (its result name and
+#: class come from there), or a first-order method's ``(name, short)``; then ``order``,
+#: ``layer``, ``text_side`` and ``explain`` as in :class:`EvaluationMethod`.
+_Explain = Callable[[Any, PairInputs, RunSettings], InteractionTerms]
+_RUNS: Tuple[Tuple[Union[str, Tuple[str, str]], int, str, bool, _Explain], ...] = (
+    ("bii", 2, "run", True, _bii),
+    ("icam", 2, "run", True, _plain("icam")),
+    ("ilime", 2, "inputs", True, _interaction_lime),
+    ("itsm-o", 2, "output", True, _plain("itsm-o")),
+    ("itsm", 2, "run", True, _plain("itsm")),
+    ("fixlip", 2, "inputs", True, _banzhaf),
+    (("LayerIntegratedGradients", "lig"), 1, "run", True, _layer_integrated_gradients),
+    (("LayerGradCam", "gradcam"), 1, "inputs", False, _layer_grad_cam),
+)
+
+
+def _evaluation_method(key: Union[str, Tuple[str, str]], order: int, layer: str, text_side: bool,
+                       explain: _Explain) -> EvaluationMethod:
+    name, short = (METHODS[key].name, key) if isinstance(key, str) else key
+    return EvaluationMethod(name, short, order, layer, text_side, explain)
+
+
+#: The evaluated methods, by the name ``results.json`` uses: the interaction methods of
+#: :data:`~captum_bilinear.registry.METHODS` under their registry names, then Captum's
+#: first-order LayerIntegratedGradients and LayerGradCam.
 EVALUATION_METHODS: Dict[str, EvaluationMethod] = {
-    method.name: method for method in (
-        EvaluationMethod("BilinearIntegratedInteractions", "bii", 2, "run", True, _bii),
-        EvaluationMethod("InteractionCAM", "icam", 2, "run", True, _plain("InteractionCAM", "InteractionCAM")),
-        EvaluationMethod("InteractionLIME", "ilime", 2, "inputs", True, _interaction_lime),
-        EvaluationMethod("ITSM-O", "itsm-o", 2, "output", True,
-                         _plain("TokenPatchSimilarity", "ITSM-O", variant="output")),
-        EvaluationMethod("ITSM-H", "itsm", 2, "run", True, _plain("TokenPatchSimilarity", "ITSM-H", variant="hidden")),
-        EvaluationMethod("WeightedBanzhafInteractions", "fixlip", 2, "inputs", True, _banzhaf),
-        EvaluationMethod("LayerIntegratedGradients", "lig", 1, "run", True, _layer_integrated_gradients),
-        EvaluationMethod("LayerGradCam", "gradcam", 1, "inputs", False, _layer_grad_cam),
-    )
+    method.name: method for method in (_evaluation_method(*run) for run in _RUNS)
 }
 
 #: The methods the per-layer table varies (they take the run's layer).
