@@ -7,7 +7,6 @@ file``); the command line shows them with its flags. Every check of the input ru
 any attribution does.
 """
 
-import inspect
 import os
 import re
 import socket
@@ -368,18 +367,12 @@ def make_method(name: str, model: Any, layer: Any) -> Any:
     return method_spec(name).make(model, layer)
 
 
-def _sized_by_the_method(method: Any, option: str) -> bool:
-    """Whether the method sizes its own sampling (``option=None`` means "enough")."""
-    parameter = inspect.signature(method.attribute).parameters.get(option)
-    return parameter is not None and parameter.default is None
-
-
 def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: StepCount, show_progress: bool,
-               positions: Tuple[int, int], tolerance: float = 1e-4) -> Tensor:
+               tolerance: float = 1e-4) -> Tensor:
     """Runs any interaction method with its own sensible settings; ``(batch, S, P)``.
-    ``positions`` = (caption positions, image positions) sizes the sampling methods'
-    budgets (at least what identifies their terms, the paper's default otherwise) where
-    the method does not size them itself.
+    The sampling methods size their samples / budget themselves (the paper's default,
+    raised to what identifies their terms) and are seeded with 0; BII takes ``n_steps``,
+    ``tolerance`` and ``show_progress``.
 
     Example:
         >>> from captum_bilinear.zoo import generate_scene, scene_inputs
@@ -388,20 +381,14 @@ def run_method(method: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: 
         >>> layer = (loaded.model.text_model.embeddings, loaded.model.vision_model.embeddings)
         >>> method = make_method("ilime", loaded.model, layer)
         >>> A = run_method(method, (batch["input_ids"], batch["pixel_values"]), ((batch["attention_mask"],), None),
-        ...                n_steps=8, show_progress=False, positions=(batch["input_ids"].shape[1], 65))
+        ...                n_steps=8, show_progress=False)
         >>> A.shape[2]
         65
     """
     from captum_bilinear import BilinearIntegratedInteractions, InteractionLIME, WeightedBanzhafInteractions
 
-    if isinstance(method, InteractionLIME):
-        options = {} if _sized_by_the_method(method, "n_samples") else {
-            "n_samples": max(1000, InteractionLIME.minimum_samples(*positions))}
-        return method.attribute(inputs, additional_forward_args=extra, random_state=0, **options)
-    if isinstance(method, WeightedBanzhafInteractions):
-        options = {} if _sized_by_the_method(method, "budget") else {
-            "budget": max(2**12, WeightedBanzhafInteractions.minimum_budget(*positions))}
-        return method.attribute(inputs, additional_forward_args=extra, random_state=0, **options)
+    if isinstance(method, (InteractionLIME, WeightedBanzhafInteractions)):
+        return method.attribute(inputs, additional_forward_args=extra, random_state=0)
     if isinstance(method, BilinearIntegratedInteractions):
         return method.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, tolerance=tolerance,
                                 show_progress=show_progress)
@@ -639,9 +626,7 @@ def explain_pair(
     extra = ((encoded["attention_mask"],), None)
     where = "the embeddings layers (the inputs)" if chosen == EMBEDDINGS else f"encoder layer {chosen}"
     log(f"attributing with {spec.name} at {where}")
-    image_positions = grid[0] * grid[1] + (1 if hasattr(loaded.model.vision_model.embeddings, "class_embedding") else 0)
-    interactions = run_method(spec.make(loaded.model, layers), inputs, extra, n_steps, show_progress,
-                              (input_ids.shape[1], image_positions), tolerance)[0]
+    interactions = run_method(spec.make(loaded.model, layers), inputs, extra, n_steps, show_progress, tolerance)[0]
     has_cls = interactions.shape[1] == grid[0] * grid[1] + 1
     log("first-order map: Captum LayerIntegratedGradients of the caption-conditioned similarity")
     first = first_order_map(loaded.model, layers, inputs, extra, n_steps, has_cls, grid)
