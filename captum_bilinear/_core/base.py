@@ -7,7 +7,7 @@ import torch
 from captum.attr import LayerAttribution
 from torch import Tensor
 
-from captum_bilinear._utils.encoder_side import EncoderSide
+from captum_bilinear._utils.encoder_side import EncoderSide, ExpansionAcrossExamples
 from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, prepare_layers, prepare_pair
@@ -146,27 +146,18 @@ class DualLayerAttribution(LayerAttribution):
         layer_a, layer_b = self.layer
         tap_a = LayerTap(layer_a, attribute_to_layer_input, name="layer[0]")
         tap_b = LayerTap(layer_b, attribute_to_layer_input, name="layer[1]")
-        expands: Tuple[Optional[bool], Optional[bool]] = (None, None)
+        sides_a = ExpansionAcrossExamples(self.dual_encoder.embed_a, tap_a)
+        sides_b = ExpansionAcrossExamples(self.dual_encoder.embed_b, tap_b)
         for index in range(side_a.batch_size):
             example_a, example_b = side_a.example(index), side_b.example(index)
-            encoder_a = EncoderSide(self.dual_encoder.embed_a, example_a.inputs, example_a.extra, tap_a)
-            encoder_b = EncoderSide(self.dual_encoder.embed_b, example_b.inputs, example_b.extra, tap_b)
-            encoder_a.expands_at_layer, encoder_b.expands_at_layer = expands
-            (input_a, embedding_a), (input_b, embedding_b) = encoder_a.capture(), encoder_b.capture()
-            if zero_references:
-                reference_a, reference_b = torch.zeros_like(input_a), torch.zeros_like(input_b)
-            else:
-                reference_a = encoder_a.activation(example_a.baselines)
-                reference_b = encoder_b.activation(example_b.baselines)
-            pair = LayerPair(encoder_a, encoder_b, input_a, reference_a, input_b, reference_b)
-            if None in expands:  # the first example's endpoint pass also decides expansion
-                pair = pair._replace(
-                    embeddings_a=encoder_a.endpoint_embeddings(input_a, reference_a, embedding_a),
-                    embeddings_b=encoder_b.endpoint_embeddings(input_b, reference_b, embedding_b),
-                )
-                expands = (encoder_a.expands_at_layer, encoder_b.expands_at_layer)
-                _check_reaches_embedding(pair.embeddings_a, input_a, reference_a, "layer[0]")
-                _check_reaches_embedding(pair.embeddings_b, input_b, reference_b, "layer[1]")
+            first = not (sides_a.decided and sides_b.decided)  # its endpoint pass decides expansion
+            a = sides_a.capture(example_a.inputs, example_a.extra, example_a.baselines, zero_references)
+            b = sides_b.capture(example_b.inputs, example_b.extra, example_b.baselines, zero_references)
+            pair = LayerPair(a.side, b.side, a.activation, a.reference, b.activation, b.reference,
+                             a.embeddings, b.embeddings)
+            if first:
+                _check_reaches_embedding(pair.embeddings_a, a.activation, a.reference, "layer[0]")
+                _check_reaches_embedding(pair.embeddings_b, b.activation, b.reference, "layer[1]")
             yield pair
 
     def similarity_terms(

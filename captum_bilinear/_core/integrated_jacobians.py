@@ -8,7 +8,7 @@ from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_bilinear._utils.encoder_side import EncoderSide
+from captum_bilinear._utils.encoder_side import EncoderSide, ExpansionAcrossExamples
 from captum_bilinear._utils.adaptive_quadrature import StepCount, integrate_to_tolerance
 from captum_bilinear._utils.bilinear import FixedRule, Rule, quadrature_rule
 from captum_bilinear._utils.integration import integrated_vjps, path_embeddings
@@ -137,16 +137,12 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
         )
         tap = LayerTap(self.layer, attribute_to_layer_input)
         attributions, deltas = [], []
-        expands: Optional[bool] = None  # decided by the first example's endpoint pass
+        examples = ExpansionAcrossExamples(self.forward_func, tap)
         with evaluation_mode(self._owners):
             for index in range(side.batch_size):
                 example = side.example(index)
-                encoder = EncoderSide(self.forward_func, example.inputs, example.extra, tap)
-                encoder.expands_at_layer = expands
-                activation, embedding = encoder.capture()
-                reference = encoder.activation(example.baselines)
-                endpoints = encoder.endpoint_embeddings(activation, reference, embedding)
-                expands = encoder.expands_at_layer
+                encoder, activation, reference, endpoints = examples.capture(
+                    example.inputs, example.extra, example.baselines, endpoints=True)
                 delta = activation - reference
                 direction = delta if self._multiply_by_inputs else torch.ones_like(delta)
                 change = endpoints[0] - endpoints[1]

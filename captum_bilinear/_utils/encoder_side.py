@@ -1,6 +1,6 @@
 """One example's pass through one encoder of a dual encoder, seen from one layer."""
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -102,3 +102,57 @@ class EncoderSide:
             except (RuntimeError, ValueError, IndexError):
                 self.expands_at_layer = False
         return expanded if self.expands_at_layer else singles
+
+
+class ExampleCapture(NamedTuple):
+    """One example's side with its layer activations (batch 1 each)."""
+
+    side: EncoderSide
+    activation: Tensor  #: the input's activation at the layer
+    reference: Tensor  #: the reference's activation (zeros with ``zero_reference``)
+    embeddings: Optional[Tensor]  #: ``(2, D)`` input and reference embeddings, when the endpoint pass ran
+
+
+class ExpansionAcrossExamples:
+    """One encoder side over a batch's examples, one at a time, with whether the encoder
+    expands at the layer decided once (by the first example's endpoint pass, see
+    :meth:`EncoderSide.endpoint_embeddings`) and handed on to the later examples.
+
+    Args:
+        embed: ``embed(*inputs, *extra) -> (batch, D)``, the side's (normalized) embedding.
+        tap: where the activation is read and replaced.
+    """
+
+    def __init__(self, embed: Callable[..., Tensor], tap: LayerTap) -> None:
+        self.embed = embed
+        self.tap = tap
+        self.expands_at_layer: Optional[bool] = None
+
+    @property
+    def decided(self) -> bool:
+        """Whether an endpoint pass has decided expansion."""
+        return self.expands_at_layer is not None
+
+    def capture(self, inputs: Tuple[Any, ...], extra: Tuple[Any, ...], baselines: Optional[Tuple[Any, ...]],
+                zero_reference: bool = False, endpoints: bool = False) -> ExampleCapture:
+        """One example's side and activations: the input's (one capture pass), the
+        reference's (a pass on ``baselines``, or zeros with ``zero_reference``), and the
+        endpoint embeddings when ``endpoints`` or expansion is not decided yet (that pass
+        decides it).
+
+        Args:
+            inputs, extra: the example's attributed inputs and additional forward
+                arguments (batch 1).
+            baselines: the example's baselines (unused with ``zero_reference``).
+            zero_reference: the reference activation is zeros.
+            endpoints: always run the endpoint pass.
+        """
+        side = EncoderSide(self.embed, inputs, extra, self.tap)
+        side.expands_at_layer = self.expands_at_layer
+        activation, embedding = side.capture()
+        reference = torch.zeros_like(activation) if zero_reference else side.activation(baselines)
+        embeddings = None
+        if endpoints or not self.decided:
+            embeddings = side.endpoint_embeddings(activation, reference, embedding)
+            self.expands_at_layer = side.expands_at_layer
+        return ExampleCapture(side, activation, reference, embeddings)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from captum_bilinear import BilinearIntegratedInteractions, DualEncoder
-from captum_bilinear._utils.encoder_side import EncoderSide
+from captum_bilinear._utils.encoder_side import EncoderSide, ExpansionAcrossExamples
 from captum_bilinear._utils.layer_hooks import LayerTap
 
 
@@ -40,6 +40,25 @@ def test_endpoint_pass_decides_expansion_and_matches_single_rows(above, expands)
     with torch.no_grad():
         expected = torch.cat([encoder(x), encoder(reference)])
     torch.testing.assert_close(endpoints, expected)
+
+
+@pytest.mark.parametrize("above, expands", [("flatten", True), ("input_batch", False)])
+def test_the_first_example_decides_expansion_for_the_later_ones(above, expands):
+    torch.manual_seed(3)
+    encoder = LinearEncoder(3, 4, 5, 6, above).double()
+    x, reference = torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(1, 3, 4, dtype=torch.float64)
+    examples = ExpansionAcrossExamples(encoder, LayerTap(encoder.layer))
+    assert not examples.decided
+    first = examples.capture((x[:1],), (), (reference,))
+    assert examples.expands_at_layer is expands and first.embeddings is not None
+    second = examples.capture((x[1:],), (), (reference,))
+    assert second.embeddings is None and second.side.expands_at_layer is expands
+    again = examples.capture((x[1:],), (), (reference,), endpoints=True)
+    with torch.no_grad():
+        torch.testing.assert_close(again.embeddings, torch.cat([encoder(x[1:]), encoder(reference)]))
+        torch.testing.assert_close(again.activation, encoder.layer(x[1:]))
+    zero = examples.capture((x[1:],), (), None, zero_reference=True)
+    assert zero.reference.shape == zero.activation.shape and zero.reference.abs().max() == 0
 
 
 @pytest.mark.parametrize("internal_batch_size", [None, 4])
