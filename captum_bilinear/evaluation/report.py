@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 
 from captum_bilinear.evaluation.scoring import CURVE_GRID  # noqa: E402
+from captum_bilinear.visualization import outline_box  # noqa: E402
 
 #: Columns of the report's table: (key in results.json, header, better).
 COLUMNS = (
@@ -165,13 +166,13 @@ def write_gallery(failures: List[Dict[str, Any]], display: Callable[[str], np.nd
         span_map = np.asarray(record["image_map"], dtype=float)
         limit = float(np.abs(span_map).max()) or 1.0
         image_ax.imshow(image)
-        map_ax.imshow(span_map, cmap="bwr", vmin=-limit, vmax=limit, extent=(0, width, height, 0),
-                      interpolation="nearest")
-        x0, y0, x1, y1 = record["box"]
+        # The map over the image's pixels, in imshow's convention (pixel i centred at i).
+        map_ax.imshow(span_map, cmap="bwr", vmin=-limit, vmax=limit,
+                      extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="nearest")
         for ax in (image_ax, map_ax):
-            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="lime", linewidth=1.5))
-            ax.set_xlim(0, width)
-            ax.set_ylim(height, 0)
+            outline_box(ax, record["box"], (height, width))
+            ax.set_xlim(-0.5, width - 0.5)
+            ax.set_ylim(height - 0.5, -0.5)
         image_ax.set_title(f"\"{record['phrase']}\"", fontsize=8)
         map_ax.set_title(f"PGE {record['PGE']:.2f}", fontsize=8)
     fig.suptitle(f"{method}: objects with PGE < 0.2 (box in green; map: red raises, blue lowers the similarity)",
