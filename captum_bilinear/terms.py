@@ -51,7 +51,7 @@ class InteractionTerms:
         method: the class that produced the terms.
         layers: the attributed modules' names in the model (``"text_model.embeddings"``, ...).
         settings: what else produced them (``n_steps``, ``method``, ``tolerance``,
-            ``budget``, ``n_samples``, ``p``, ``keep_prob``, ``random_state``, ...).
+            ``budget``, ``n_samples``, ``p``, ``random_state``, ...).
         delta: ``(batch,)`` convergence delta of quadrature methods, else None: for
             BilinearIntegratedInteractions that of the interactions, as ``attribute``
             returns it (``cross`` summed minus ``f(a,b) - f(r_a,b) - f(a,r_b) + f(r_a,r_b)``).

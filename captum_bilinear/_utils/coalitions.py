@@ -86,23 +86,23 @@ class ExampleStreams:
             self._user.set_state(self._last.get_state())
 
 
-def bernoulli_masks(rows: int, positions: int, keep_prob: float, generator: torch.Generator) -> Tensor:
-    """``(rows, positions)`` bool: each position kept independently with ``keep_prob``.
+def bernoulli_masks(rows: int, positions: int, p: float, generator: torch.Generator) -> Tensor:
+    """``(rows, positions)`` bool: each position kept independently with ``p``.
 
     Example:
         >>> bernoulli_masks(4, 3, 0.7, as_generator(0)).shape
         torch.Size([4, 3])
     """
-    return torch.rand(rows, positions, generator=generator, dtype=torch.float64) < keep_prob
+    return torch.rand(rows, positions, generator=generator, dtype=torch.float64) < p
 
 
 def identifying_bernoulli_masks(
-    rows: int, positions: int, keep_prob: float, generator: torch.Generator, attempts: int = 100
+    rows: int, positions: int, p: float, generator: torch.Generator, attempts: int = 100
 ) -> Tensor:
     """Like :func:`bernoulli_masks`, redrawn (up to ``attempts`` times) until ``[1, masks]``
     has full column rank ``positions + 1`` (needs ``rows > positions``), so that a
     surrogate with an intercept and a coefficient per kept position is identified. Small
-    sides need this: three positions with 7 masks at ``keep_prob=0.7`` are often
+    sides need this: three positions with 7 masks at ``p=0.7`` are often
     collinear. The masks are then Bernoulli draws conditioned on identifiability.
 
     Example:
@@ -110,12 +110,12 @@ def identifying_bernoulli_masks(
         >>> int(torch.linalg.matrix_rank(torch.cat([torch.ones(4, 1), masks.double()], 1)))
         4
     """
-    masks = bernoulli_masks(rows, positions, keep_prob, generator)
+    masks = bernoulli_masks(rows, positions, p, generator)
     for _ in range(attempts - 1):
         design = torch.cat([torch.ones(rows, 1, dtype=torch.float64), masks.to(torch.float64)], 1)
         if int(torch.linalg.matrix_rank(design)) == positions + 1:
             break
-        masks = bernoulli_masks(rows, positions, keep_prob, generator)
+        masks = bernoulli_masks(rows, positions, p, generator)
     return masks
 
 

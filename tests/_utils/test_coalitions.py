@@ -86,6 +86,15 @@ def test_identifying_designs_have_full_rank():
     assert int(torch.linalg.cholesky_ex(gram).info) == 0 and basis.shape == (11, 11)
 
 
+def test_bernoulli_masks_keep_each_player_with_p():
+    """One name for the inclusion probability: ``p``, as in FIxLIP and InteractionLIME."""
+    for p in (0.2, 0.7):
+        masks = coalitions.bernoulli_masks(4000, 5, p=p, generator=as_generator(1))
+        assert abs(float(masks.double().mean()) - p) < 0.02
+    masks = identifying_bernoulli_masks(40, 3, p=0.7, generator=as_generator(2))
+    assert masks.shape == (40, 3)
+
+
 def test_coalition_basis_pairs():
     basis = coalition_basis(torch.tensor([[True, True, False], [True, True, True]]), with_pairs=True)
     assert basis.tolist() == [[1, 1, 1, 0, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]]
