@@ -16,7 +16,16 @@ from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.checks import check_flag
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size, side_baselines, side_tensors
-from captum_bilinear._utils.callables import as_tuple, modules_behind
+from captum_bilinear._utils.callables import as_tuple, embedding_of, modules_behind
+
+
+def _with_baselines(inputs: Any, baselines: Any, names: Tuple[str, str]) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
+    """The inputs and their baselines in Captum's forms (None: zeros), checked, with
+    ``names`` = (inputs' name, baselines' name) in the errors."""
+    formatted = side_tensors(inputs, names[0])
+    if baselines is None:
+        return formatted, tuple(torch.zeros_like(x) for x in formatted)
+    return formatted, side_baselines(baselines, formatted, names[1])
 
 
 class IntegratedJacobians(LayerAttribution, GradientAttribution):
@@ -72,6 +81,63 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
 
     def has_convergence_delta(self) -> bool:
         return True
+
+    def compute_convergence_delta(  # type: ignore[override]
+        self,
+        attributions: Tensor,
+        start_point: Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]],
+        end_point: Union[Tensor, Tuple[Tensor, ...]],
+        target: Optional[int] = None,
+        additional_forward_args: Any = None,
+    ) -> Tensor:
+        r"""The completeness delta of every output dimension, as Captum's
+        ``GradientAttribution.compute_convergence_delta`` defines it for one output:
+        ``sum(attributions) - (F(end_point) - F(start_point))``, with ``F`` the forward
+        function run on ``start_point`` and ``end_point`` (Captum's convention).
+
+        Args:
+            attributions: ``(batch, D, *activation)`` from :meth:`attribute`; with
+                ``target``, the attributions of that output only, ``(batch, *activation)``
+                (``attributions[:, target]``, what Captum's ``LayerIntegratedGradients``
+                gives for ``target``).
+            start_point: the baselines given to :meth:`attribute`, in its forms (None: zeros).
+            end_point: the inputs given to :meth:`attribute`.
+            target: None (every output dimension) or one output index ``k``.
+            additional_forward_args: as given to :meth:`attribute`.
+
+        Returns:
+            ``(batch, D)`` (``target=None``): the attributions' sum over the activation
+            minus ``F_k(end_point) - F_k(start_point)``, the ``delta`` of
+            ``attribute(..., return_convergence_delta=True)``; ``(batch,)`` for ``target``.
+
+        Example:
+            >>> encoder = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+            >>> ij, x = IntegratedJacobians(encoder, encoder[0]), torch.randn(2, 4)
+            >>> attributions = ij.attribute(x, n_steps=32)
+            >>> delta = ij.compute_convergence_delta(attributions, None, x)
+            >>> delta.shape, bool(delta.abs().max() < 1e-4)
+            (torch.Size([2, 3]), True)
+        """
+        if not isinstance(attributions, Tensor):
+            raise TypeError(f"attributions: expected a torch.Tensor, got {type(attributions).__name__}")
+        if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
+            raise TypeError(f"target: expected None or an output index (int), got {target!r}")
+        end, start = _with_baselines(end_point, start_point, ("end_point", "start_point"))
+        extra = as_tuple(additional_forward_args)
+        with torch.no_grad(), evaluation_mode(self._owners):
+            change = embedding_of(self.forward_func(*end, *extra), "forward_func") - embedding_of(
+                self.forward_func(*start, *extra), "forward_func")
+        if target is not None:
+            if not -change.shape[1] <= target < change.shape[1]:
+                raise ValueError(f"target: the forward function has {change.shape[1]} outputs, got {target}")
+            change = change[:, target]
+        leading = change.dim()
+        if attributions.dim() <= leading or tuple(attributions.shape[:leading]) != tuple(change.shape):
+            expected = "(batch, *activation)" if target is not None else "(batch, D, *activation)"
+            raise ValueError(f"attributions: expected {expected} with (batch{', D' if target is None else ''}) = "
+                             f"{tuple(change.shape)}, got shape {tuple(attributions.shape)}")
+        dtype = torch.promote_types(torch.promote_types(attributions.dtype, change.dtype), torch.float32)
+        return attributions.to(dtype).flatten(leading).sum(-1) - change.to(device=attributions.device, dtype=dtype)
 
     @overload
     def attribute(self, inputs: Union[Tensor, Tuple[Tensor, ...]], baselines: Any = None, *,
@@ -129,12 +195,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
             raise ValueError("n_steps: 'auto' checks completeness, which needs multiply_by_inputs=True")
         check_internal_batch_size(internal_batch_size)
         check_flag(return_convergence_delta, "return_convergence_delta")
-        formatted = side_tensors(inputs, "inputs")
-        side = SideBatch(
-            formatted,
-            tuple(torch.zeros_like(x) for x in formatted) if baselines is None else side_baselines(baselines, formatted, "baselines"),
-            as_tuple(additional_forward_args),
-        )
+        side = SideBatch(*_with_baselines(inputs, baselines, ("inputs", "baselines")), as_tuple(additional_forward_args))
         tap = LayerTap(self.layer, attribute_to_layer_input)
         attributions, deltas = [], []
         examples = ExpansionAcrossExamples(self.forward_func, tap)

@@ -81,3 +81,38 @@ def test_layer_outside_a_bound_method_is_refused_and_eval_mode_restored():
     assert result.shape == (1, 16, 17, 32)  # the HF output object is read through pooler_output
     assert all(m.training for m in model.modules())
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_compute_convergence_delta_is_attributes_delta_against_the_encoders_outputs():
+    """Per output dimension: the attributions' sum minus the encoder's own change
+    ``F(inputs) - F(baselines)``, as ``attribute(..., return_convergence_delta=True)``
+    reports it; for one ``target``, what Captum's LayerIntegratedGradients computes."""
+    model = make_clip(dtype=torch.float64)
+
+    def text(ids, mask):
+        return F.normalize(features(model.get_text_features(input_ids=ids, attention_mask=mask)), dim=-1)
+
+    layer = model.text_model.encoder.layers[1]
+    ids = torch.tensor([[BOS, 320, 1125, 539, EOS], [BOS, 539, 320, 320, EOS]])
+    reference = torch.tensor([[BOS, PAD, PAD, PAD, EOS]])
+    mask = torch.ones_like(ids)
+    ij = IntegratedJacobians(text, layer)
+    result, delta = ij.attribute(ids, baselines=reference, additional_forward_args=(mask,), n_steps=3,
+                                 return_convergence_delta=True)
+    computed = ij.compute_convergence_delta(result, reference, ids, additional_forward_args=(mask,))
+    with torch.no_grad():
+        change = text(ids, mask) - text(reference.expand_as(ids), mask)
+    assert computed.shape == delta.shape == (2, 16)
+    assert delta.abs().max() > 1e-6  # three nodes: a delta to compare, not round-off
+    torch.testing.assert_close(computed, result.flatten(2).sum(-1) - change, rtol=0, atol=1e-12)
+    torch.testing.assert_close(computed, delta, rtol=0, atol=1e-12)
+    lig = LayerIntegratedGradients(text, layer)
+    for k in (0, 9):
+        expected = lig.compute_convergence_delta(result[:, k], reference, ids, target=k, additional_forward_args=(mask,))
+        torch.testing.assert_close(ij.compute_convergence_delta(result[:, k], reference, ids, target=k,
+                                                                additional_forward_args=(mask,)),
+                                   expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"attributions: expected \(batch, D, \*activation\)"):
+        ij.compute_convergence_delta(result[:, 0], reference, ids, additional_forward_args=(mask,))
+    with pytest.raises(ValueError, match="target: the forward function has 16 outputs"):
+        ij.compute_convergence_delta(result[:, 0], reference, ids, target=16, additional_forward_args=(mask,))
