@@ -82,7 +82,22 @@ ATTRIBUTE_METHODS = [
                                                    "intra_modal": False, "random_state": None}),
     (InteractionLIME.attribute_terms, {"additional_forward_args": None, "n_samples": None}),
     (TokenPatchSimilarity.attribute_terms, {"additional_forward_args": None}),
+    (BilinearIntegratedInteractions.attribute_terms,
+     {"additional_forward_args": None, "n_steps": 50, "method": "gausslegendre", "internal_batch_size": None,
+      "attribute_to_layer_input": False}),
+    (InteractionCAM.attribute_terms, {"additional_forward_args": None, "internal_batch_size": None,
+                                      "attribute_to_layer_input": False}),
 ]
+
+
+def test_every_public_attribute_and_attribute_terms_has_its_signature_checked():
+    import captum_bilinear
+
+    classes = [getattr(captum_bilinear, name) for name in captum_bilinear.__all__]
+    public = {getattr(cls, name) for cls in classes if inspect.isclass(cls)
+              for name in ("attribute", "attribute_terms") if hasattr(cls, name)}
+    assert InteractionCAM.attribute_terms in public and len(public) >= len(ATTRIBUTE_METHODS)
+    assert public - {method for method, _ in ATTRIBUTE_METHODS} == set()
 
 
 @pytest.mark.parametrize("method, keywords", ATTRIBUTE_METHODS, ids=lambda value: getattr(value, "__qualname__", ""))
