@@ -102,6 +102,10 @@ def _tokenize(tokenizer: Any, caption: str, max_length: Optional[int]) -> Tuple[
     except (NotImplementedError, TypeError, ValueError) as error:
         raise TypeError("tokenizer: the evaluation needs a fast (Rust-backed) tokenizer that returns offsets; "
                         f"{type(tokenizer).__name__} cannot ({error})") from error
+    if "offset_mapping" not in encoded:  # a slow (e.g. sentencepiece) tokenizer ignores return_offsets_mapping
+        raise ValueError(f"tokenizer: {type(tokenizer).__name__} returned no offset_mapping; the evaluation needs a "
+                         "fast (Rust-backed) tokenizer that returns offsets (load it with use_fast=True, e.g. "
+                         "AutoTokenizer.from_pretrained(model, use_fast=True))")
     offsets = [tuple(int(v) for v in pair) for pair in encoded["offset_mapping"][0].tolist()]
     mask = encoded["attention_mask"]
     players = ((encoded["special_tokens_mask"][0] == 0) & (mask[0] == 1)).nonzero().flatten()

@@ -202,3 +202,51 @@ def test_hnc_format(tmp_path):
     assert dataset.statistics["hard negatives without a replacement"] == 1
     with pytest.raises(FileNotFoundError, match="2354786"):
         example.image()
+
+
+def _example_of_boxes(boxes, size=256):
+    """One example on a blank ``size`` px image (4x the demo model's 64 px) naming one
+    object per box."""
+    from PIL import Image
+
+    from captum_bilinear.datasets.base import DatasetObject, Example
+
+    words = [f"box{k}" for k in range(len(boxes))]
+    caption = " and ".join(words)
+    objects = tuple(DatasetObject((caption.index(w), caption.index(w) + len(w)), box, "box")
+                    for w, box in zip(words, boxes))
+    return Example("e", 0, "e", caption, objects, lambda: Image.new("RGB", (size, size), (90, 90, 90)))
+
+
+def test_boxes_not_larger_than_a_patch_are_dropped(demo_model):
+    """The demo model sees 64 px in 8 px patches (64 px² each); at 4x a box of s x s image
+    pixels is (s/4)² model pixels: 28 px -> 49 < 64 and 32 px -> exactly 64 (not larger)
+    are dropped, 33 px -> 68.06 and 36 px -> 81 are kept."""
+    tokenizer, processor = demo_model
+    boxes = [(10.0, 10.0, 38.0, 38.0), (100.0, 100.0, 132.0, 132.0), (0.0, 200.0, 33.0, 233.0),
+             (200.0, 0.0, 236.0, 36.0)]
+    prepared = prepare_example(_example_of_boxes(boxes), tokenizer, processor, patch_size=8)
+    assert [o.index for o in prepared.objects] == [2, 3]
+    assert [o.box for o in prepared.objects] == [(0.0, 50.0, 8.25, 58.25), (50.0, 0.0, 59.0, 9.0)]
+    assert prepared.dropped == {"object box not larger than a patch": 2}
+    # half a patch is enough with min_box_patches=0.5 (32 px²): all four kept
+    looser = prepare_example(_example_of_boxes(boxes), tokenizer, processor, patch_size=8, min_box_patches=0.5)
+    assert [o.index for o in looser.objects] == [0, 1, 2, 3] and looser.dropped == {}
+
+
+class _TokenizerWithoutOffsets:
+    """Like a slow (sentencepiece) SigLIP tokenizer: accepts return_offsets_mapping and
+    returns no offsets."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, text, return_offsets_mapping=False, **options):
+        return self.tokenizer(text, **options)
+
+
+def test_a_tokenizer_without_offsets_is_refused_clearly(demo_model):
+    tokenizer, processor = demo_model
+    example = demo_dataset(1, seed=0)[0]
+    with pytest.raises(ValueError, match=r"_TokenizerWithoutOffsets returned no offset_mapping; .*fast"):
+        prepare_example(example, _TokenizerWithoutOffsets(tokenizer), processor, patch_size=8)

@@ -170,3 +170,100 @@ def test_layer_embeddings_and_auto_steps(tmp_path, capsys):
     assert records and all(record["completeness_error"] <= 0.01 for record in records if "completeness_error" in record)
     assert main(arguments[:-2] + ["--tolerance", "2", "--out", str(tmp_path / "c")]) == 2
     assert "tolerance" in capsys.readouterr().err
+
+
+def _object_records_on_disk(out):
+    """The object records of a run's files, in file order, read with json alone."""
+    records = []
+    for path in sorted((out / "records").glob("*.jsonl")):
+        with open(path) as handle:
+            records += [r for r in map(json.loads, handle) if r["kind"] == "object"]
+    return records
+
+
+def test_class_wise_pge_is_the_records_per_category(small_run):
+    """results.json's class-wise PGE against counts, means and medians computed here."""
+    import statistics
+
+    out, _ = small_run
+    with open(out / "results.json") as handle:
+        table = json.load(handle)["analyses"]["class_wise_PGE"]
+    records = _object_records_on_disk(out)
+    assert sorted(table) == sorted(NAMES)
+    for method in NAMES:
+        rows = {}
+        for record in records:
+            if record["method"] == method:
+                rows.setdefault(record["category"], []).append(record)
+        assert set(table[method]) == set(rows) == {"cross", "star"}  # seed 1's scene 0: a cross and two stars
+        for category, group in rows.items():
+            pge = [r["PGE"] for r in group]
+            assert table[method][category]["count"] == len(group)
+            assert table[method][category]["mPGE"] == pytest.approx(sum(pge) / len(pge), abs=1e-12)
+            assert table[method][category]["median_PGE"] == pytest.approx(statistics.median(pge), abs=1e-12)
+            assert table[method][category]["PGA"] == pytest.approx(sum(r["PGA"] for r in group) / len(group))
+        assert list(table[method]) == ["star", "cross"]  # most frequent first
+        pge = [r["PGE"] for r in records if r["method"] == method]
+        summary = small_run[1]["methods"][method]
+        assert summary["median_PGE"] == pytest.approx(statistics.median(pge), abs=1e-12)
+        assert summary["share_PGE_above_0.8"] == pytest.approx(sum(v > 0.8 for v in pge) / len(pge))
+
+
+def test_significance_is_deepsig_aso_on_the_records(small_run):
+    """results.json's significance pairs: BII against every other method both ways, and
+    those with InteractionCAM against deepsig.aso called here on the two methods' PGE from
+    the records (confidence 0.95, 1000 bootstrap iterations, seed 0)."""
+    from deepsig import aso
+
+    out, _ = small_run
+    with open(out / "results.json") as handle:
+        pairs = json.load(handle)["analyses"]["significance"]["pairs"]
+    records = _object_records_on_disk(out)
+    pge = {m: [r["PGE"] for r in records if r["method"] == m] for m in NAMES}
+    reference = "BilinearIntegratedInteractions"
+    assert sorted((p["a"], p["b"]) for p in pairs) == sorted(
+        [(reference, m) for m in NAMES if m != reference] + [(m, reference) for m in NAMES if m != reference])
+    checked = [p for p in pairs if "InteractionCAM" in (p["a"], p["b"])]  # deepsig takes seconds a pair
+    assert len(checked) == 2
+    for pair in checked:
+        expected = aso(pge[pair["a"]], pge[pair["b"]], confidence_level=0.95, num_bootstrap_iterations=1000,
+                       show_progress=False, seed=0)
+        assert pair["epsilon_min"] == pytest.approx(expected, abs=1e-9), (pair["a"], pair["b"])
+    assert any(0.0 <= p["epsilon_min"] <= 1.0 for p in pairs)
+
+
+def test_failure_gallery_gets_exactly_the_objects_below_0_2(small_run, monkeypatch, tmp_path):
+    """The gallery is drawn from BII's objects with PGE < 0.2 (read from the records here),
+    all of them and no other; failures.png exists exactly when there are some."""
+    import numpy as np
+
+    from captum_bilinear.datasets import demo_dataset
+    from captum_bilinear.evaluation import report
+    from captum_bilinear.evaluation.bundle import load_bundle
+    from captum_bilinear.evaluation.run import EvaluationConfig, _gallery
+
+    out, _ = small_run
+    records = _object_records_on_disk(out)
+    failing = [(r["example_id"], r["object"]) for r in records
+               if r["method"] == "BilinearIntegratedInteractions" and r["PGE"] < 0.2]
+    assert os.path.isfile(out / "failures.png") == bool(failing)
+    assert ("![failure cases](failures.png)" in (out / "report.md").read_text()) == bool(failing)
+    given = []
+    real = report.write_gallery
+    monkeypatch.setattr(report, "write_gallery", lambda failures, display, path, method, **kw: (
+        given.append((method, failures, display)), real(failures, display, str(tmp_path / "g.png"), method))[1])
+    config = EvaluationConfig(methods=FAST)
+    config.validate()
+    name = _gallery(load_bundle(None, None, "cpu"), demo_dataset(1, seed=1), records, config, str(tmp_path))
+    ((method, failures, display),) = given
+    assert method == "BilinearIntegratedInteractions"
+    assert [(r["example_id"], r["object"]) for r in failures] == failing
+    assert (name == "failures.png") == bool(failing) == os.path.isfile(tmp_path / "g.png")
+    # the contact sheet on cases of its own: one drawn per case up to `most`; none, no file
+    image = display("scene-00000")
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    case = {"example_id": "scene-00000", "image_map": np.ones((8, 8)).tolist(), "box": [8, 8, 24, 24],
+            "phrase": "a star", "PGE": 0.1}
+    assert real([case] * 5, display, str(tmp_path / "five.png"), "M", most=4) == 4
+    assert os.path.getsize(tmp_path / "five.png") > 0
+    assert real([], display, str(tmp_path / "none.png"), "M") == 0 and not os.path.exists(tmp_path / "none.png")
