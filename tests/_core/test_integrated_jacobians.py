@@ -81,3 +81,23 @@ def test_layer_outside_a_bound_method_is_refused_and_eval_mode_restored():
     assert result.shape == (1, 16, 17, 32)  # the HF output object is read through pooler_output
     assert all(m.training for m in model.modules())
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("n_steps", [4, "auto"])
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_non_bool_return_convergence_delta_is_refused_before_any_forward_pass(n_steps, value):
+    """A truthy ``"yes"`` is not taken for True: a TypeError naming the argument, as every
+    flag of the library (:func:`captum_bilinear._utils.checks.check_flag`), before the
+    forward function runs."""
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).double()
+    calls = []
+    handles = [m.register_forward_pre_hook(lambda module, args: calls.append(module)) for m in mlp.modules()]
+    try:
+        with pytest.raises(TypeError, match=r"^return_convergence_delta: expected True or False, got"):
+            IntegratedJacobians(mlp, mlp[1]).attribute(torch.randn(2, 4, dtype=torch.float64), n_steps=n_steps,
+                                                       return_convergence_delta=value)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == []
