@@ -18,6 +18,7 @@ import warnings
 from typing import Any, Optional, Sequence, Tuple
 
 from captum_bilinear._utils.cli_types import layer_choice, positive_float, positive_int, step_count
+from captum_bilinear._utils.step_limit import MAX_STEPS
 from captum_bilinear.registry import METHODS
 
 DESCRIPTION = ("Second-order (token-patch) attributions for dual encoders: explain one image-caption pair, "
@@ -75,7 +76,8 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="bii", choices=list(METHODS), metavar="METHOD",
                         help=f"interaction method: {names} (default bii)")
     parser.add_argument("--n-steps", type=step_count, default="auto",
-                        help="BII's quadrature nodes, or 'auto' (the default): as many as --tolerance needs, per pair")
+                        help=f"BII's quadrature nodes (at most {MAX_STEPS}; also the first-order map's), or 'auto' (the default): "
+                             "as many as --tolerance needs, per pair")
     parser.add_argument("--tolerance", type=positive_float, default=FIGURE_TOLERANCE,
                         help=f"relative completeness error of --n-steps auto (default {FIGURE_TOLERANCE:g}: a figure's "
                              "colours cannot show 1 %%; the evaluation uses 1e-4)")

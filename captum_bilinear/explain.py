@@ -23,6 +23,7 @@ from torch import Tensor
 
 from captum_bilinear.encoders import as_dual_encoder
 from captum_bilinear._utils.adaptive_quadrature import StepCount, check_tolerance
+from captum_bilinear._utils.step_limit import check_step_limit
 from captum_bilinear.first_order import LIG_STEPS_WITH_AUTO, ConditionedSimilarity
 from captum_bilinear.images import FITS, FittedImage, fit_image
 from captum_bilinear.registry import MethodSpec, method_spec
@@ -489,6 +490,8 @@ def _check_arguments(method: Any, n_steps: Any, tolerance: Any, layer: Any, fit:
     spec = method_spec(method)
     if n_steps != "auto" and (isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1):
         raise ValueError(f"n_steps: expected a positive int or 'auto', got {n_steps!r}")
+    if n_steps != "auto":
+        check_step_limit(int(n_steps))  # Captum's LIG of the first-order map has no limit of its own
     check_tolerance(tolerance)
     if layer is not None and layer != EMBEDDINGS and (isinstance(layer, bool) or not isinstance(layer, (int, np.integer))):
         raise ValueError(f"layer: expected 'embeddings' or an int (an encoder layer index), got {layer!r}")
@@ -571,8 +574,9 @@ def explain_pair(
         method: a short name of :data:`captum_bilinear.registry.METHODS` (``bii``,
             ``icam``, ``ilime``, ``itsm``, ``itsm-o``, ``fixlip``).
         model: a HF CLIP / SigLIP directory or hub id (default: the bundled demo model).
-        n_steps: BII's quadrature nodes, or ``"auto"``: as many as ``tolerance`` needs
-            (the first-order LIG then uses :data:`LIG_STEPS_WITH_AUTO`).
+        n_steps: BII's quadrature nodes (at most 4096, which also bounds the first-order
+            LIG's), or ``"auto"``: as many as ``tolerance`` needs (the first-order LIG then
+            uses :data:`LIG_STEPS_WITH_AUTO`).
         tolerance: relative completeness error of ``n_steps="auto"`` (default 1e-2, a
             figure's accuracy; measurements use 1e-4).
         layer: the layer pair the gradient methods attribute: an encoder layer index or

@@ -283,6 +283,7 @@ def test_library_errors_name_the_python_argument(scene_file, monkeypatch):
         (dict(box=(0, 0, 65, 10)), "box: (0.0, 0.0, 65.0, 10.0) lies outside"),
         (dict(method="gradcam"), "method: expected one of"),
         (dict(n_steps=0), "n_steps: expected a positive int"),
+        (dict(n_steps=10**9, method="icam"), "n_steps: expected at most 4096 nodes per path integral"),
         (dict(layer="top"), "layer: expected 'embeddings' or an int"),
         (dict(fit="stretch"), "fit: expected one of"),
         (dict(caption=" "), "caption: the caption is empty"),
@@ -293,6 +294,38 @@ def test_library_errors_name_the_python_argument(scene_file, monkeypatch):
             explain_module.explain_pair(**arguments)
         assert str(raised.value).startswith(message), (change, str(raised.value))
         assert "--" not in str(raised.value)
+
+
+@pytest.mark.parametrize("argv", [
+    ["explain", "--image", "x.png", "--caption", "a red circle", "--out", "f.png", "--method", "icam"],
+    ["explain", "--image", "x.png", "--caption", "a red circle", "--out", "f.png", "--method", "fixlip"],
+    ["demo", "--out", "f.png"],
+    ["evaluate", "--out", "run"],
+])
+@pytest.mark.parametrize("n_steps", ["1000000000", "4097"])
+def test_more_steps_than_the_library_takes_are_refused_by_the_parser(argv, n_steps, tmp_path, capsys, monkeypatch):
+    """The first-order map's Captum LayerIntegratedGradients has no limit of its own: a
+    billion nodes there ran out of memory after minutes. The parser refuses what the
+    library refuses (``MAX_STEPS``), before any work."""
+    from captum_bilinear._utils.quadrature import MAX_STEPS
+
+    monkeypatch.chdir(tmp_path)
+    no_model_loading(monkeypatch)
+    with pytest.raises(SystemExit) as raised:
+        main(argv + ["--n-steps", n_steps])
+    assert raised.value.code == 2
+    one_error_line(capsys.readouterr().err,
+                   f"argument --n-steps: expected at most {MAX_STEPS} nodes per path integral, got {int(n_steps)}")
+    assert os.listdir(tmp_path) == []
+    assert build_parser().parse_args(argv + ["--n-steps", str(MAX_STEPS)]).n_steps == MAX_STEPS
+
+
+def test_the_evaluation_refuses_more_steps_than_the_library_takes():
+    from captum_bilinear.evaluation.methods import check_steps
+
+    with pytest.raises(ValueError, match="^n_steps: expected at most 4096 nodes per path integral, got 4097"):
+        check_steps(4097, None)
+    check_steps(4096, None)
 
 
 # --- issue 11.6: a quick --help, the registry's names -------------------------------------
