@@ -163,8 +163,40 @@ def checked_out(path: str) -> str:
     return path
 
 
+#: Warnings of these kinds are shown only when raised in this package: those of torch,
+#: transformers, ... (``torch.jit.script`` is deprecated, ...) are about their own code,
+#: not about the user's input. Other warnings (UserWarning, ...) are shown from anywhere.
+INTERNAL_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+_PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+
+
+def concerns_the_user(category: type, filename: str) -> bool:
+    """Whether a warning of ``category`` raised at ``filename`` is shown on the command line.
+
+    Example:
+        >>> concerns_the_user(DeprecationWarning, "/site-packages/torch/jit/_script.py")
+        False
+        >>> concerns_the_user(UserWarning, "/site-packages/transformers/tokenization_utils_base.py")
+        True
+    """
+    if not issubclass(category, INTERNAL_WARNINGS):
+        return True
+    return os.path.abspath(filename).startswith(_PACKAGE_DIRECTORY + os.sep)
+
+
+def _to_stderr(line: str) -> None:
+    """One line on stderr; an open progress bar is cleared first and drawn again after
+    (the line does not cut the bar in two)."""
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is None:
+        print(line, file=sys.stderr)
+        return
+    with tqdm_module.tqdm.external_write_mode(file=sys.stderr):
+        print(line, file=sys.stderr)
+
+
 def _log(message: str) -> None:
-    print(with_flags(message), file=sys.stderr)
+    _to_stderr(with_flags(message))
 
 
 def _explain(args: argparse.Namespace) -> None:
@@ -217,10 +249,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
 
     def show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        print(f"captum-bilinear {args.command}: warning: {with_flags(str(message))}", file=sys.stderr)
+        if concerns_the_user(category, filename):
+            _to_stderr(f"captum-bilinear {args.command}: warning: {with_flags(str(message))}")
 
     with warnings.catch_warnings():
-        warnings.simplefilter("default")  # each warning once per call of main, on stderr as one line
+        # each warning once per call of main, on stderr as one line; other libraries'
+        # deprecations are not shown (:func:`concerns_the_user`)
+        warnings.simplefilter("default")
         warnings.showwarning = show_warning
         try:
             {"explain": _explain, "demo": _demo, "evaluate": _evaluate}[args.command](args)

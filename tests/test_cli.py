@@ -328,6 +328,46 @@ def test_the_evaluation_refuses_more_steps_than_the_library_takes():
     check_steps(4096, None)
 
 
+def test_only_warnings_that_concern_the_user_are_shown(tmp_path, capsys, monkeypatch):
+    """Other libraries' deprecations (torch's ``torch.jit.script`` and ``LeafSpec`` ones
+    reached ``explain`` and ``evaluate``) are theirs, not the user's: not shown. The
+    package's own warnings, of any kind, and user warnings of any origin are, once each."""
+    import warnings
+
+    import torch.jit._script
+    import torch.utils._pytree
+    import transformers.tokenization_utils_base
+
+    import captum_bilinear.cli as cli
+    import captum_bilinear.explain
+
+    def command(args):
+        registry = {}  # as warnings.warn keeps one per module
+        for _ in range(2):  # the same warnings twice: shown once
+            warnings.warn_explicit("`torch.jit.script` is deprecated. Please switch to `torch.compile`",
+                                   DeprecationWarning, torch.jit._script.__file__, 1, module="torch.jit._script",
+                                   registry=registry)
+            warnings.warn_explicit("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning,
+                                   torch.utils._pytree.__file__, 2, registry=registry)
+            warnings.warn_explicit("a pending change", PendingDeprecationWarning,
+                                   transformers.tokenization_utils_base.__file__, 3, registry=registry)
+            warnings.warn_explicit("the package's own: n_steps='auto': max_steps=8 reached", UserWarning,
+                                   captum_bilinear.explain.__file__, 4, registry=registry)
+            warnings.warn_explicit("the package's own deprecation", DeprecationWarning,
+                                   captum_bilinear.explain.__file__, 5, registry=registry)
+            warnings.warn_explicit("Token indices sequence length is longer than the maximum", UserWarning,
+                                   transformers.tokenization_utils_base.__file__, 6, registry=registry)
+
+    monkeypatch.setattr(cli, "_evaluate", command)
+    code, _, stderr = run(capsys, "evaluate", "--out", str(tmp_path / "run"))
+    assert code == 0
+    assert stderr.splitlines() == [
+        "captum-bilinear evaluate: warning: the package's own: --n-steps auto: max_steps=8 reached",
+        "captum-bilinear evaluate: warning: the package's own deprecation",
+        "captum-bilinear evaluate: warning: Token indices sequence length is longer than the maximum",
+    ], stderr
+
+
 # --- issue 11.6: a quick --help, the registry's names -------------------------------------
 
 
