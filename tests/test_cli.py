@@ -368,6 +368,36 @@ def test_only_warnings_that_concern_the_user_are_shown(tmp_path, capsys, monkeyp
     ], stderr
 
 
+def test_a_warning_during_the_attribution_does_not_cut_the_progress_bar(tmp_path, capsys, monkeypatch):
+    """A warning printed through an open bar left the bar's half-drawn line above it and
+    the bar went on below: two bars stacked on a terminal. The bar is cleared, the warning
+    printed on a line of its own, the bar drawn again."""
+    import warnings
+
+    import captum_bilinear.cli as cli
+    import captum_bilinear.explain
+    from captum_bilinear._utils.progress import Progress
+
+    def command(args):
+        with Progress(True, "BilinearIntegratedInteractions") as progress:
+            progress.expect(4)
+            progress.advance(2)
+            warnings.warn_explicit("n_steps='auto': max_steps=8 reached", UserWarning,
+                                   captum_bilinear.explain.__file__, 4)
+            cli._log("a log line")
+            progress.advance(2)
+
+    monkeypatch.setattr(cli, "_evaluate", command)
+    code, _, stderr = run(capsys, "evaluate", "--out", str(tmp_path / "run"))
+    assert code == 0
+    lines = stderr.split("\n")
+    warning = next(line for line in lines if "warning:" in line)
+    assert warning.split("\r")[-1] == "captum-bilinear evaluate: warning: --n-steps auto: max_steps=8 reached", lines
+    assert next(line for line in lines if "a log line" in line).split("\r")[-1] == "a log line", lines
+    after = lines[lines.index(warning) + 1:]
+    assert "2/4" in "".join(after) and "4/4" in "".join(after), lines  # the bar goes on below
+
+
 # --- issue 11.6: a quick --help, the registry's names -------------------------------------
 
 
