@@ -433,6 +433,27 @@ def test_top_level_help_is_whole_sentences():
     assert "explain" in description and "evaluate" in description and "demo" in description
 
 
+def test_evaluate_help_names_every_dataset_it_takes(capsys):
+    """``evaluate`` once ran on demo scenes only, and its help still said so."""
+    labels = {"demo": "demo scenes", "coco": "COCO", "flickr30k-entities": "Flickr30k Entities", "hnc": "HNC"}
+    parser = build_parser()
+    choices = next(a for a in parser._subparsers._group_actions[0].choices["evaluate"]._actions
+                   if a.dest == "dataset").choices
+    assert set(choices) == set(labels)
+    texts = []
+    for argv in (["--help"], ["evaluate", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        texts.append(" ".join(capsys.readouterr().out.split()))
+    top, evaluate = texts
+    summary = next(part for part in top.split(" evaluate ")[1:] if part.startswith("evaluate every method"))
+    for label in labels.values():
+        assert label in summary, summary
+        assert label in evaluate.split("options:")[0], evaluate
+        assert label in build_parser().description
+    assert not any("every method on held-out" in text for text in texts + [build_parser().description])
+
+
 def test_explain_takes_every_method_of_the_registry_and_embeddings():
     parser = build_parser()
     for short in METHODS:
