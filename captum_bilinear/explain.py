@@ -103,6 +103,10 @@ def _loading_options(model: str) -> Dict[str, Any]:
     from huggingface_hub import constants
 
     cached = isinstance(huggingface_hub.try_to_load_from_cache(model, "config.json"), str)
+    first = model.split("/")[0]
+    if "/" in model and os.path.isdir(first) and not cached:  # mymodels/clip with mymodels/ here: a path
+        raise ValueError(f"model: there is no directory {model} (the directory {first} exists, so this is read "
+                         "as a path, not as a hub id)")
     offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
     if offline:
         if cached:
@@ -114,7 +118,7 @@ def _loading_options(model: str) -> Dict[str, Any]:
         if cached:
             return {"local_files_only": True}
         raise ValueError(f"model: {model!r} is not in the local Hugging Face cache and the hub "
-                         f"({constants.ENDPOINT}) is unreachable ({reason})")
+                         f"({constants.ENDPOINT}) is unreachable ({reason}); nor is there a directory {model}")
     return {}
 
 
@@ -130,8 +134,9 @@ def load_model(model: Optional[str] = None) -> LoadedModel:
         A :class:`LoadedModel`.
 
     Raises:
-        ValueError: naming ``model``: no such directory, a hub id that is neither cached
-            nor reachable, not a CLIP / SigLIP dual encoder.
+        ValueError: naming ``model``: no such directory (also ``dir/name`` when ``dir``
+            is a directory here and no hub id of that name is cached), a hub id that is
+            neither cached nor reachable, not a CLIP / SigLIP dual encoder.
 
     Example:
         >>> load_model().name

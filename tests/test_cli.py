@@ -204,6 +204,31 @@ def test_a_missing_model_directory_is_named(scene_file, tmp_path, capsys, monkey
     one_error_line(stderr, f"--model: there is no directory {missing}")
 
 
+@pytest.mark.parametrize("model, message", [
+    ("mymodels/clip", "--model: there is no directory mymodels/clip (the directory mymodels exists, so this is read "
+                      "as a path, not as a hub id)"),
+    ("./clip", "--model: there is no directory ./clip"),
+    ("mymodels/clips/clip", "--model: there is no directory mymodels/clips/clip"),
+])
+def test_a_missing_relative_model_directory_is_named_not_sent_to_the_hub(model, message, scene_file, tmp_path, capsys,
+                                                                         monkeypatch):
+    """``mymodels/clip`` looks like a hub id, but with ``mymodels/`` in the working directory
+    it is a path with a typo: say there is no such directory, without asking the hub."""
+    _, path = scene_file
+    (tmp_path / "mymodels").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def hub_asked(*args, **kwargs):
+        raise AssertionError("the hub was asked about a path")
+
+    monkeypatch.setattr(explain_module, "_hub_unreachable", hub_asked)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", hub_asked)
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
+                          str(tmp_path / "f.png"), "--model", model)
+    assert code == 2
+    one_error_line(stderr, message)
+
+
 @pytest.mark.parametrize("hub, message", [
     ("offline", "the hub is offline (HF_HUB_OFFLINE)"),
     ("unreachable", "the hub (http://127.0.0.1:9) is unreachable"),
@@ -229,6 +254,8 @@ def test_a_hub_id_fails_at_once_when_the_hub_cannot_be_reached(hub, message, sce
                           str(tmp_path / "f.png"), "--model", "no-such-org/no-such-clip")
     assert code == 2
     one_error_line(stderr, "--model: 'no-such-org/no-such-clip' is not in the local Hugging Face cache and " + message)
+    if hub == "unreachable":  # it may have been meant as a path: say that there is none
+        assert stderr.rstrip().endswith("; nor is there a directory no-such-org/no-such-clip"), stderr
     assert [line for line in stderr.splitlines() if not line.startswith(("loading ", "captum-bilinear"))] == [], stderr
 
 
