@@ -22,6 +22,7 @@ from torch import Tensor
 
 from captum_bilinear.encoders import as_dual_encoder
 from captum_bilinear._utils.adaptive_quadrature import StepCount, check_tolerance
+from captum_bilinear._utils.step_limit import check_step_limit
 from captum_bilinear.first_order import LIG_STEPS_WITH_AUTO, ConditionedSimilarity
 from captum_bilinear.images import FITS, FittedImage, fit_image
 from captum_bilinear.registry import MethodSpec, method_spec
@@ -101,6 +102,10 @@ def _loading_options(model: str) -> Dict[str, Any]:
     from huggingface_hub import constants
 
     cached = isinstance(huggingface_hub.try_to_load_from_cache(model, "config.json"), str)
+    first = model.split("/")[0]
+    if "/" in model and os.path.isdir(first) and not cached:  # mymodels/clip with mymodels/ here: a path
+        raise ValueError(f"model: there is no directory {model} (the directory {first} exists, so this is read "
+                         "as a path, not as a hub id)")
     offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
     if offline:
         if cached:
@@ -112,7 +117,7 @@ def _loading_options(model: str) -> Dict[str, Any]:
         if cached:
             return {"local_files_only": True}
         raise ValueError(f"model: {model!r} is not in the local Hugging Face cache and the hub "
-                         f"({constants.ENDPOINT}) is unreachable ({reason})")
+                         f"({constants.ENDPOINT}) is unreachable ({reason}); nor is there a directory {model}")
     return {}
 
 
@@ -128,8 +133,9 @@ def load_model(model: Optional[str] = None) -> LoadedModel:
         A :class:`LoadedModel`.
 
     Raises:
-        ValueError: naming ``model``: no such directory, a hub id that is neither cached
-            nor reachable, not a CLIP / SigLIP dual encoder.
+        ValueError: naming ``model``: no such directory (also ``dir/name`` when ``dir``
+            is a directory here and no hub id of that name is cached), a hub id that is
+            neither cached nor reachable, not a CLIP / SigLIP dual encoder.
 
     Example:
         >>> load_model().name
@@ -476,6 +482,8 @@ def _check_arguments(method: Any, n_steps: Any, tolerance: Any, layer: Any, fit:
     spec = method_spec(method)
     if n_steps != "auto" and (isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1):
         raise ValueError(f"n_steps: expected a positive int or 'auto', got {n_steps!r}")
+    if n_steps != "auto":
+        check_step_limit(int(n_steps))  # Captum's LIG of the first-order map has no limit of its own
     check_tolerance(tolerance)
     if layer is not None and layer != EMBEDDINGS and (isinstance(layer, bool) or not isinstance(layer, (int, np.integer))):
         raise ValueError(f"layer: expected 'embeddings' or an int (an encoder layer index), got {layer!r}")
@@ -558,8 +566,9 @@ def explain_pair(
         method: a short name of :data:`captum_bilinear.registry.METHODS` (``bii``,
             ``icam``, ``ilime``, ``itsm``, ``itsm-o``, ``fixlip``).
         model: a HF CLIP / SigLIP directory or hub id (default: the bundled demo model).
-        n_steps: BII's quadrature nodes, or ``"auto"``: as many as ``tolerance`` needs
-            (the first-order LIG then uses :data:`LIG_STEPS_WITH_AUTO`).
+        n_steps: BII's quadrature nodes (at most 4096, which also bounds the first-order
+            LIG's), or ``"auto"``: as many as ``tolerance`` needs (the first-order LIG then
+            uses :data:`LIG_STEPS_WITH_AUTO`).
         tolerance: relative completeness error of ``n_steps="auto"`` (default 1e-2, a
             figure's accuracy; measurements use 1e-4).
         layer: the layer pair the gradient methods attribute: an encoder layer index or

@@ -204,6 +204,31 @@ def test_a_missing_model_directory_is_named(scene_file, tmp_path, capsys, monkey
     one_error_line(stderr, f"--model: there is no directory {missing}")
 
 
+@pytest.mark.parametrize("model, message", [
+    ("mymodels/clip", "--model: there is no directory mymodels/clip (the directory mymodels exists, so this is read "
+                      "as a path, not as a hub id)"),
+    ("./clip", "--model: there is no directory ./clip"),
+    ("mymodels/clips/clip", "--model: there is no directory mymodels/clips/clip"),
+])
+def test_a_missing_relative_model_directory_is_named_not_sent_to_the_hub(model, message, scene_file, tmp_path, capsys,
+                                                                         monkeypatch):
+    """``mymodels/clip`` looks like a hub id, but with ``mymodels/`` in the working directory
+    it is a path with a typo: say there is no such directory, without asking the hub."""
+    _, path = scene_file
+    (tmp_path / "mymodels").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def hub_asked(*args, **kwargs):
+        raise AssertionError("the hub was asked about a path")
+
+    monkeypatch.setattr(explain_module, "_hub_unreachable", hub_asked)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", hub_asked)
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
+                          str(tmp_path / "f.png"), "--model", model)
+    assert code == 2
+    one_error_line(stderr, message)
+
+
 @pytest.mark.parametrize("hub, message", [
     ("offline", "the hub is offline (HF_HUB_OFFLINE)"),
     ("unreachable", "the hub (http://127.0.0.1:9) is unreachable"),
@@ -229,6 +254,8 @@ def test_a_hub_id_fails_at_once_when_the_hub_cannot_be_reached(hub, message, sce
                           str(tmp_path / "f.png"), "--model", "no-such-org/no-such-clip")
     assert code == 2
     one_error_line(stderr, "--model: 'no-such-org/no-such-clip' is not in the local Hugging Face cache and " + message)
+    if hub == "unreachable":  # it may have been meant as a path: say that there is none
+        assert stderr.rstrip().endswith("; nor is there a directory no-such-org/no-such-clip"), stderr
     assert [line for line in stderr.splitlines() if not line.startswith(("loading ", "captum-bilinear"))] == [], stderr
 
 
@@ -283,6 +310,7 @@ def test_library_errors_name_the_python_argument(scene_file, monkeypatch):
         (dict(box=(0, 0, 65, 10)), "box: (0.0, 0.0, 65.0, 10.0) lies outside"),
         (dict(method="gradcam"), "method: expected one of"),
         (dict(n_steps=0), "n_steps: expected a positive int"),
+        (dict(n_steps=10**9, method="icam"), "n_steps: expected at most 4096 nodes per path integral"),
         (dict(layer="top"), "layer: expected 'embeddings' or an int"),
         (dict(fit="stretch"), "fit: expected one of"),
         (dict(caption=" "), "caption: the caption is empty"),
@@ -293,6 +321,108 @@ def test_library_errors_name_the_python_argument(scene_file, monkeypatch):
             explain_module.explain_pair(**arguments)
         assert str(raised.value).startswith(message), (change, str(raised.value))
         assert "--" not in str(raised.value)
+
+
+@pytest.mark.parametrize("argv", [
+    ["explain", "--image", "x.png", "--caption", "a red circle", "--out", "f.png", "--method", "icam"],
+    ["explain", "--image", "x.png", "--caption", "a red circle", "--out", "f.png", "--method", "fixlip"],
+    ["demo", "--out", "f.png"],
+    ["evaluate", "--out", "run"],
+])
+@pytest.mark.parametrize("n_steps", ["1000000000", "4097"])
+def test_more_steps_than_the_library_takes_are_refused_by_the_parser(argv, n_steps, tmp_path, capsys, monkeypatch):
+    """The first-order map's Captum LayerIntegratedGradients has no limit of its own: a
+    billion nodes there ran out of memory after minutes. The parser refuses what the
+    library refuses (``MAX_STEPS``), before any work."""
+    from captum_bilinear._utils.quadrature import MAX_STEPS
+
+    monkeypatch.chdir(tmp_path)
+    no_model_loading(monkeypatch)
+    with pytest.raises(SystemExit) as raised:
+        main(argv + ["--n-steps", n_steps])
+    assert raised.value.code == 2
+    one_error_line(capsys.readouterr().err,
+                   f"argument --n-steps: expected at most {MAX_STEPS} nodes per path integral, got {int(n_steps)}")
+    assert os.listdir(tmp_path) == []
+    assert build_parser().parse_args(argv + ["--n-steps", str(MAX_STEPS)]).n_steps == MAX_STEPS
+
+
+def test_the_evaluation_refuses_more_steps_than_the_library_takes():
+    from captum_bilinear.evaluation.methods import check_steps
+
+    with pytest.raises(ValueError, match="^n_steps: expected at most 4096 nodes per path integral, got 4097"):
+        check_steps(4097, None)
+    check_steps(4096, None)
+
+
+def test_only_warnings_that_concern_the_user_are_shown(tmp_path, capsys, monkeypatch):
+    """Other libraries' deprecations (torch's ``torch.jit.script`` and ``LeafSpec`` ones
+    reached ``explain`` and ``evaluate``) are theirs, not the user's: not shown. The
+    package's own warnings, of any kind, and user warnings of any origin are, once each."""
+    import warnings
+
+    import torch.jit._script
+    import torch.utils._pytree
+    import transformers.tokenization_utils_base
+
+    import captum_bilinear.cli as cli
+    import captum_bilinear.explain
+
+    def command(args):
+        registry = {}  # as warnings.warn keeps one per module
+        for _ in range(2):  # the same warnings twice: shown once
+            warnings.warn_explicit("`torch.jit.script` is deprecated. Please switch to `torch.compile`",
+                                   DeprecationWarning, torch.jit._script.__file__, 1, module="torch.jit._script",
+                                   registry=registry)
+            warnings.warn_explicit("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning,
+                                   torch.utils._pytree.__file__, 2, registry=registry)
+            warnings.warn_explicit("a pending change", PendingDeprecationWarning,
+                                   transformers.tokenization_utils_base.__file__, 3, registry=registry)
+            warnings.warn_explicit("the package's own: n_steps='auto': max_steps=8 reached", UserWarning,
+                                   captum_bilinear.explain.__file__, 4, registry=registry)
+            warnings.warn_explicit("the package's own deprecation", DeprecationWarning,
+                                   captum_bilinear.explain.__file__, 5, registry=registry)
+            warnings.warn_explicit("Token indices sequence length is longer than the maximum", UserWarning,
+                                   transformers.tokenization_utils_base.__file__, 6, registry=registry)
+
+    monkeypatch.setattr(cli, "_evaluate", command)
+    code, _, stderr = run(capsys, "evaluate", "--out", str(tmp_path / "run"))
+    assert code == 0
+    assert stderr.splitlines() == [
+        "captum-bilinear evaluate: warning: the package's own: --n-steps auto: max_steps=8 reached",
+        "captum-bilinear evaluate: warning: the package's own deprecation",
+        "captum-bilinear evaluate: warning: Token indices sequence length is longer than the maximum",
+    ], stderr
+
+
+def test_a_warning_during_the_attribution_does_not_cut_the_progress_bar(tmp_path, capsys, monkeypatch):
+    """A warning printed through an open bar left the bar's half-drawn line above it and
+    the bar went on below: two bars stacked on a terminal. The bar is cleared, the warning
+    printed on a line of its own, the bar drawn again."""
+    import warnings
+
+    import captum_bilinear.cli as cli
+    import captum_bilinear.explain
+    from captum_bilinear._utils.progress import Progress
+
+    def command(args):
+        with Progress(True, "BilinearIntegratedInteractions") as progress:
+            progress.expect(4)
+            progress.advance(2)
+            warnings.warn_explicit("n_steps='auto': max_steps=8 reached", UserWarning,
+                                   captum_bilinear.explain.__file__, 4)
+            cli._log("a log line")
+            progress.advance(2)
+
+    monkeypatch.setattr(cli, "_evaluate", command)
+    code, _, stderr = run(capsys, "evaluate", "--out", str(tmp_path / "run"))
+    assert code == 0
+    lines = stderr.split("\n")
+    warning = next(line for line in lines if "warning:" in line)
+    assert warning.split("\r")[-1] == "captum-bilinear evaluate: warning: --n-steps auto: max_steps=8 reached", lines
+    assert next(line for line in lines if "a log line" in line).split("\r")[-1] == "a log line", lines
+    after = lines[lines.index(warning) + 1:]
+    assert "2/4" in "".join(after) and "4/4" in "".join(after), lines  # the bar goes on below
 
 
 # --- issue 11.6: a quick --help, the registry's names -------------------------------------
@@ -328,6 +458,27 @@ def test_top_level_help_is_whole_sentences():
     description = build_parser().description
     assert description.endswith(".") and "``" not in description
     assert "explain" in description and "evaluate" in description and "demo" in description
+
+
+def test_evaluate_help_names_every_dataset_it_takes(capsys):
+    """``evaluate`` once ran on demo scenes only, and its help still said so."""
+    labels = {"demo": "demo scenes", "coco": "COCO", "flickr30k-entities": "Flickr30k Entities", "hnc": "HNC"}
+    parser = build_parser()
+    choices = next(a for a in parser._subparsers._group_actions[0].choices["evaluate"]._actions
+                   if a.dest == "dataset").choices
+    assert set(choices) == set(labels)
+    texts = []
+    for argv in (["--help"], ["evaluate", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        texts.append(" ".join(capsys.readouterr().out.split()))
+    top, evaluate = texts
+    summary = next(part for part in top.split(" evaluate ")[1:] if part.startswith("evaluate every method"))
+    for label in labels.values():
+        assert label in summary, summary
+        assert label in evaluate.split("options:")[0], evaluate
+        assert label in build_parser().description
+    assert not any("every method on held-out" in text for text in texts + [build_parser().description])
 
 
 def test_explain_takes_every_method_of_the_registry_and_embeddings():

@@ -4,6 +4,8 @@ that ``--help`` loads nothing heavy)."""
 import argparse
 from typing import Union
 
+from captum_bilinear._utils.step_limit import MAX_STEPS
+
 
 def positive_int(text: str) -> int:
     try:
@@ -26,13 +28,18 @@ def positive_float(text: str) -> float:
 
 
 def step_count(text: str) -> Union[int, str]:
-    """A positive int or ``auto``."""
+    """A positive int up to :data:`~captum_bilinear._utils.step_limit.MAX_STEPS` (the
+    library's limit, also for Captum's LayerIntegratedGradients, which has none) or ``auto``."""
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        return positive_int(text)
+        value = positive_int(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_STEPS} nodes per path integral, got {value} "
+                                         "('auto' chooses the nodes for --tolerance)")
+    return value
 
 
 def layer_choice(text: str) -> Union[int, str]:

@@ -23,11 +23,7 @@ from captum.attr._utils.approximation_methods import (
 )
 from torch import Tensor
 
-#: The most nodes per path integral. Far above what fixed rules need (the demo model's
-#: pairs need 16--64 Gauss-Legendre nodes, and ``n_steps="auto"`` stops at 1024 by
-#: default); it refuses absurd values before any work (numpy's Gauss-Legendre nodes for
-#: ``n`` take ``8 n^2`` bytes: 10**9 ran out of memory after two minutes).
-MAX_STEPS = 4096
+from captum_bilinear._utils.step_limit import MAX_STEPS, check_step_limit  # noqa: F401  (MAX_STEPS: re-exported)
 
 
 def check_quadrature(n_steps: object, method: object) -> Union[int, str]:
@@ -57,9 +53,7 @@ def check_quadrature(n_steps: object, method: object) -> Union[int, str]:
     minimum = 2 if method in SUPPORTED_RIEMANN_METHODS else 1
     if n_steps < minimum:
         raise ValueError(f"n_steps: method {method!r} needs n_steps >= {minimum}, got {n_steps}")
-    if n_steps > MAX_STEPS:
-        raise ValueError(f"n_steps: expected at most {MAX_STEPS} nodes per path integral, got {n_steps} "
-                         "(n_steps='auto' chooses the nodes for a tolerance)")
+    check_step_limit(n_steps)
     return n_steps
 
 

@@ -6,6 +6,7 @@ import argparse
 from typing import Any, Callable, Optional
 
 from captum_bilinear._utils.cli_types import layer_choice, positive_float, step_count
+from captum_bilinear._utils.step_limit import MAX_STEPS
 
 DATASETS = ("demo", "coco", "flickr30k-entities", "hnc")
 
@@ -37,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
                      help="methods to run: bii icam ilime itsm itsm-o fixlip lig gradcam, or the full names "
                           "(default: all)")
     run.add_argument("--n-steps", type=step_count, default="auto",
-                     help="BII's quadrature nodes, or 'auto' (to --tolerance; the default); LayerIntegratedGradients uses "
-                          "the int, or 64 with 'auto'")
+                     help=f"BII's quadrature nodes (at most {MAX_STEPS}), or 'auto' (to --tolerance; the default); "
+                          "LayerIntegratedGradients uses the int, or 64 with 'auto'")
     run.add_argument("--tolerance", type=positive_float, default=1e-4,
                      help="relative completeness tolerance of --n-steps auto (default 1e-4)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out, skipping complete pairs")

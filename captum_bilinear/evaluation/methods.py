@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from captum_bilinear._utils.step_limit import check_step_limit
 from captum_bilinear.registry import METHODS
 from captum_bilinear.terms import InteractionTerms
 
@@ -118,6 +119,7 @@ def check_steps(n_steps: Any, tolerance: Any) -> None:
         return
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise ValueError(f"n_steps: expected a positive int or 'auto', got {n_steps!r}")
+    check_step_limit(n_steps)  # also Captum's LayerIntegratedGradients' nodes, which it does not limit
 
 
 def _bii(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTerms:

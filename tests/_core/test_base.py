@@ -6,7 +6,9 @@ from conftest import caption, clip_layers
 from torch import nn
 
 from captum_bilinear import (
+    BilinearIntegratedInteractions,
     DualEncoder,
+    InteractionCAM,
     InteractionLIME,
     TokenPatchSimilarity,
     WeightedBanzhafInteractions,
@@ -26,15 +28,20 @@ class WithUnusedBranch(nn.Module):
         return self.main(torch.tanh(z)).mean(1)
 
 
-@pytest.mark.parametrize("method, options", [(InteractionLIME, dict(n_samples=40)),
-                                             (WeightedBanzhafInteractions, dict(budget=64))])
+@pytest.mark.parametrize("method, options", [(InteractionLIME, dict(n_samples=40, random_state=0)),
+                                             (WeightedBanzhafInteractions, dict(budget=64, random_state=0)),
+                                             (BilinearIntegratedInteractions, dict(n_steps=4)),
+                                             (BilinearIntegratedInteractions, dict(n_steps="auto")),
+                                             (InteractionCAM, dict())])
 def test_a_layer_whose_output_never_reaches_the_embedding_is_refused(method, options):
+    """Without the check the gradient methods die in autograd ("not used in the graph")
+    and the masking methods return about zero."""
     torch.manual_seed(0)
     encode_a, encode_b = WithUnusedBranch(), WithUnusedBranch()
     model = DualEncoder(encode_a, encode_b)
     inputs = (torch.randn(1, 3, 4, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"layer\[0\]: the embedding is the same .* never reaches the embedding"):
-        method(model, (encode_a.side, encode_b.main)).attribute(inputs, random_state=0, **options)
+        method(model, (encode_a.side, encode_b.main)).attribute(inputs, **options)
 
 
 def test_itsm_on_a_projection_layer_names_the_layer(clip, pixels):

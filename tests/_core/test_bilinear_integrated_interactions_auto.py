@@ -126,3 +126,39 @@ def test_integrated_jacobians_auto_against_captum():
     for k in range(3):
         lig = LayerIntegratedGradients(encoder, encoder[0]).attribute(x, target=k, n_steps=400)
         torch.testing.assert_close(auto[:, k], lig, rtol=0, atol=1e-8)
+
+
+def test_one_progress_bar_per_call_whose_total_grows_with_the_panels(setup, monkeypatch):
+    """n_steps='auto' refines in rounds: one bar for the whole call (a batch of two, every
+    round of both sides), its total raised as panels are added, closed once, full at the end."""
+    import tqdm.std
+
+    model, (input_ids, pixel_values), (reference_ids, reference_pixels), _ = setup
+    bars, closes, totals = [], [], []
+    original_init, original_close, original_refresh = tqdm.std.tqdm.__init__, tqdm.std.tqdm.close, tqdm.std.tqdm.refresh
+
+    def init(self, *args, **kwargs):
+        bars.append(self)
+        original_init(self, *args, **kwargs)
+
+    def close(self):
+        if not self.disable:
+            closes.append((self.n, self.total))
+        original_close(self)
+
+    def refresh(self, *args, **kwargs):
+        totals.append(self.total)
+        return original_refresh(self, *args, **kwargs)
+
+    monkeypatch.setattr(tqdm.std.tqdm, "__init__", init)
+    monkeypatch.setattr(tqdm.std.tqdm, "close", close)
+    monkeypatch.setattr(tqdm.std.tqdm, "refresh", refresh)
+    inputs = (input_ids.repeat(2, 1), torch.cat([pixel_values, -pixel_values]))
+    baselines = (reference_ids.repeat(2, 1), reference_pixels.repeat(2, 1, 1, 1))
+    bii = BilinearIntegratedInteractions(model, (model.text_model.embeddings, model.vision_model.embeddings))
+    terms = bii.attribute_terms(inputs, baselines, n_steps="auto", tolerance=1e-9, show_progress=True)
+    assert (terms.n_steps > 16).all()  # refined past the first panels
+    assert len(bars) == 1, bars
+    assert len(closes) == 1 and closes[0][0] == closes[0][1] > 0, closes
+    grown = sorted(set(t for t in totals if t))
+    assert len(grown) >= 4 and grown[-1] == closes[0][1]  # both sides, both examples, several rounds

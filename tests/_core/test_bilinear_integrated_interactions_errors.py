@@ -139,3 +139,28 @@ def test_dual_encoder_with_unknown_modules_still_checks_the_layer_is_called():
     bii = BilinearIntegratedInteractions(model, (encoder[0], stray))
     with pytest.raises(ValueError, match=r"layer\[1\]: the encoder of this side never calls this module"):
         bii.attribute((torch.randn(1, 2, 3), torch.randn(1, 2, 3)))
+
+
+def forward_calls(model):
+    """A counter of module calls (pre-hooks on every module) and the hooks' handles."""
+    calls = []
+    handles = [m.register_forward_pre_hook(lambda module, args: calls.append(module)) for m in model.modules()]
+    return calls, handles
+
+
+@pytest.mark.parametrize("n_steps", [4, "auto"])
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_non_bool_return_convergence_delta_is_refused_before_any_forward_pass(setup, n_steps, value):
+    """``"yes"`` is truthy: taken as a flag it would silently return a tuple. The library's
+    flags refuse anything but True / False with a TypeError naming the argument
+    (:func:`captum_bilinear._utils.checks.check_flag`)."""
+    model, bii, ids, pixels = setup
+    calls, handles = forward_calls(model)
+    try:
+        with pytest.raises(TypeError, match=r"^return_convergence_delta: expected True or False, got"):
+            bii.attribute((ids, pixels), n_steps=n_steps, return_convergence_delta=value)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == []
+    assert hooks_of(model) == 0

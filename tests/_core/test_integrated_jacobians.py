@@ -116,3 +116,23 @@ def test_compute_convergence_delta_is_attributes_delta_against_the_encoders_outp
         ij.compute_convergence_delta(result[:, 0], reference, ids, additional_forward_args=(mask,))
     with pytest.raises(ValueError, match="target: the forward function has 16 outputs"):
         ij.compute_convergence_delta(result[:, 0], reference, ids, target=16, additional_forward_args=(mask,))
+
+
+@pytest.mark.parametrize("n_steps", [4, "auto"])
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_non_bool_return_convergence_delta_is_refused_before_any_forward_pass(n_steps, value):
+    """A truthy ``"yes"`` is not taken for True: a TypeError naming the argument, as every
+    flag of the library (:func:`captum_bilinear._utils.checks.check_flag`), before the
+    forward function runs."""
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).double()
+    calls = []
+    handles = [m.register_forward_pre_hook(lambda module, args: calls.append(module)) for m in mlp.modules()]
+    try:
+        with pytest.raises(TypeError, match=r"^return_convergence_delta: expected True or False, got"):
+            IntegratedJacobians(mlp, mlp[1]).attribute(torch.randn(2, 4, dtype=torch.float64), n_steps=n_steps,
+                                                       return_convergence_delta=value)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == []
