@@ -4,7 +4,6 @@ boxes the scenes have (mapped back into the model's pixels); the package's write
 round-trip; real-format quirks."""
 
 import json
-import os
 import re
 
 import pytest

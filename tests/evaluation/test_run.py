@@ -7,7 +7,6 @@ import math
 import os
 
 import pytest
-import torch
 
 from captum_bilinear.cli import main
 from captum_bilinear.evaluation import run_evaluation
