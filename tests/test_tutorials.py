@@ -152,6 +152,14 @@ def test_image_comparison_rejects_a_changed_figure(heatmap):
         assert notebooks.image_difference(png, other) is not None, what
 
 
+def test_numbers_match_within_round_off_only():
+    assert notebooks.numbers_match("n 256  +7.15e-07  0.0001%  0.322", "n 256  +4.77e-07  0.0000%  0.319")
+    assert not notebooks.numbers_match("n 256  +7.15e-07", "n 128  +7.15e-07")  # integers exactly
+    assert not notebooks.numbers_match("PGA 0.500", "PGA 0.583")
+    assert not notebooks.numbers_match("delta 1.0e-03", "delta 1.0e-04")
+    assert not notebooks.numbers_match("BII 0.5", "ICAM 0.5")
+
+
 def test_masking_hides_only_run_dependent_text():
     masked = notebooks.mask("A: (1, 17, 65) in 7.8 s\nBII 0.7 s, 120 ms\n<object at 0x7f5ce20fc8d0>\n"
                             "/work/main/captum_bilinear/encoders.py:12: UserWarning\n 40%|####| 2/5 [00:03<00:05, 1.2it/s]"
@@ -179,7 +187,9 @@ def test_output_comparison(heatmap):
     same = _executed(new_output("stream", name="stdout", text="delta -3.00e-04 "),
                      new_output("stream", name="stdout", text="in 9.1 s\n"), _figure_output(png))
     assert notebooks.output_differences(committed, same) == []
-    other_number = _executed(new_output("stream", name="stdout", text="delta -3.01e-04 in 7.8 s\n"), _figure_output(png))
+    round_off = _executed(new_output("stream", name="stdout", text="delta -3.01e-04 in 7.8 s\n"), _figure_output(png))
+    assert notebooks.output_differences(committed, round_off) == []  # another CPU's low digits
+    other_number = _executed(new_output("stream", name="stdout", text="delta -3.10e-04 in 7.8 s\n"), _figure_output(png))
     other_figure = _executed(committed.cells[0].outputs[0], _figure_output(_heatmap_png(heatmap, vmax=0.5)))
     missing_figure = _executed(committed.cells[0].outputs[0])
     for fresh in (other_number, other_figure, missing_figure):
