@@ -14,18 +14,19 @@ from captum_bilinear._utils.bilinear import FixedRule, Rule, quadrature_rule
 from captum_bilinear._utils.integration import integrated_vjps, path_embeddings
 from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.checks import check_flag
-from captum_bilinear._utils.model_state import evaluation_mode
+from captum_bilinear._utils.model_state import evaluation_mode, outside_inference_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size, side_baselines, side_tensors
 from captum_bilinear._utils.callables import as_tuple, embedding_of, modules_behind
 
 
 def _with_baselines(inputs: Any, baselines: Any, names: Tuple[str, str]) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
     """The inputs and their baselines in Captum's forms (None: zeros), checked, with
-    ``names`` = (inputs' name, baselines' name) in the errors."""
+    ``names`` = (inputs' name, baselines' name) in the errors; tensors made in inference
+    mode as normal copies (autograd cannot use them)."""
     formatted = side_tensors(inputs, names[0])
     if baselines is None:
-        return formatted, tuple(torch.zeros_like(x) for x in formatted)
-    return formatted, side_baselines(baselines, formatted, names[1])
+        return outside_inference_mode((formatted, tuple(torch.zeros_like(x) for x in formatted)))
+    return outside_inference_mode((formatted, side_baselines(baselines, formatted, names[1])))
 
 
 class IntegratedJacobians(LayerAttribution, GradientAttribution):
@@ -123,7 +124,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
         if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
             raise TypeError(f"target: expected None or an output index (int), got {target!r}")
         end, start = _with_baselines(end_point, start_point, ("end_point", "start_point"))
-        extra = as_tuple(additional_forward_args)
+        extra = outside_inference_mode(as_tuple(additional_forward_args))
         with torch.no_grad(), evaluation_mode(self._owners):
             change = embedding_of(self.forward_func(*end, *extra), "forward_func") - embedding_of(
                 self.forward_func(*start, *extra), "forward_func")
@@ -195,7 +196,8 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
             raise ValueError("n_steps: 'auto' checks completeness, which needs multiply_by_inputs=True")
         check_internal_batch_size(internal_batch_size)
         check_flag(return_convergence_delta, "return_convergence_delta")
-        side = SideBatch(*_with_baselines(inputs, baselines, ("inputs", "baselines")), as_tuple(additional_forward_args))
+        side = SideBatch(*_with_baselines(inputs, baselines, ("inputs", "baselines")),
+                         outside_inference_mode(as_tuple(additional_forward_args)))
         tap = LayerTap(self.layer, attribute_to_layer_input)
         attributions, deltas = [], []
         examples = ExpansionAcrossExamples(self.forward_func, tap)

@@ -1,10 +1,77 @@
 """Leaving the user's model, and the process, as they were."""
 
 import threading
-from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, Tuple
+import weakref
+from contextlib import ExitStack, contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
+import torch
 from torch import nn
+
+#: One re-entrant lock per module that an attribution call has used (weakly held: a
+#: model's locks go with it).
+_MODULE_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_MODULE_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def one_call_per_model(model: nn.Module) -> Iterator[None]:
+    """Runs the block while no other thread runs one on a model sharing a module with
+    ``model``; such a call waits until this one has left. Models with no module in common
+    run concurrently.
+
+    An attribution call registers hooks on the model's layers and sets its train flags:
+    two calls on one model at once would see each other's hooks ("the module is called
+    more than once") and restore each other's flags. The locks are taken in one global
+    order (by ``id``), so two calls never wait on each other.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 2)
+        >>> with one_call_per_model(model), one_call_per_model(model):  # re-entrant
+        ...     model(torch.ones(1, 2)).shape
+        torch.Size([1, 2])
+    """
+    modules = {id(module): module for module in model.modules()}
+    with _MODULE_LOCKS_GUARD:
+        locks: List[threading.RLock] = []
+        for key in sorted(modules):
+            lock = _MODULE_LOCKS.get(modules[key])
+            if lock is None:
+                lock = _MODULE_LOCKS[modules[key]] = threading.RLock()
+            locks.append(lock)
+    with ExitStack() as stack:
+        for lock in locks:
+            stack.enter_context(lock)
+        yield
+
+
+def outside_inference_mode(value: Any) -> Any:
+    """``value`` with every tensor made inside ``torch.inference_mode()`` replaced by a
+    normal copy (in tuples, lists and dicts too), so that autograd may use it; other
+    tensors, and the user's own, are returned as they are.
+
+    Example:
+        >>> import torch
+        >>> with torch.inference_mode():
+        ...     made_inside = torch.ones(2)
+        >>> copied = outside_inference_mode((made_inside, [made_inside]))
+        >>> made_inside.is_inference(), copied[0].is_inference(), copied[1][0].is_inference()
+        (True, False, False)
+    """
+    if isinstance(value, torch.Tensor):
+        if not value.is_inference():
+            return value
+        with torch.inference_mode(False):
+            return value.clone()
+    if isinstance(value, tuple):
+        items = [outside_inference_mode(item) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, list):
+        return [outside_inference_mode(item) for item in value]
+    if isinstance(value, dict):
+        return {key: outside_inference_mode(item) for key, item in value.items()}
+    return value
 
 
 @contextmanager
@@ -14,7 +81,19 @@ def evaluation_mode(model: nn.Module) -> Iterator[None]:
     ``attribution_context()`` when it has one (a :class:`~captum_bilinear.DualEncoder`
     whose adapter switches off a kernel without forward-mode derivatives, say);
     afterwards, failures included, each module's train/eval flag and each parameter's
-    ``requires_grad`` are as they were."""
+    ``requires_grad`` are as they were.
+
+    The block runs outside ``torch.inference_mode()`` (where gradients are never
+    recorded, even under ``torch.enable_grad()``, and gradient methods would silently
+    give zeros) and as the only call on this model at the time (see
+    :func:`one_call_per_model`)."""
+    with one_call_per_model(model), torch.inference_mode(False):
+        with _eval_flags(model):
+            yield
+
+
+@contextmanager
+def _eval_flags(model: nn.Module) -> Iterator[None]:
     training = [(module, module.training) for module in model.modules()]
     requires_grad = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
     context = getattr(model, "attribution_context", None)

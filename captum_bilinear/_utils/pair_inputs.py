@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_bilinear._utils.callables import as_tuple
+from captum_bilinear._utils.model_state import outside_inference_mode
 
 
 @dataclass
@@ -117,7 +118,10 @@ def prepare_pair(
 
     ``model`` is a :class:`~captum_bilinear.DualEncoder` (read through its ``check_side``
     and ``default_baselines_a`` / ``default_baselines_b``; not imported here,
-    so the shared mechanics stay below the encoders)."""
+    so the shared mechanics stay below the encoders).
+
+    Tensors made inside ``torch.inference_mode()`` come back as normal copies (autograd
+    cannot use them; the user's own are left as they are)."""
     raw_a, raw_b = _pair(inputs, "inputs", allow_none=False)
     inputs_a = side_tensors(raw_a, "inputs[0]")
     inputs_b = side_tensors(raw_b, "inputs[1]")
@@ -136,10 +140,15 @@ def prepare_pair(
             f"({inputs_b[0].shape[0]}); pass one side b input per side a input"
         )
     if not with_baselines:
-        return SideBatch(inputs_a, (), extra_a), SideBatch(inputs_b, (), extra_b)
+        return _usable(SideBatch(inputs_a, (), extra_a)), _usable(SideBatch(inputs_b, (), extra_b))
     side_a = SideBatch(inputs_a, given_a if given_a is not None else model.default_baselines_a(inputs_a, extra_a), extra_a)
     side_b = SideBatch(inputs_b, given_b if given_b is not None else model.default_baselines_b(inputs_b, extra_b), extra_b)
-    return side_a, side_b
+    return _usable(side_a), _usable(side_b)
+
+
+def _usable(side: SideBatch) -> SideBatch:
+    """The side with normal copies of tensors made in inference mode."""
+    return SideBatch(*(outside_inference_mode(part) for part in (side.inputs, side.baselines, side.extra)))
 
 
 def prepare_layers(model: nn.Module, layer: Any) -> Tuple[nn.Module, nn.Module]:
