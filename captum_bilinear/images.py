@@ -10,7 +10,7 @@ given in the original image's pixels are mapped to the model's pixels either way
 
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 from torch import Tensor
@@ -173,8 +173,116 @@ def fit_image(image: Any, image_processor: Any, fit: str = "crop") -> FittedImag
     return FittedImage(pixel_values, display, scale, total_offset, original, fit, description)
 
 
+#: The EXIF tag that says how a photo is turned (1: as stored; 2-8: mirrored and / or turned).
+EXIF_ORIENTATION = 0x0112
+_INTEGER_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _upright(image: Any, size: Optional[Tuple[int, int]]) -> Any:
+    """The image turned as its EXIF orientation says (as every viewer shows it), unless
+    ``size`` (the ``(width, height)`` a dataset's annotations were made on) is the stored
+    image's and not the turned one's: then the annotations are in the stored frame."""
+    from PIL import ImageOps
+
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block: PIL's errors vary; the pixels are still fine
+        return image
+    if orientation not in range(2, 9):
+        return image
+    upright = ImageOps.exif_transpose(image)
+    if size is not None and tuple(size) == image.size and tuple(size) != upright.size:
+        return image
+    return upright
+
+
+def _as_rgb(image: Any, where: str) -> Any:
+    """8-bit RGB with each mode's full range kept: 16-bit grey scaled by 255 / 65535 (PIL's
+    own conversion clips it, so most of it turns white), floating-point grey read as
+    values in [0, 1] (or [0, 255]), transparency composited on white (as HF image
+    processors do)."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode in _INTEGER_MODES or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if not np.isfinite(values).all():
+            raise ValueError(f"{where}: has NaN or infinite pixel values")
+        if mode == "F" and low >= 0 and high <= 1:
+            values = values * 255
+        elif mode == "F" and not (low >= 0 and high <= 255):
+            raise ValueError(f"{where}: floating-point pixels from {low:g} to {high:g}; expected values in [0, 1] "
+                             "(or [0, 255]); convert the image to 8 bits first")
+        elif mode in _INTEGER_MODES:
+            if low < 0 or high > 65535:
+                raise ValueError(f"{where}: 32-bit integer pixels from {low:g} to {high:g}; only 8- and 16-bit "
+                                 "images are read; convert the image to 8 bits first")
+            values = values / 257  # 65535 -> 255
+        return Image.fromarray(np.round(values).astype(np.uint8), "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def open_image(path: Any, name: str = "image_path", size: Optional[Tuple[int, int]] = None) -> Any:
+    """The RGB PIL image at ``path``, upright, with its full range of values.
+
+    A photo turned by its EXIF orientation (a phone's portrait photo) is turned as every
+    viewer shows it, so boxes are read in that frame; 16-bit and floating-point grey
+    images keep their range; transparent parts are white. Errors are ``ValueError``
+    naming ``name`` and the file: missing, not an image, damaged or truncated, larger
+    than PIL's decompression-bomb limit.
+
+    Args:
+        path: the image file.
+        name: the argument named in errors.
+        size: ``(width, height)`` a dataset recorded for the image: when it is the stored
+            image's size and not the turned one's, the annotations were made on the
+            stored pixels and the image is not turned.
+
+    Returns:
+        A PIL image of mode RGB.
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> path = os.path.join(tempfile.mkdtemp(), "grey16.png")
+        >>> Image.fromarray(np.full((4, 6), 32896, dtype=np.uint16)).save(path)  # 16-bit mid-grey
+        >>> image = open_image(path)
+        >>> image.mode, image.size, image.getpixel((0, 0))
+        ('RGB', (6, 4), (128, 128, 128))
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a file path, got {type(path).__name__}")
+    if not os.path.isfile(path):
+        raise ValueError(f"{name}: no such file: {path}")
+    where = f"{name}: {os.fspath(path)}"
+    try:
+        with Image.open(path) as opened:
+            opened.load()  # decode now: a truncated or damaged file fails here, not later
+            image = _upright(opened, size)
+            if image is opened:
+                image = opened.copy()
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{where}: larger than PIL's limit of {Image.MAX_IMAGE_PIXELS} pixels "
+                         f"(PIL.Image.MAX_IMAGE_PIXELS, a guard against decompression bombs): {error}; "
+                         "downscale the image, or raise that limit if you trust the file") from error
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
+        raise ValueError(f"{where}: cannot be read as an image ({type(error).__name__}: {error})") from error
+    return _as_rgb(image, where)
+
+
 def read_image(path: str) -> Any:
-    """The RGB PIL image at ``path`` (clear errors for a missing or unreadable file).
+    """The RGB PIL image at ``path``, upright (its EXIF orientation applied, so a ``box``
+    is read in the frame every viewer shows) and with its full range of values (16-bit and
+    floating-point images); clear errors for a missing, unreadable or oversized file
+    (:func:`open_image`).
 
     Example:
         >>> import os, tempfile
@@ -187,14 +295,4 @@ def read_image(path: str) -> Any:
         ...
         ValueError: image_path: no such file: no/such/file.png
     """
-    from PIL import Image, UnidentifiedImageError
-
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"image_path: expected a file path, got {type(path).__name__}")
-    if not os.path.isfile(path):
-        raise ValueError(f"image_path: no such file: {path}")
-    try:
-        with Image.open(path) as opened:
-            return opened.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"image_path: cannot read {path} as an image ({type(error).__name__})") from error
+    return open_image(path, "image_path")

@@ -55,3 +55,125 @@ def test_a_square_image_of_the_models_size_is_used_as_it_is():
     assert fitted.map_box((8, 8, 16, 24)) == (8.0, 8.0, 16.0, 24.0)
     with pytest.raises(ValueError, match="fit: expected one of"):
         fit_image(image, make_image_processor(64), fit="stretch")
+
+
+# --- reading: the full range of 16-bit and float images, EXIF orientation, clear errors ---
+
+def _saved(image, name, tmp_path, **options):
+    path = str(tmp_path / name)
+    image.save(path, **options)
+    return path
+
+
+def test_a_16_bit_grey_png_keeps_its_range(tmp_path):
+    """PIL's own conversion clips 16-bit values to 255: the image came out nearly white."""
+    import numpy as np
+
+    from captum_bilinear.images import read_image
+
+    values = np.array([[0, 257, 32896, 65535], [1000, 20000, 40000, 60000]], dtype=np.uint16)
+    path = _saved(Image.fromarray(values), "grey16.png", tmp_path)
+    assert Image.open(path).mode == "I;16"
+    grey = np.asarray(read_image(path))
+    assert grey.shape == (2, 4, 3) and (grey == grey[..., :1]).all()
+    expected = np.round(values / 65535 * 255).astype(np.uint8)  # the same share of the full range
+    assert np.array_equal(grey[..., 0], expected)
+
+
+def test_a_float_tiff_in_the_unit_range_is_read_as_its_shares(tmp_path):
+    import numpy as np
+
+    from captum_bilinear.images import read_image
+
+    values = np.array([[0.0, 0.25, 0.5, 1.0]], dtype=np.float32)
+    path = _saved(Image.fromarray(values), "grey.tif", tmp_path)
+    assert Image.open(path).mode == "F"
+    assert np.asarray(read_image(path))[0, :, 1].tolist() == [0, 64, 128, 255]
+
+
+@pytest.mark.parametrize("values, words", [
+    ([[-1.0, 3.5]], "floating-point pixels from -1 to 3.5"),
+    ([[0.0, float("nan")]], "NaN or infinite"),
+])
+def test_float_images_outside_any_convention_are_refused_with_the_file(tmp_path, values, words):
+    import numpy as np
+
+    from captum_bilinear.images import read_image
+
+    path = _saved(Image.fromarray(np.array(values, dtype=np.float32)), "odd.tif", tmp_path)
+    with pytest.raises(ValueError, match=f"image_path: {path}: .*{words}"):
+        read_image(path)
+
+
+def _portrait():
+    """A 40 x 100 upright picture: red at the top, blue at the bottom."""
+    upright = Image.new("RGB", (40, 100), (128, 128, 128))
+    ImageDraw.Draw(upright).rectangle((0, 0, 39, 19), fill=(255, 0, 0))
+    ImageDraw.Draw(upright).rectangle((0, 80, 39, 99), fill=(0, 0, 255))
+    return upright
+
+
+def _stored_as_a_phone_does(upright, tmp_path):
+    """Stored turned to landscape with the EXIF orientation 6 ("turn 90 degrees clockwise
+    to show"), as phones save portrait photos."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what orientation 6 turns back
+    return _saved(stored, "phone.png", tmp_path, exif=exif.tobytes()), stored
+
+
+def test_a_phone_photo_is_read_upright_and_a_box_is_in_that_frame(tmp_path):
+    import numpy as np
+
+    from captum_bilinear.images import read_image
+
+    upright = _portrait()
+    path, stored = _stored_as_a_phone_does(upright, tmp_path)
+    assert stored.size == (100, 40)
+    image = read_image(path)
+    assert image.size == (40, 100) and np.array_equal(np.asarray(image), np.asarray(upright))
+    fitted = fit_image(image, make_image_processor(64), fit="pad")
+    x0, y0, x1, y1 = (int(v) for v in fitted.map_box((0, 0, 40, 20)))  # the red band, in the upright frame
+    patch = fitted.display[y0:y1, x0:x1].reshape(-1, 3).mean(0)
+    assert patch[0] > 200 and patch[2] < 60
+
+
+def test_a_datasets_image_is_turned_only_when_its_recorded_size_is_the_upright_one(tmp_path):
+    import numpy as np
+
+    from captum_bilinear.datasets import image_loader
+
+    upright = _portrait()
+    path, stored = _stored_as_a_phone_does(upright, tmp_path)
+    assert np.array_equal(np.asarray(image_loader(path, size=(40, 100))()), np.asarray(upright))
+    assert np.array_equal(np.asarray(image_loader(path, size=(100, 40))()), np.asarray(stored))
+    assert image_loader(path)().size == (40, 100)  # nothing recorded: as every viewer shows it
+
+
+def test_transparent_parts_are_white_as_hf_processors_make_them(tmp_path):
+    from captum_bilinear.images import read_image
+
+    image = Image.new("RGBA", (4, 4), (0, 255, 0, 0))  # fully transparent green
+    image.putpixel((0, 0), (255, 0, 0, 255))
+    read = read_image(_saved(image, "logo.png", tmp_path))
+    assert read.getpixel((1, 1)) == (255, 255, 255) and read.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_oversized_truncated_and_32_bit_images_are_one_clear_error(tmp_path, monkeypatch):
+    import numpy as np
+
+    from captum_bilinear.images import read_image
+
+    big = _saved(Image.new("RGB", (64, 64)), "big.png", tmp_path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels: above twice the limit
+    with pytest.raises(ValueError, match=f"image_path: {big}: larger than PIL's limit of 1000 pixels"):
+        read_image(big)
+    monkeypatch.undo()
+    whole = open(_saved(Image.effect_noise((64, 64), 50).convert("RGB"), "noise.png", tmp_path), "rb").read()
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=f"image_path: {truncated}: cannot be read as an image"):
+        read_image(str(truncated))
+    deep = _saved(Image.fromarray(np.array([[0, 100000]], dtype=np.int32)), "deep.tif", tmp_path)
+    with pytest.raises(ValueError, match="32-bit integer pixels from 0 to 100000"):
+        read_image(deep)

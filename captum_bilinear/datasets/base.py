@@ -133,10 +133,13 @@ class Dataset:
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
-def image_loader(path: str, extensions: Sequence[str] = ()) -> Callable[[], Any]:
-    """``load()`` of an image file, opened only when called (clear error if missing).
-    With ``extensions``, ``path`` has none and the first ``path + extension`` that exists
-    is read.
+class ImageFile:
+    """``load()`` of a dataset's image file, opened only when called: RGB, upright (see
+    :func:`captum_bilinear.images.open_image`; ``size``, the ``(width, height)`` the
+    dataset recorded, says whether its boxes are in the stored or the turned frame),
+    with its full range of values. With ``extensions``, ``path`` has none and the first
+    ``path + extension`` that exists is read. :meth:`locate` finds the file without
+    reading it (the evaluation checks every file before the first pair).
 
     Example:
         >>> load = image_loader("no/such.jpg")   # nothing is read yet
@@ -147,18 +150,40 @@ def image_loader(path: str, extensions: Sequence[str] = ()) -> Callable[[], Any]
         image: no such file: no/such.jpg
     """
 
-    def load() -> Any:
-        from PIL import Image
+    def __init__(self, path: str, extensions: Sequence[str] = (), size: Optional[Tuple[int, int]] = None) -> None:
+        self.path = path
+        self.extensions = tuple(extensions)
+        self.size = size
 
-        found = next((candidate for candidate in [path, *(path + ext for ext in extensions)]
-                      if os.path.isfile(candidate)), path)
-        if not os.path.isfile(found):
-            tried = f" ({', '.join(extensions)})" if extensions else ""
-            raise FileNotFoundError(f"image: no such file: {path}{tried}")
-        with Image.open(found) as opened:
-            return opened.convert("RGB")
+    def locate(self) -> str:
+        """The file's path; ``FileNotFoundError`` naming it if there is none."""
+        for candidate in [self.path, *(self.path + ext for ext in self.extensions)]:
+            if os.path.isfile(candidate):
+                return candidate
+        tried = f" ({', '.join(self.extensions)})" if self.extensions else ""
+        raise FileNotFoundError(f"image: no such file: {self.path}{tried}")
 
-    return load
+    def __call__(self) -> Any:
+        from captum_bilinear.images import open_image
+
+        return open_image(self.locate(), "image", self.size)
+
+
+def image_loader(path: str, extensions: Sequence[str] = (), size: Optional[Tuple[int, int]] = None) -> ImageFile:
+    """``load()`` of an image file (an :class:`ImageFile`), opened only when called (clear
+    error if missing). With ``extensions``, ``path`` has none and the first ``path +
+    extension`` that exists is read; ``size``: the ``(width, height)`` the dataset
+    recorded for it (see :class:`ImageFile`).
+
+    Example:
+        >>> load = image_loader("no/such.jpg")   # nothing is read yet
+        >>> try:
+        ...     load.locate()
+        ... except FileNotFoundError as error:
+        ...     print(error)
+        image: no such file: no/such.jpg
+    """
+    return ImageFile(path, extensions, size)
 
 
 def word_pattern(words: str) -> "re.Pattern[str]":
