@@ -34,6 +34,10 @@ FIGURE_TOLERANCE = 1e-2
 FLAGS = {
     "image_path": "--image", "caption": "--caption", "span": "--span", "box": "--box", "method": "--method",
     "model": "--model", "n_steps": "--n-steps", "tolerance": "--tolerance", "layer": "--layer", "fit": "--fit", "out": "--out",
+    # evaluate's
+    "dataset": "--dataset", "images": "--images", "captions": "--captions", "instances": "--instances",
+    "synonyms": "--synonyms", "root": "--root", "split": "--split", "annotations": "--annotations",
+    "limit": "--limit", "resume": "--resume", "methods": "--methods", "seed": "--seed",
 }
 #: How an image is fitted to the model's input (:data:`captum_bilinear.images.FITS`).
 FIT_CHOICES = ("crop", "pad")

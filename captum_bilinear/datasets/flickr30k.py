@@ -17,7 +17,6 @@ phrase such as "two dogs" with several boxes, or one without a box -- ``nobndbox
 
 import os
 import re
-import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from typing import Dict, List, Tuple
 
@@ -31,6 +30,7 @@ from captum_bilinear.datasets.base import (
     check_file,
     image_loader,
 )
+from captum_bilinear.datasets.files import FileContext, optional_size
 
 SPLITS = ("train", "val", "test")
 
@@ -74,27 +74,33 @@ def parse_annotation(path: str) -> Tuple[Tuple[int, int], Dict[str, List[Box]]]:
         >>> parse_annotation(path)
         ((10, 8), {'3': [(0.0, 1.0, 5.0, 8.0)], '4': [(0.0, 1.0, 5.0, 8.0)]})
     """
-    root = ElementTree.parse(path).getroot()
+    context = FileContext("root", path)
+    root = context.xml()
     size = root.find("size")
-    width = int(size.findtext("width")) if size is not None else 0
-    height = int(size.findtext("height")) if size is not None else 0
+    dimensions = []
+    for tag in ("width", "height"):
+        text = size.findtext(tag) if size is not None else None
+        dimensions.append(0 if text is None or not text.strip() else int(context.number(text, "<size>", f"<{tag}>")))
     boxes: Dict[str, List[Box]] = {}
-    for element in root.findall("object"):
+    for number, element in enumerate(root.findall("object")):
         bndbox = element.find("bndbox")
         if bndbox is None:
             continue
-        xmin, ymin, xmax, ymax = (float(bndbox.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax"))
+        where = f"<object> {number + 1}"
+        xmin, ymin, xmax, ymax = (context.number(bndbox.findtext(tag), where, f"<{tag}>")
+                                  for tag in ("xmin", "ymin", "xmax", "ymax"))
         for name in element.findall("name"):
+            if not (name.text or "").strip():
+                raise context.error(where, "a <name> is empty, expected the entity's number")
             boxes.setdefault(name.text.strip(), []).append((xmin - 1, ymin - 1, xmax, ymax))
-    return (width, height), boxes
+    return (dimensions[0], dimensions[1]), boxes
 
 
 def read_split_ids(root: str, split: str) -> List[str]:
     """The image ids listed in ``ROOT/{split}.txt`` (blank lines skipped)."""
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
-    with open(check_file(os.path.join(root, f"{split}.txt"), "split"), encoding="utf-8") as handle:
-        return [line.strip() for line in handle if line.strip()]
+    return FileContext("root", check_file(os.path.join(root, f"{split}.txt"), "split")).lines()
 
 
 def read_flickr30k_entities(root: str, images: str, split: str = "test") -> Dataset:
@@ -127,10 +133,8 @@ def read_flickr30k_entities(root: str, images: str, split: str = "test") -> Data
         if not os.path.isfile(sentences) or not os.path.isfile(annotation):
             statistics["images without sentences or annotations"] += 1
             continue
-        _, boxes = parse_annotation(annotation)
-        with open(sentences, encoding="utf-8") as handle:
-            lines = [line.strip() for line in handle if line.strip()]
-        for number, line in enumerate(lines):
+        size, boxes = parse_annotation(annotation)
+        for number, line in enumerate(FileContext("root", sentences).lines()):
             caption, phrases = parse_sentence(line)
             statistics["captions"] += 1
             objects = []
@@ -145,6 +149,6 @@ def read_flickr30k_entities(root: str, images: str, split: str = "test") -> Data
                 statistics["captions without a single-box phrase"] += 1
                 continue
             examples.append(Example(f"{image_id}#{number}", len(examples), image_id, caption, tuple(objects),
-                                    image_loader(os.path.join(images, image_id), IMAGE_EXTENSIONS)))
+                                    image_loader(os.path.join(images, image_id), IMAGE_EXTENSIONS, optional_size(*size))))
     statistics["objects"] = sum(len(e.objects) for e in examples)
     return Dataset("flickr30k-entities", examples, dict(statistics), {"root": root, "images": images, "split": split})

@@ -19,7 +19,6 @@ replaced word (an object swap) or, for an attribute, of the object named nearest
 it (the only object when there is one). GQA boxes are ``x, y, w, h`` in pixels.
 """
 
-import json
 import os
 from collections import Counter
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -36,19 +35,52 @@ from captum_bilinear.datasets.base import (
     find_words,
     image_loader,
 )
+from captum_bilinear.datasets.files import FileContext
 
 
-def _boxes(entry: Mapping[str, Any]) -> List[Tuple[str, Box]]:
+def _boxes(context: FileContext, entry: Mapping[str, Any], where: str, statistics: Counter) -> List[Tuple[str, Box]]:
     boxes = []
-    for value in (entry.get("bboxes") or {}).values():
-        box = value.get("bbox") or {}
-        try:
-            x, y, w, h = (float(box[key]) for key in ("x", "y", "w", "h"))
-        except (KeyError, TypeError, ValueError):
+    found = context.field(entry, "bboxes", where, 'an object {OBJECT_ID: {"bbox", "name"}}', dict, default=None,
+                          allow_none=True)
+    for object_id, value in (found or {}).items():
+        place = f'{where}: "bboxes": {object_id}'
+        box = context.field(value, "bbox", place, 'an object {"x", "y", "w", "h"}', dict)
+        name = context.field(value, "name", place, "the object's name, a string", str)
+        x, y, w, h = (context.number(box.get(key), place, f'"bbox": "{key}"') for key in ("x", "y", "w", "h"))
+        if w <= 0 or h <= 0 or not name.strip():
+            statistics["boxes empty or without a name"] += 1
             continue
-        if w > 0 and h > 0 and value.get("name"):
-            boxes.append((str(value["name"]), (x, y, x + w, y + h)))
+        boxes.append((name.strip(), (x, y, x + w, y + h)))
     return boxes
+
+
+def _label(context: FileContext, entry: Mapping[str, Any], where: str) -> int:
+    """``"label"``: 1 (a true caption, the default) or 0 (a hard negative)."""
+    label = entry.get("label", 1)
+    if isinstance(label, str) and label.strip() in ("0", "1"):
+        label = int(label)
+    if isinstance(label, bool):
+        label = int(label)
+    if label not in (0, 1) or isinstance(label, float):
+        raise context.error(where, f'"label" is {label!r}, expected 1 (a true caption) or 0 (a hard negative)')
+    return int(label)
+
+
+def _captions_of(context: FileContext, image_id: str, entry: Any) -> Dict[str, Mapping[str, Any]]:
+    """An image's captions, ``"captions"`` level or not, each checked to be an object with a
+    caption string."""
+    where = f"image {image_id}"
+    entry = context.mapping(entry, where, 'an object {"captions": {CAPTION_ID: {...}}}')
+    captions = entry.get("captions", entry)
+    captions = context.mapping(captions, f"{where}: \"captions\"" if "captions" in entry else where,
+                               "an object CAPTION_ID -> {\"caption\", \"label\", ...}")
+    for caption_id, caption_entry in captions.items():
+        place = f"{where}: caption {caption_id}"
+        context.mapping(caption_entry, place, 'an object {"caption", "label", "bboxes", ...}')
+        caption = context.field(caption_entry, "caption", place, "the caption, a string", str)
+        if not caption.strip():
+            raise context.error(place, '"caption" is empty')
+    return captions
 
 
 def _once(caption: str, words: str) -> Optional[Tuple[int, int]]:
@@ -96,25 +128,24 @@ def read_hnc(annotations: str, images: str) -> Dataset:
         >>> example.objects[0].span, example.negatives[0].span, example.negatives[0].box
         ((8, 11), (4, 8), (0.0, 0.0, 20.0, 10.0))
     """
-    with open(check_file(annotations, "annotations"), encoding="utf-8") as handle:
-        data = json.load(handle)
+    context = FileContext("annotations", check_file(annotations, "annotations"))
+    data = context.mapping(context.json(), "", "a JSON object IMAGE_ID -> {\"captions\": {...}} (an HNC file)")
     images = check_directory(images, "images")
-    if not isinstance(data, Mapping):
-        raise ValueError(f"annotations: expected a JSON object image id -> captions, got {type(data).__name__}")
     statistics: Counter = Counter()
     examples: List[Example] = []
     for image_id, entry in data.items():
-        captions: Dict[str, Any] = entry.get("captions", entry) if isinstance(entry, Mapping) else {}
-        negatives_of: Dict[str, List[Dict[str, Any]]] = {}
+        captions = _captions_of(context, image_id, entry)
+        negatives_of: Dict[str, List[Tuple[str, Mapping[str, Any]]]] = {}
         for caption_id, caption_entry in captions.items():
-            if isinstance(caption_entry, Mapping) and int(caption_entry.get("label", 1)) == 0:
-                negatives_of.setdefault(str(caption_entry.get("cpt_p_id")), []).append(caption_entry)
+            if _label(context, caption_entry, f"image {image_id}: caption {caption_id}") == 0:
+                negatives_of.setdefault(str(caption_entry.get("cpt_p_id")), []).append((caption_id, caption_entry))
         for caption_id, caption_entry in captions.items():
-            if not isinstance(caption_entry, Mapping) or int(caption_entry.get("label", 1)) != 1:
+            where = f"image {image_id}: caption {caption_id}"
+            if _label(context, caption_entry, where) != 1:
                 continue
-            caption = str(caption_entry.get("caption") or "").strip()
+            caption = caption_entry["caption"].strip()
             statistics["true captions"] += 1
-            boxes = _boxes(caption_entry)
+            boxes = _boxes(context, caption_entry, where, statistics)
             names = Counter(name.lower() for name, _ in boxes)
             objects = []
             for name, box in boxes:
@@ -124,21 +155,27 @@ def read_hnc(annotations: str, images: str) -> Dataset:
                     continue
                 objects.append(DatasetObject(span, box, name))
             negatives = []
-            for negative in negatives_of.get(str(caption_id), []):
+            for negative_id, negative in negatives_of.get(str(caption_id), []):
                 statistics["hard negatives"] += 1
-                replaced = negative.get("replaced")
-                negative_caption = str(negative.get("caption") or "").strip()
+                place = f"image {image_id}: caption {negative_id}"
+                replaced = context.field(negative, "replaced", place, "[original words, replacement]", list,
+                                         default=None, allow_none=True)
+                negative_caption = negative["caption"].strip()
                 if not replaced or len(replaced) != 2:
                     statistics["hard negatives without a replacement"] += 1
                     continue
-                original, replacement = str(replaced[0]), str(replaced[1])
+                if not all(isinstance(words, str) for words in replaced):
+                    raise context.error(place, f'"replaced" is {replaced!r}, expected [original words, replacement]')
+                original, replacement = replaced[0], replaced[1]
                 original_span, span = _once(caption, original), _once(negative_caption, replacement)
                 box = None if original_span is None else _negative_box(caption, original_span, original, boxes)
                 if span is None or box is None:
                     statistics["hard negatives whose words or box cannot be placed"] += 1
                     continue
+                kind = negative.get("type")
                 negatives.append(HardNegative(negative_caption, span, original_span, box,
-                                              str(negative.get("type") or "other"), (original, replacement)))
+                                              kind if isinstance(kind, str) and kind else "other",
+                                              (original, replacement)))
             if not objects and not negatives:
                 statistics["true captions without objects or negatives"] += 1
                 continue

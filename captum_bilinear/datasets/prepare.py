@@ -7,6 +7,7 @@ outside the tokenized caption (truncation), when its box lies outside what the m
 or when its box is not larger than one patch of the model (``min_box_patches``).
 """
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -113,8 +114,19 @@ def _tokenize(tokenizer: Any, caption: str, max_length: Optional[int]) -> Tuple[
 
 
 def _model_box(fitted: Any, box: Box, patch_area: float, dropped: Counter, what: str) -> Optional[Box]:
+    """The box in the model's pixels, clipped to the image first (datasets have boxes
+    that overhang the image by a fraction of a pixel: COCO's are floats); None (counted
+    in ``dropped``) for what lies outside the image or the model's view, or is too small."""
+    width, height = fitted.original_size
+    x0, y0, x1, y1 = max(0.0, box[0]), max(0.0, box[1]), min(float(width), box[2]), min(float(height), box[3])
+    if x0 >= x1 or y0 >= y1:
+        dropped[f"{what} box outside the image"] += 1
+        return None
+    if math.ceil(x1 - 0.5) <= math.ceil(x0 - 0.5) or math.ceil(y1 - 0.5) <= math.ceil(y0 - 0.5):
+        dropped[f"{what} box not larger than a patch"] += 1  # not even one pixel's centre
+        return None
     try:
-        mapped = fitted.map_box(box)
+        mapped = fitted.map_box((x0, y0, x1, y1))
     except ValueError:
         dropped[f"{what} outside the model's view"] += 1
         return None

@@ -36,7 +36,10 @@ def _save_image(scene: Any, path: str, scale: int) -> Tuple[int, int]:
 
 def write_coco(scenes: Sequence[Any], out: str, scale: int = 4) -> Dict[str, str]:
     """Writes ``out/images/*.png``, ``out/captions.json`` and ``out/instances.json`` in
-    COCO's format (categories: the shapes; ``bbox`` ``[x, y, w, h]``; one caption per image).
+    COCO's format (categories: the shapes; ``bbox`` ``[x, y, w, h]``; one caption per image),
+    and ``out/synonyms.json``: each shape named also by the scenes' words for it, so that
+    ``read_coco(..., synonyms=paths["synonyms"])`` takes the bundled world's caption spans
+    (``"small red circle"``) instead of the category word alone (``"circle"``).
 
     Args:
         scenes: demo scenes (e.g. :func:`~captum_bilinear.datasets.demo_scenes`).
@@ -44,7 +47,7 @@ def write_coco(scenes: Sequence[Any], out: str, scale: int = 4) -> Dict[str, str
         scale: image and box magnification.
 
     Returns:
-        ``{"images", "captions", "instances"}``: the paths for
+        ``{"images", "captions", "instances", "synonyms"}``: the paths for
         :func:`~captum_bilinear.datasets.read_coco`.
 
     Example:
@@ -76,11 +79,20 @@ def write_coco(scenes: Sequence[Any], out: str, scale: int = 4) -> Dict[str, str
                 "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]],
             })
     paths = {"images": images_dir, "captions": os.path.join(out, "captions.json"),
-             "instances": os.path.join(out, "instances.json")}
+             "instances": os.path.join(out, "instances.json"), "synonyms": os.path.join(out, "synonyms.json")}
     with open(paths["captions"], "w", encoding="utf-8") as handle:
         json.dump({"images": images, "annotations": captions}, handle)
     with open(paths["instances"], "w", encoding="utf-8") as handle:
         json.dump({"images": images, "annotations": instances, "categories": categories}, handle)
+    # Each shape named also by the scenes' words for it ("small red circle"): with these
+    # synonyms the caption spans are the bundled world's (longer names win), without them
+    # the category word only, as in real COCO.
+    phrases: Dict[str, set] = {shape: {shape} for shape in SHAPES}
+    for scene in scenes:
+        for obj in scene.objects:
+            phrases[obj.shape].add(" ".join(obj.words))
+    with open(paths["synonyms"], "w", encoding="utf-8") as handle:
+        json.dump({shape: sorted(words) for shape, words in phrases.items()}, handle, indent=1)
     return paths
 
 

@@ -249,3 +249,18 @@ def test_a_tokenizer_without_offsets_is_refused_clearly(demo_model):
     example = demo_dataset(1, seed=0)[0]
     with pytest.raises(ValueError, match=r"_TokenizerWithoutOffsets returned no offset_mapping; .*fast"):
         prepare_example(example, _TokenizerWithoutOffsets(tokenizer), processor, patch_size=8)
+
+
+def test_boxes_overhanging_the_image_are_clipped_and_only_those_outside_dropped(demo_model):
+    """COCO has boxes that overhang the image by a fraction of a pixel (float boxes); they
+    were dropped as "outside the model's view". 256 px image, 4x the model's 64 px."""
+    tokenizer, processor = demo_model
+    boxes = [(200.0, 0.0, 256.4, 40.0),     # 0.4 px beyond the right edge
+             (-0.5, 100.0, 40.0, 140.0),    # half a pixel left of the left edge
+             (100.0, 220.0, 140.0, 256.25),  # a quarter beyond the bottom
+             (257.0, 0.0, 300.0, 40.0)]     # wholly outside
+    prepared = prepare_example(_example_of_boxes(boxes), tokenizer, processor, patch_size=8)
+    assert [o.index for o in prepared.objects] == [0, 1, 2]
+    assert [o.box for o in prepared.objects] == [(50.0, 0.0, 64.0, 10.0), (0.0, 25.0, 10.0, 35.0),
+                                                 (25.0, 55.0, 35.0, 64.0)]
+    assert prepared.dropped == {"object box outside the image": 1}
