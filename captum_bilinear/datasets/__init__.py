@@ -7,7 +7,9 @@ demo world also carry hard negatives. :func:`prepare_example` maps an example in
 model's tokens and pixels. The writers export the demo world as COCO and Flickr30k
 Entities at any resolution, a known-answer check for a pipeline.
 
-The COCO reader needs ``pycocotools`` (``pip install 'captum-bilinear[datasets]'``).
+The readers need nothing beyond the package's own dependencies; a malformed file is one
+``ValueError`` naming the option, the file and the entry
+(:class:`~captum_bilinear.datasets.files.DatasetFileError`).
 
 Example:
     >>> from captum_bilinear.datasets import demo_dataset

@@ -104,10 +104,11 @@ def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, 
     from captum_bilinear.zoo import default_layers
 
     if model is None:  # the demo's default layer may be "embeddings"
-        from captum_bilinear.loading import LoadedModel
+        from captum_bilinear.loading import LoadedModel, _quiet_loading
         from captum_bilinear.zoo import demo_settings, load_demo_model
 
-        clip, tokenizer, processor = load_demo_model()
+        with _quiet_loading():  # transformers' "Loading weights" bar: the run has its own (or none)
+            clip, tokenizer, processor = load_demo_model()
         loaded = LoadedModel(clip, tokenizer, processor, demo_settings().get("default_layer", -2), "bundled demo CLIP")
     else:
         loaded = load_model(model)

@@ -43,7 +43,8 @@ class RecordWriter:
         [1.0]
     """
 
-    def __init__(self, out: str, rank: int = 0) -> None:
+    def __init__(self, out: str, rank: int = 0, settings: Optional[str] = None) -> None:
+        self.settings = settings  # the run's settings fingerprint, on every block's "done" line
         directory = os.path.join(out, RECORDS_DIR)
         os.makedirs(directory, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -55,7 +56,10 @@ class RecordWriter:
         block = uuid.uuid4().hex
         lines = [json.dumps({**record, "example_id": example_id, "block": block}, default=_json_default,
                             allow_nan=True) for record in records]
-        lines.append(json.dumps({"kind": "done", "example_id": example_id, "block": block, "records": len(lines)}))
+        done = {"kind": "done", "example_id": example_id, "block": block, "records": len(lines)}
+        if self.settings is not None:
+            done["settings"] = self.settings
+        lines.append(json.dumps(done))
         self._handle.write("\n".join(lines) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
@@ -69,8 +73,9 @@ def record_files(out: str) -> List[str]:
     return sorted(glob.glob(os.path.join(out, RECORDS_DIR, "*.jsonl")))
 
 
-def _blocks(path: str) -> Iterable[Tuple[str, List[Dict[str, Any]]]]:
-    """``(example_id, records)`` of every complete block of one file."""
+def _blocks(path: str, settings: Optional[List[Optional[str]]] = None) -> Iterable[Tuple[str, List[Dict[str, Any]]]]:
+    """``(example_id, records)`` of every complete block of one file (and, into
+    ``settings`` when given, each block's settings fingerprint, None if it has none)."""
     pending: Dict[str, List[Dict[str, Any]]] = {}
     with open(path, encoding="utf-8") as handle:
         for line in handle:
@@ -84,6 +89,8 @@ def _blocks(path: str) -> Iterable[Tuple[str, List[Dict[str, Any]]]]:
             if record.get("kind") == "done":
                 records = pending.pop(block, [])
                 if len(records) == record.get("records"):
+                    if settings is not None:
+                        settings.append(record.get("settings"))
                     yield record["example_id"], records
             else:
                 pending.setdefault(block, []).append(record)
@@ -96,6 +103,24 @@ def complete_blocks(out: str) -> Dict[str, List[Dict[str, Any]]]:
         for example_id, records in _blocks(path):
             examples.setdefault(example_id, records)
     return examples
+
+
+def block_settings(out: str) -> set:
+    """The settings fingerprints of a run's complete blocks (None for blocks written
+    without one).
+
+    Example:
+        >>> import tempfile
+        >>> out = tempfile.mkdtemp()
+        >>> writer = RecordWriter(out, settings="abc"); writer.write_example("e1", []); writer.close()
+        >>> block_settings(out)
+        {'abc'}
+    """
+    found: List[Optional[str]] = []
+    for path in record_files(out):
+        for _ in _blocks(path, found):
+            pass
+    return set(found)
 
 
 def read_records(out: str, kind: Optional[str] = None) -> List[Dict[str, Any]]:

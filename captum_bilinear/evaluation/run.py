@@ -6,6 +6,7 @@ write its records in one block (:mod:`~captum_bilinear.evaluation.records`). At 
 rank 0 merges the records into ``results.json``, ``report.md`` and the plots.
 """
 
+import hashlib
 import json
 import os
 import platform
@@ -27,7 +28,7 @@ from captum_bilinear.evaluation.methods import (
     resolve_methods,
     timed_explanation,
 )
-from captum_bilinear.evaluation.records import RecordWriter, complete_blocks, record_files
+from captum_bilinear.evaluation.records import RecordWriter, block_settings, complete_blocks, record_files
 
 #: Quadrature sizes of the completeness-error plot (the paper's Appendix D).
 COMPLETENESS_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -179,23 +180,53 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
     return records
 
 
-def _check_out(out: str, config: EvaluationConfig, resume: bool, process: Process) -> None:
-    """Refuses to mix runs: an existing ``out`` with records needs ``--resume`` and the
-    same settings."""
+def settings_fingerprint(config: EvaluationConfig) -> str:
+    """A short digest of the settings records must share to be merged (written with every
+    block of records, so that records say what made them even without ``run.json``)."""
+    text = json.dumps(config.comparable(), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def read_run_file(out: str) -> Optional[Dict[str, Any]]:
+    """``out/run.json`` (None if absent); a damaged one is a ``ValueError`` naming it."""
     path = os.path.join(out, RUN_FILE)
-    existing = record_files(out)
-    if os.path.isfile(path):
+    if not os.path.isfile(path):
+        return None
+    try:
         with open(path, encoding="utf-8") as handle:
             previous = json.load(handle)
-        if existing and not resume:
-            raise ValueError(f"out: {out} has the records of an earlier run; pass --resume to continue it or "
-                             "choose another --out")
-        if resume and previous.get("config") != config.comparable():
-            changed = sorted(k for k in config.comparable() if previous.get("config", {}).get(k) != config.comparable()[k])
-            raise ValueError(f"resume: {out} was run with other settings ({', '.join(changed)}); "
-                             "use the same ones or another --out")
-    elif existing and not resume:
-        raise ValueError(f"out: {out} has records; pass --resume or choose another --out")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"out: {path} is damaged ({type(error).__name__}: {error}); it holds the settings of the "
+                         "run whose records are beside it: restore it, or choose another --out") from error
+    if not isinstance(previous, dict) or not isinstance(previous.get("config"), dict):
+        raise ValueError(f"out: {path} is damaged (expected {{\"config\": {{...}}}}); it holds the settings of the "
+                         "run whose records are beside it: restore it, or choose another --out")
+    return previous
+
+
+def _check_out(out: str, config: EvaluationConfig, resume: bool, process: Process) -> None:
+    """Refuses to mix runs: an existing ``out`` with records needs ``--resume`` and the
+    same settings, as ``run.json`` and the records' own fingerprints say (records whose
+    settings nothing vouches for are not merged)."""
+    path = os.path.join(out, RUN_FILE)
+    existing = record_files(out)
+    previous = read_run_file(out)
+    if existing and not resume:
+        raise ValueError(f"out: {out} has the records of an earlier run; pass --resume to continue it or "
+                         "choose another --out")
+    if resume and previous is not None and previous["config"] != config.comparable():
+        changed = sorted(k for k in config.comparable() if previous["config"].get(k) != config.comparable()[k])
+        raise ValueError(f"resume: {out} was run with other settings ({', '.join(changed)}); "
+                         "use the same ones or another --out")
+    if resume and existing:
+        fingerprints = block_settings(out)
+        others = {f for f in fingerprints if f != settings_fingerprint(config)}
+        if others - {None}:
+            raise ValueError(f"resume: {out} holds records made with other settings than these (another seed, "
+                             "model, layer, dataset, ...); use the same ones or another --out")
+        if None in others and previous is None:
+            raise ValueError(f"resume: {out} has records but no {RUN_FILE}, so nothing says which settings made "
+                             "them; restore it, or choose another --out")
     process.barrier()  # every rank has read the state before rank 0 writes
     if process.is_main:
         with open(path, "w", encoding="utf-8") as handle:
@@ -208,14 +239,49 @@ def _progress(total: int, process: Process, show: bool) -> Any:
     return tqdm(total=total, desc="evaluate", unit="pair", disable=not (show and process.is_main), smoothing=0.1)
 
 
+def selected_examples(dataset: Any, config: EvaluationConfig) -> List[Any]:
+    """The examples a run's settings select (the first ``limit``)."""
+    return list(dataset.examples if config.limit is None else dataset.examples[: config.limit])
+
+
+def _dropped(statistics: Dict[str, int]) -> str:
+    reasons = [f"{count} {reason}" for reason, count in statistics.items()
+               if count and reason not in ("captions", "true captions", "objects", "phrases", "named categories",
+                                           "hard negatives", "usable hard negatives")]
+    return "; ".join(reasons) or "none"
+
+
+def check_usable(dataset: Any, config: EvaluationConfig) -> None:
+    """Refuses, before any model is loaded, a dataset with no usable image-caption pair
+    (saying how many captions were read and why they were dropped) and one whose selected
+    pairs' image files are missing (all named at once, not when their pair is reached)."""
+    if not len(dataset):
+        read = dataset.statistics.get("captions", dataset.statistics.get("true captions", 0))
+        raise ValueError(f"dataset: no usable image-caption pair in the {config.dataset} files: {read} caption(s) "
+                         f"read, every one dropped (dropped: {_dropped(dataset.statistics)}); see the layout in "
+                         "'Evaluate on your data'")
+    missing = []
+    for example in selected_examples(dataset, config):
+        locate = getattr(example.load, "locate", None)
+        if locate is None:
+            continue
+        try:
+            locate()
+        except FileNotFoundError as error:
+            missing.append(str(error).split("no such file: ", 1)[-1])
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ValueError(f"images: {len(missing)} image file(s) of the selected pairs are missing: {shown}")
+
+
 def run_shard(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: str, resume: bool,
               process: Process, show_progress: bool) -> int:
     """Evaluates this rank's share of the examples not yet complete; returns how many."""
-    examples = dataset.examples if config.limit is None else dataset.examples[: config.limit]
+    examples = selected_examples(dataset, config)
     done = set(complete_blocks(out)) if resume else set()
     remaining = [e for e in examples if e.example_id not in done]
     mine = [e for e in process.shard(examples) if e.example_id not in done]
-    writer = RecordWriter(out, process.rank)
+    writer = RecordWriter(out, process.rank, settings=settings_fingerprint(config))
     try:
         with _progress(len(remaining), process, show_progress) as bar:
             for example in mine:
@@ -374,12 +440,16 @@ def run_evaluation(
         raise TypeError(f"out: expected a directory path, got {type(out).__name__}")
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
+    # Every input check before the model is loaded: the dataset's files, its images, the
+    # state of --out.
+    data = load_dataset(config)
+    check_usable(data, config)
+    read_run_file(out)
     process = current_process(device)
     try:
         started = time.perf_counter()
         bundle = load_bundle(config.model, config.layer, str(process.device))
         config.layer = bundle.layer
-        data = load_dataset(config)
         _check_out(out, config, resume, process)
         run_shard(bundle, data, config, out, resume, process, show_progress)
         process.barrier()
@@ -391,7 +461,11 @@ def run_evaluation(
         from captum_bilinear.evaluation.summary import summarize
 
         curves = completeness_curves(bundle, data, config) if config.completeness_examples > 0 else {}
-        blocks = complete_blocks(out)
+        # what this run's settings select (a resumed run with a smaller --limit leaves
+        # records of further pairs on disk; the tables are of the selected ones)
+        selected = {example.example_id for example in selected_examples(data, config)}
+        blocks = {example_id: records for example_id, records in complete_blocks(out).items()
+                  if example_id in selected}
         results = summarize(blocks, config.methods)
         results = {
             "model": _model_entry(bundle, config),
