@@ -225,9 +225,22 @@ class FourTermConvergenceDelta:
         if attributions.dim() != 3:
             raise ValueError("attributions: expected interactions of shape (batch, positions_a, positions_b), "
                              f"got shape {tuple(attributions.shape)}")
-        terms = self.similarity_terms(inputs, baselines, additional_forward_args, attribute_to_layer_input)  # type: ignore[attr-defined]
-        identity = terms.interaction
-        if identity.shape[0] != attributions.shape[0]:
-            raise ValueError(f"attributions: a batch of {attributions.shape[0]} for inputs of batch {identity.shape[0]}")
+        from captum_bilinear._utils.positions import num_positions
+
+        side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)  # type: ignore[attr-defined]
+        if side_a.batch_size != attributions.shape[0]:
+            raise ValueError(f"attributions: a batch of {attributions.shape[0]} for inputs of batch {side_a.batch_size}")
+        terms, positions = [], None
+        with evaluation_mode(self.dual_encoder):  # type: ignore[attr-defined]
+            for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input):  # type: ignore[attr-defined]
+                if positions is None:
+                    positions = (num_positions(pair.input_a), num_positions(pair.input_b))
+                    if tuple(attributions.shape[1:]) != positions:
+                        raise ValueError(
+                            "attributions: expected the interactions of these inputs at these layers, of shape "
+                            f"(batch, positions_a, positions_b) = {(side_a.batch_size, *positions)}, got shape "
+                            f"{tuple(attributions.shape)}")
+                terms.append(pair.similarity_terms(self.dual_encoder.scale))  # type: ignore[attr-defined]
+        identity = SimilarityTerms(*(torch.cat(column) for column in zip(*terms))).interaction
         dtype = torch.promote_types(torch.promote_types(attributions.dtype, identity.dtype), torch.float32)
         return attributions.to(dtype).sum((1, 2)) - identity.to(device=attributions.device, dtype=dtype)

@@ -2,6 +2,8 @@
 (oracle: the four similarities straight from the HF model's get_text_features /
 get_image_features), none for InteractionCAM (no completeness property)."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -65,6 +67,19 @@ def test_four_term_delta_refuses_attributions_of_another_shape(setup):
         method.compute_convergence_delta(torch.zeros(2, 5), inputs)
     with pytest.raises(TypeError, match="attributions: expected a torch.Tensor"):
         method.compute_convergence_delta([0.0, 0.0], inputs)
+
+
+@pytest.mark.parametrize("shape", [(2, 17, 5), (2, 5, 16), (2, 1, 85), (2, 4, 17)])
+def test_four_term_delta_refuses_interactions_of_other_positions(setup, shape):
+    """5 tokens x (CLS + 16 patches) at these layers: a transposed matrix, one of a
+    patch-only grid, a flattened one, one of another caption were accepted (their sum
+    compared with the identity as if they were these interactions)."""
+    model, inputs, _ = setup
+    method = BilinearIntegratedInteractions(model, clip_layers(model, 0))
+    with pytest.raises(ValueError, match=r"attributions: expected the interactions of these inputs at these layers, "
+                                         r"of shape \(batch, positions_a, positions_b\) = \(2, 5, 17\), got shape "
+                                         + re.escape(str(shape))):
+        method.compute_convergence_delta(torch.zeros(shape, dtype=torch.float64), inputs)
 
 
 def test_interaction_cam_has_no_convergence_delta(setup):
