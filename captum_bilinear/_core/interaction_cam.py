@@ -1,5 +1,6 @@
 """InteractionCAM (Sammani et al. 2023): Jacobians times activations, combined bilinearly."""
 
+import warnings
 from typing import Any, Optional, Tuple
 
 import torch
@@ -118,6 +119,8 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
             for index, pair in enumerate(pairs):
                 with torch.no_grad():
                     embedding_dim = pair.side_a.embed_from(pair.input_a).shape[-1]
+                if index == 0 and baselines is None:
+                    self._warn_if_scale_invariant(pair)
                 matrix = bilinear_interactions(
                     PathSide(pair.side_a, pair.input_a, pair.reference_a, True),
                     PathSide(pair.side_b, pair.input_b, pair.reference_b, True),
@@ -136,6 +139,33 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
             settings=dict(references="zero" if baselines is None else "baselines"),
             has_intercept=False, has_first_order=False,
         )
+
+    def _warn_if_scale_invariant(self, pair: Any) -> None:
+        """Warns when a side's embedding (nearly) ignores the scale of its layer's
+        activation: then ``J z ~ 0`` at every position (Euler: a function of degree 0
+        has ``J z = 0``) and every interaction is round-off. That is the case where a
+        per-position normalization reads the layer's output directly, e.g. CLIP's vision
+        embeddings (``pre_layrnorm``) or the last encoder layer (the final LayerNorm).
+        The test: the embedding's change when the activation is scaled by ``1 +- 1e-2``,
+        against its change when moved as far along a fixed random direction."""
+        names = self.layer_names()
+        generator = torch.Generator().manual_seed(0)
+        for which, side, activation in ((0, pair.side_a, pair.input_a), (1, pair.side_b, pair.input_b)):
+            step = 1e-2
+            direction = torch.randn(activation.shape, generator=generator, dtype=torch.float64)
+            direction = direction.to(device=activation.device, dtype=activation.dtype)
+            direction = direction * (activation.norm() / direction.norm().clamp_min(1e-30))
+            with torch.no_grad():
+                scaled = side.embed_from(activation * (1 + step)) - side.embed_from(activation * (1 - step))
+                moved = side.embed_from(activation + step * direction) - side.embed_from(activation - step * direction)
+            ratio = float(scaled.norm() / moved.norm().clamp_min(1e-30))
+            if ratio < 1e-2:
+                warnings.warn(
+                    f"InteractionCAM: a normalization reads layer[{which}] ({names[which]}) directly: the embedding "
+                    f"changes {1 / max(ratio, 1e-12):.0f} times less when its activation is scaled than when it is "
+                    "moved as far in another direction, so gradient x activation, and every interaction, is about "
+                    "zero (round-off), not an explanation; choose another layer, e.g. an encoder layer before the last",
+                    UserWarning, stacklevel=4)
 
     def _carries_input(self, side: SideBatch, which: str, index: int, positions: int) -> Tensor:
         mask = self._input_positions(side, which, index, positions)

@@ -56,3 +56,30 @@ def test_needs_no_text_reference_and_restores_hooks(pixels):
     A = InteractionCAM(model, clip_layers(model)).attribute((caption(320, 1125), pixels))
     assert A.shape == (1, 4, 17)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_a_layer_whose_scale_the_model_ignores_is_warned_about(pixels):
+    """CLIP's vision embeddings feed pre_layrnorm: doubling them changes nothing, so
+    gradient x activation is zero at every patch (Captum's LayerGradientXActivation, the
+    oracle, says the same) and InteractionCAM's values are round-off; it said nothing."""
+    import warnings
+
+    model = make_clip(dtype=torch.float32)
+    layers = (model.text_model.embeddings, model.vision_model.embeddings)
+    inputs = (caption(320, 1125), pixels)
+
+    def image(px):
+        return F.normalize(features(model.get_image_features(pixel_values=px)), dim=-1)
+
+    oracle = LayerGradientXActivation(image, layers[1]).attribute(pixels, target=0).sum(-1)
+    at_layer_0 = LayerGradientXActivation(image, clip_layers(model, 0)[1]).attribute(pixels, target=0).sum(-1)
+    assert oracle.abs().max() < 1e-3 * at_layer_0.abs().max()  # about zero: LayerNorm's eps only
+    with pytest.warns(UserWarning, match=r"a normalization reads layer\[1\] \(vision_model.embeddings\) directly: "
+                                         r"the embedding changes \d+ times less"):
+        A = InteractionCAM(model, layers).attribute(inputs)
+    assert A.abs().max() < 1e-3 * InteractionCAM(model, clip_layers(model, 0)).attribute(inputs).abs().max()
+    with pytest.warns(UserWarning, match=r"layer\[0\] \(text_model.encoder.layers.2\)"):  # the final LayerNorm
+        InteractionCAM(model, clip_layers(model, -1)).attribute(inputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # an encoder layer below the last: no warning
+        InteractionCAM(model, clip_layers(model, 0)).attribute(inputs)
