@@ -35,6 +35,11 @@ def check_token_ids(
             f"{name}: expected input_ids as a (batch, length) integer Tensor, got {input_ids.dtype} "
             f"of shape {tuple(input_ids.shape)}"
         )
+    if input_ids.shape[1] == 0:
+        raise ValueError(
+            f"{name}: input_ids of shape {tuple(input_ids.shape)}: an empty caption (no token to encode); a "
+            "tokenizer gives at least its special tokens, e.g. [BOS, EOS] for an empty string"
+        )
     if max_length is not None and input_ids.shape[1] > max_length:
         raise ValueError(
             f"{name}: {input_ids.shape[1]} tokens, more than the model's maximum of {max_length} positions; "
@@ -78,8 +83,19 @@ def check_attention_mask(mask: Any, input_ids: Tensor, name: str = "additional_f
     empty = ~keep.any(dim=-1)
     if bool(empty.any()):
         raise ValueError(f"{label}: row {int(empty.nonzero()[0])} is all padding (no input to encode)")
-    # Right padding: once a row's mask is 0 it stays 0.
-    left_padded = (keep[:, 1:] & ~keep[:, :-1]).any(dim=-1)
+    # Right padding: once a row's mask is 0 it stays 0. A 0 before the row's first 1 is
+    # left padding; a 0 between two 1s is a hole in the input.
+    seen = keep.long().cumsum(-1) > 0
+    hole = (~keep & seen & (keep.flip(-1).long().cumsum(-1).flip(-1) > 0)).any(dim=-1)
+    if bool(hole.any()):
+        row = int(hole.nonzero()[0])
+        inside = (~keep[row] & seen[row] & (keep[row].flip(-1).long().cumsum(-1).flip(-1) > 0)).nonzero().flatten()
+        raise ValueError(
+            f"{label}: row {row} has padding (0) between input tokens, at position(s) {inside.tolist()[:8]}; "
+            "a tokenizer's mask is 1 for the whole input and 0 only after it (right padding): pass that mask, "
+            "or leave those tokens out of input_ids"
+        )
+    left_padded = ~keep[:, 0] & keep.any(dim=-1)
     if bool(left_padded.any()):
         raise ValueError(
             f"{label}: row {int(left_padded.nonzero()[0])} has padding before its input (left padding), "

@@ -106,3 +106,23 @@ def test_the_hf_adapter_is_registered_first():
     assert ADAPTERS[0][2] is hf.wrap
     with pytest.raises(TypeError, match="model: expected a transformers CLIPModel or SiglipModel, an open_clip"):
         wrap_model(torch.nn.Linear(2, 2))
+
+
+def test_a_hole_in_the_attention_mask_is_not_called_left_padding(ids, images):
+    mask = torch.ones_like(ids)
+    mask[1, 2] = 0  # [1, 1, 0, 1, 1]: padding between input tokens
+    attribute_refused(make_clip(), (ids, images), ((mask,), None), ValueError,
+                      r"additional_forward_args\[0\] \(attention_mask\): row 1 has padding \(0\) between input "
+                      r"tokens, at position\(s\) \[2\]")
+    mask = torch.ones_like(ids)
+    mask[0] = torch.tensor([0, 1, 0, 1, 0])  # left padding and a hole: the hole is named
+    attribute_refused(make_clip(), (ids, images), ((mask,), None), ValueError,
+                      r"row 0 has padding \(0\) between input tokens, at position\(s\) \[2\]")
+
+
+def test_an_empty_caption_is_refused_before_transformers_sees_it(images):
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    attribute_refused(make_clip(), (empty, images), None, ValueError,
+                      r"inputs\[0\]: input_ids of shape \(2, 0\): an empty caption")
+    attribute_refused(make_siglip(), (torch.zeros(1, 0, dtype=torch.long), images[:1]), None, ValueError,
+                      r"inputs\[0\]: input_ids of shape \(1, 0\): an empty caption")
