@@ -43,6 +43,8 @@ def as_generator(random_state: RandomState, name: str = "random_state") -> torch
         return generator
     if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral) or random_state < 0:
         raise TypeError(f"{name}: expected None, a non-negative int seed or a torch.Generator, got {random_state!r}")
+    if random_state >= 2**64:  # torch.Generator.manual_seed overflows ("unpacking long long")
+        raise ValueError(f"{name}: {random_state} is too large for a seed; expected an int in [0, 2**64)")
     generator.manual_seed(int(random_state))
     return generator
 

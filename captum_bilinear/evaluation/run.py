@@ -92,6 +92,10 @@ class EvaluationConfig:
         check_steps(self.n_steps, self.tolerance)
         if self.layer is not None:
             self.layer = parse_layer(self.layer)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            # the per-example seeds (seed * 1000003 + index) must stay seeds, and a negative one
+            # would select another stream of scenes (-12346: the demo model's training scenes)
+            raise ValueError(f"seed: expected an int in [0, 2**32), got {self.seed!r}")
         for name in ("scenes", "completeness_examples", "per_layer_scenes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -131,3 +131,13 @@ def test_as_generator():
 def test_docstring_examples():
     failures, attempted = doctest.testmod(coalitions, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert attempted > 0 and failures == 0
+
+
+def test_a_seed_too_large_for_torch_is_named():
+    """torch.Generator.manual_seed raised "Overflow when unpacking long long", naming nothing."""
+    from captum_bilinear._utils.coalitions import as_generator
+
+    assert as_generator(2**64 - 1).initial_seed() == 2**64 - 1
+    with pytest.raises(ValueError, match=r"random_state: 18446744073709551616 is too large for a seed; expected an "
+                                         r"int in \[0, 2\*\*64\)"):
+        as_generator(2**64)

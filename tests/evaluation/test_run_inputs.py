@@ -6,6 +6,9 @@ run's tables summarise exactly the pairs its settings select."""
 import json
 import os
 
+import pytest
+import torch
+
 from captum_bilinear.cli import main
 from captum_bilinear.evaluation import run_evaluation
 from captum_bilinear.evaluation.records import complete_blocks
@@ -96,3 +99,19 @@ def test_missing_images_are_all_named_before_any_pair_runs(tmp_path, capsys):
     assert "--images: 2 image file(s) of the selected pairs are missing: " in line
     assert "2.png" in line and "3.png" in line
     assert not (tmp_path / "run" / "records").exists()  # found before the first pair, not when it was reached
+
+
+def test_seeds_outside_what_the_run_can_derive_from_are_named(tmp_path, capsys):
+    """--seed 2**45 overflowed the per-example seeds deep in a run; a negative one selects
+    another stream of scenes (-12346 the demo model's training stream)."""
+    for seed in ("35184372088832", "-12346"):
+        line = _one_line_error(capsys, main(["evaluate", "--scenes", "1", "--seed", seed, "--methods", "itsm-o",
+                                             "--out", str(tmp_path / "run"), "--no-progress"]))
+        assert f"--seed: expected an int in [0, 2**32), got {seed}" in line
+    from captum_bilinear import InteractionLIME
+    from captum_bilinear.zoo import load_demo_model
+
+    model = load_demo_model()[0]
+    with pytest.raises(ValueError, match=r"random_state: \d+ is too large for a seed"):
+        InteractionLIME(model, (model.text_model.embeddings, model.vision_model.embeddings)).attribute(
+            (torch.tensor([[49406, 320, 49407]]), torch.zeros(1, 3, 64, 64)), n_samples=400, random_state=2**70)
