@@ -267,6 +267,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         warnings.showwarning = show_warning
         try:
             {"explain": _explain, "demo": _demo, "evaluate": _evaluate}[args.command](args)
+        except KeyboardInterrupt:
+            if args.debug:
+                raise
+            resume = " (rerun it with --resume to continue where it stopped)" if args.command == "evaluate" else ""
+            print(f"captum-bilinear {args.command}: interrupted{resume}", file=sys.stderr)
+            return 130  # the shell's status for SIGINT
         except (ValueError, TypeError, OSError) as error:
             if args.debug:
                 raise

@@ -508,3 +508,25 @@ def test_masking_methods_run_on_the_inputs(scene_file):
     result = explain_module.explain_pair(path, "a purple square", method="ilime", layer=3, n_steps=2,
                                          show_progress=False)
     assert result.layer == "embeddings"
+
+
+def test_ctrl_c_ends_a_run_with_one_line_and_status_130(tmp_path):
+    """SIGINT in the middle of an evaluation printed a KeyboardInterrupt traceback."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "captum_bilinear", "evaluate", "--scenes", "50", "--methods", "bii", "--n-steps", "64",
+         "--completeness-examples", "0", "--no-progress", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPOSITORY)
+    deadline = time.monotonic() + 300
+    while not (out / "records").is_dir() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # the run has started its pairs once its records folder exists
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip().splitlines()[-1] == (
+        "captum-bilinear evaluate: interrupted (rerun it with --resume to continue where it stopped)")
