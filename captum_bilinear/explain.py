@@ -89,9 +89,14 @@ def _spans(tokenizer: Any, caption: str, tokens: List[str], span: Optional[str],
            log: Callable[[str], None]) -> List[Tuple[int, int]]:
     if span is not None:
         try:
-            return [token_span(tokenizer, caption, span)]
+            found = token_span(tokenizer, caption, span)
         except ValueError as error:
             raise ValueError(f"span: {str(error).split(': ', 1)[-1]}") from error
+        if found[1] > len(tokens) - 1:  # the last position of a cut caption is its end token
+            raise ValueError(f"span: {span!r} lies in the part of the caption the model does not read (it reads "
+                             f"{len(tokens)} tokens, up to {' '.join(tokens[-4:-1])!r}); choose words before it or "
+                             "shorten the caption")
+        return [found]
     spans = noun_phrase_spans(tokens, caption_words(tokenizer, caption, len(tokens))) or [(1, max(2, len(tokens) - 1))]
     if len(spans) > MAX_SPANS:
         log(f"span: showing the first {MAX_SPANS} of {len(spans)} noun phrases; span='words' picks one")

@@ -530,3 +530,17 @@ def test_ctrl_c_ends_a_run_with_one_line_and_status_130(tmp_path):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert err.strip().splitlines()[-1] == (
         "captum-bilinear evaluate: interrupted (rerun it with --resume to continue where it stopped)")
+
+
+def test_a_span_in_the_cut_part_of_a_long_caption_is_refused_before_any_attribution(scene_file, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """It was refused by the figure ("(87, 89) lies outside the 32 positions"), after the
+    whole attribution."""
+    no_attribution(monkeypatch)
+    _, path = scene_file
+    caption = " ".join(["a red circle above a blue square"] * 12) + " and a green star"
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", caption, "--span", "green star",
+                          "--out", str(tmp_path / "f.png"))
+    assert code == 2
+    one_error_line(stderr, "--span: 'green star' lies in the part of the caption the model does not read (it reads "
+                           "32 tokens")
