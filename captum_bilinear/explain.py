@@ -198,6 +198,11 @@ def explain_pair(
     inputs = (input_ids, fitted.pixel_values)
     extra = ((encoded["attention_mask"],), None)
     where = "the embeddings layers (the inputs)" if chosen == EMBEDDINGS else f"encoder layer {chosen}"
+    if spec.reads_outputs:  # ITSM-O: the title named the layer it was given, which it does not read
+        if layer is not None:
+            log(f"layer: {spec.name} compares the encoders' last hidden states; layer={layer} is used by the "
+                "first-order map only")
+        where = "the encoders' last hidden states"
     log(f"attributing with {spec.name} at {where}")
     interactions = run_method(spec.make(loaded.model, layers), inputs, extra, n_steps, show_progress, tolerance)[0]
     has_cls = interactions.shape[1] == grid[0] * grid[1] + 1

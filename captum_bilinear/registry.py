@@ -34,6 +34,8 @@ class MethodSpec:
         masks_inputs: the method perturbs positions rather than differentiating, and is run
             on the embeddings layers (the inputs), as its paper does.
         units: what the values of its interactions are in.
+        reads_outputs: the method compares the encoders' last hidden states, whatever
+            layer it is given (ITSM-O).
     """
 
     short: str
@@ -42,6 +44,7 @@ class MethodSpec:
     make: Callable[[Any, Any], Any]
     masks_inputs: bool
     units: str
+    reads_outputs: bool = False
 
 
 _SIMILARITY = "similarity"
@@ -57,7 +60,7 @@ METHODS: Dict[str, MethodSpec] = {
         MethodSpec("itsm", "ITSM-H", "TokenPatchSimilarity", _make("TokenPatchSimilarity", variant="hidden"), False,
                    "cosine of token and patch embeddings"),
         MethodSpec("itsm-o", "ITSM-O", "TokenPatchSimilarity", _make("TokenPatchSimilarity", variant="output"), False,
-                   "cosine of token and patch embeddings"),
+                   "cosine of token and patch embeddings", reads_outputs=True),
         MethodSpec("fixlip", "WeightedBanzhafInteractions", "WeightedBanzhafInteractions",
                    _make("WeightedBanzhafInteractions"), True, _SIMILARITY),
     )

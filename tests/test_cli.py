@@ -544,3 +544,14 @@ def test_a_span_in_the_cut_part_of_a_long_caption_is_refused_before_any_attribut
     assert code == 2
     one_error_line(stderr, "--span: 'green star' lies in the part of the caption the model does not read (it reads "
                            "32 tokens")
+
+
+def test_itsm_o_says_it_reads_the_last_hidden_states(scene_file):
+    """ITSM-O compares the encoders' last hidden states; the figure's title named the
+    layer it was given ("encoder layer 3")."""
+    scene, path = scene_file
+    result = explain_module.explain_pair(path, scene.caption, method="itsm-o", layer=3, n_steps=2,
+                                         show_progress=False)
+    title = result.figure._suptitle.get_text()
+    assert title.startswith("ITSM-O on the bundled demo CLIP, the encoders' last hidden states:"), title
+    assert "layer 3" not in title
