@@ -1,10 +1,12 @@
 """Plots of interactions, built on :mod:`captum.attr.visualization`.
 
-Over an image, Captum's ``visualize_image_attr`` draws the image unchanged and in colour
-(its ``original_image`` method) and the map is laid over it with an opacity that grows
-with the value's magnitude: where a map is near 0 the scene shows through untouched, so
-the objects' colours stay legible (Captum's ``blended_heat_map`` greys the whole image
-instead). Captions are coloured token by token. Colours are diverging red (positive) /
+Over an image, Captum's ``visualize_image_attr`` draws the image in colour (its
+``original_image`` method), muted to half its saturation and to grey under the map's
+strongest values, and the map is laid over it with an opacity that grows with the
+value's magnitude: where a map is near 0 the scene shows through, its objects' colours
+recognisable (Captum's ``blended_heat_map`` greys the whole image instead), and the
+map's saturated red and blue stand out even over a red or blue object; its strong
+regions are outlined in a dark line on a white halo, visible over any colour. Captions are coloured token by token. Colours are diverging red (positive) /
 blue (negative), centred at 0, with **one colour scale per figure and unit**: Captum
 normalizes each map by its own maximum, so the panels are drawn on the figure's common
 ``scale`` instead. Special positions (BOS, EOS, PAD, CLS, SEP) are left out of the colour
@@ -17,6 +19,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import matplotlib.colors as mcolors
 import matplotlib.patches as mpatches
+import matplotlib.patheffects as patheffects
 import numpy as np
 import torch
 from captum.attr import visualization as captum_visualization
@@ -36,6 +39,9 @@ CMAP = "bwr"
 NEUTRAL = (0.86, 0.86, 0.86, 1.0)
 #: Outlines of a map's negative / positive regions.
 CONTOUR_COLOURS = ("navy", "darkred")
+#: How much of its colour an image loses under a map (all of it under the map's strongest
+#: values): the map's red and blue must stand out over red and blue objects too.
+MUTED = 0.5
 #: Outline of a box on an image.
 BOX_COLOUR = "lime"
 #: Image panels per row of :func:`plot_interaction_figure` (more wrap to another row).
@@ -122,6 +128,21 @@ def overlay_alpha(scaled: np.ndarray, alpha: float) -> np.ndarray:
     return alpha * np.clip(np.abs(scaled), 0.0, 1.0)
 
 
+def desaturated(picture: np.ndarray, amount: Union[float, np.ndarray]) -> np.ndarray:
+    """``picture`` (``(H, W, 3)`` in ``[0, 1]``) blended towards its own grey level by
+    ``amount`` (a number or ``(H, W)``, in ``[0, 1]``: 0 leaves it, 1 makes it grey).
+
+    Example:
+        >>> red = np.zeros((1, 2, 3)); red[..., 0] = 1.0
+        >>> desaturated(red, np.array([[0.0, 1.0]]))[0].round(3).tolist()
+        [[1.0, 0.0, 0.0], [0.299, 0.299, 0.299]]
+    """
+    grey = picture @ np.array([0.299, 0.587, 0.114])
+    weight = np.clip(np.asarray(amount, dtype=np.float64), 0.0, 1.0)
+    weight = weight[..., None] if weight.ndim else weight
+    return picture * (1 - weight) + grey[..., None] * weight
+
+
 def image_heatmap(
     image: Any,
     image_map: Any,
@@ -169,16 +190,23 @@ def image_heatmap(
     # Captum draws the image as it is; it normalizes the map it is given even when it
     # does not draw it, so an all-zero map is replaced by a placeholder there.
     placeholder = scaled if np.abs(scaled).max() > 0 else np.ones_like(scaled)
+    # The image is drawn muted (half its colour; wholly grey under the map's strongest
+    # values), so that the map's saturated red and blue stand out even over a red or blue
+    # object, while the objects' own colours stay recognisable where the map is 0.
     captum_visualization.visualize_image_attr(
-        placeholder[..., None], picture, method="original_image", plt_fig_axis=(ax.figure, ax), use_pyplot=False,
+        placeholder[..., None], desaturated(picture, MUTED + (1 - MUTED) * np.abs(scaled)), method="original_image",
+        plt_fig_axis=(ax.figure, ax), use_pyplot=False,
     )
     ax.imshow(scaled, cmap=CMAP, vmin=-1.0, vmax=1.0, alpha=overlay_alpha(scaled, alpha), interpolation="nearest")
     if contour is not None and 0 < contour < 1:
-        # A dark outline where the map passes +-contour: it stays visible over an object
-        # of the overlay's own colour (a blue map on a blue object).
-        for level, colour in ((-contour, CONTOUR_COLOURS[0]), (contour, CONTOUR_COLOURS[1])):
+        # An outline where the map passes +-contour, a dark line on a white halo (solid:
+        # positive, dashed: negative): visible over any colour, the map's own included.
+        halo = [patheffects.Stroke(linewidth=3.2, foreground="white"), patheffects.Normal()]
+        for level, colour, style in ((-contour, CONTOUR_COLOURS[0], "dashed"), (contour, CONTOUR_COLOURS[1], "solid")):
             if (scaled >= level).any() and (scaled < level).any():
-                ax.contour(scaled, levels=[level], colors=[colour], linewidths=1.2)
+                lines = ax.contour(scaled, levels=[level], colors=[colour], linewidths=1.4, linestyles=style)
+                for artist in getattr(lines, "collections", None) or [lines]:
+                    artist.set_path_effects(halo)
     if box is not None:
         outline_box(ax, box, (height, width))
     if title:

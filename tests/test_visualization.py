@@ -50,15 +50,22 @@ def test_heatmap_data_is_on_the_given_scale():
 
 
 def test_the_image_stays_legible_under_the_map():
-    """The image is drawn as it is, in colour (not Captum's grey blend), and the map is
+    """The image is drawn in colour, muted to half its saturation where the map is 0 and to
+    grey under its strongest values (not Captum's grey blend of everything), and the map is
     transparent where it is 0 and most opaque at the scale's limit."""
     rng = np.random.default_rng(0)
     picture = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
     patch_map = torch.tensor([[0.0, 1.0], [-0.75, 0.0]])
     ax = image_heatmap(picture, patch_map, scale=1.0, alpha=0.8)
-    drawn = np.asarray(ax.images[0].get_array())
+    drawn = np.asarray(ax.images[0].get_array(), dtype=np.float64)
     assert drawn.shape == (16, 16, 3)
-    np.testing.assert_array_equal(drawn, picture)
+    rgb = picture / 255.0
+    grey = 0.299 * rgb[..., :1] + 0.587 * rgb[..., 1:2] + 0.114 * rgb[..., 2:]
+    muted = 0.5 + 0.5 * np.abs(np.repeat(np.repeat(patch_map.numpy(), 8, 0), 8, 1))[..., None]
+    expected = rgb * (1 - muted) + grey * muted
+    if drawn.max() > 1.5:  # Captum hands the image on as 0..255
+        expected = expected * 255
+    np.testing.assert_allclose(drawn, expected, atol=1.0 if drawn.max() > 1.5 else 1 / 255)
     alpha = np.asarray(ax.images[-1].get_alpha())
     expected = 0.8 * np.abs(np.repeat(np.repeat(patch_map.numpy(), 8, 0), 8, 1))
     np.testing.assert_allclose(alpha, expected)
@@ -211,4 +218,34 @@ def test_common_scale_saturates_a_dominant_value_like_captum():
                                   box=(0, 0, 16, 16), outlier_perc=50)
     span_map = heat_panels(fig)[0].images[-1]
     assert np.asarray(span_map.get_array()).max() == pytest.approx(1.0)  # the span is visible, not washed out
+    plt.close("all")
+
+
+def _rendered(ax):
+    ax.figure.canvas.draw()
+    return np.asarray(ax.figure.canvas.buffer_rgba())[..., :3].astype(np.float64) / 255
+
+
+def _in_axes(ax, rendered, x, y):
+    """The rendered pixel at data coordinates (x, y) of an image axes."""
+    column, row = ax.transData.transform((x, y))
+    return rendered[int(round(rendered.shape[0] - row)), int(round(column))]
+
+
+@pytest.mark.parametrize("colour, value", [((0.9, 0.08, 0.08), 1.0), ((0.1, 0.12, 0.9), -1.0)])
+def test_a_map_stays_visible_over_an_object_of_its_own_colour(colour, value):
+    """A red map over a red object (blue over blue) was drawn in nearly the object's own
+    colour, with a dark red (navy) outline lost against it. Now the map's patch must stand
+    out from the object around it, and its outline from both."""
+    picture = np.ones((64, 64, 3)) * np.array(colour)  # the object fills the image
+    patch_map = torch.zeros(8, 8)
+    patch_map[3, 3] = value
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    image_heatmap(picture, patch_map, ax=ax, scale=1.0)
+    rendered = _rendered(ax)
+    inside = _in_axes(ax, rendered, 28, 28)  # the map's patch covers pixels 24..31
+    outside = _in_axes(ax, rendered, 10, 50)
+    assert np.abs(inside - outside).sum() > 0.35, (inside, outside)  # the patch stands out (it was 0.20-0.25)
+    edge = [_in_axes(ax, rendered, x, 28) for x in np.linspace(22.5, 24.5, 21)]  # across the outline
+    assert max(float(np.abs(pixel - outside).sum()) for pixel in edge) > 1.0  # a white halo on a saturated colour
     plt.close("all")
