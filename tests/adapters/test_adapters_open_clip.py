@@ -216,3 +216,15 @@ def test_baseline_moving_the_end_of_text_is_refused(model, tokens, images):
     with pytest.raises(ValueError, match=r"baselines\[0\]: the text baseline's end-of-text positions \[2, 2\] differ"):
         BilinearIntegratedInteractions(model, layers(model)).attribute((tokens, images), baselines=(reference, None))
 
+
+
+def test_the_readmes_open_clip_block_runs_as_written(capsys):
+    """It used an undefined ``image`` and needed the hub (pretrained="openai")."""
+    import os
+    import re
+
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "README.md")
+    with open(readme, encoding="utf-8") as handle:
+        (block,) = [b for b in re.findall(r"^```py\n(.*?)^```", handle.read(), flags=re.S | re.M) if "open_clip" in b]
+    exec(compile(block, "README.md open_clip block", "exec"), {"__name__": "__readme__"})
+    assert capsys.readouterr().out.strip() == "torch.Size([1, 77, 50])"
