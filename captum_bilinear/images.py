@@ -260,6 +260,8 @@ def open_image(path: Any, name: str = "image_path", size: Optional[Tuple[int, in
 
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name}: expected a file path, got {type(path).__name__}")
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: {path} is a directory; expected an image file")
     if not os.path.isfile(path):
         raise ValueError(f"{name}: no such file: {path}")
     where = f"{name}: {os.fspath(path)}"

@@ -118,6 +118,8 @@ def _images(context: FileContext, data: Mapping, required: bool) -> Dict[Any, _C
         where = f"images{entry_label(entry, index)}"
         image_id = context.field(entry, "id", where, "the image's id, an int", ID_TYPES)
         file_name = context.field(entry, "file_name", where, "the image's file name in --images, a string", str)
+        if not file_name.strip():
+            raise context.error(where, '"file_name" is empty')
         size = optional_size(entry.get("width"), entry.get("height"))
         if image_id in images and images[image_id].file_name != file_name:
             raise context.error(where, f"image id {image_id} is also the id of {images[image_id].file_name!r}")

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -255,6 +256,18 @@ def _dropped(statistics: Dict[str, int]) -> str:
     return "; ".join(reasons) or "none"
 
 
+def _dropped_in_the_model(blocks: Dict[str, List[Dict[str, Any]]]) -> Dict[str, int]:
+    """The objects and negatives dropped when the pairs were mapped into the model (words
+    cut, boxes outside the image or the model's view, too small), summed over the pairs."""
+    total: Dict[str, int] = {}
+    for records in blocks.values():
+        for record in records:
+            if record.get("kind") == "pair":
+                for reason, count in (record.get("dropped") or {}).items():
+                    total[reason] = total.get(reason, 0) + int(count)
+    return total
+
+
 def check_usable(dataset: Any, config: EvaluationConfig) -> None:
     """Refuses, before any model is loaded, a dataset with no usable image-caption pair
     (saying how many captions were read and why they were dropped) and one whose selected
@@ -474,7 +487,7 @@ def run_evaluation(
         results = {
             "model": _model_entry(bundle, config),
             "dataset": {"name": data.name, **results.pop("dataset"), "source": data.source,
-                        "statistics": data.statistics},
+                        "statistics": data.statistics, "dropped_in_the_model": _dropped_in_the_model(blocks)},
             "settings": {
                 "scenes": config.scenes if data.name == "demo" else None, "seed": config.seed,
                 "n_steps": config.n_steps, "tolerance": config.tolerance,
@@ -489,6 +502,11 @@ def run_evaluation(
         }
         if per_layer is not None:
             results["per_layer"] = per_layer
+        if not results["dataset"].get("objects"):
+            dropped = _dropped(results["dataset"]["dropped_in_the_model"])
+            warnings.warn(f"dataset: no named object of the {results['dataset'].get('examples', 0)} pair(s) survived "
+                          f"the mapping into the model (dropped: {dropped}), so the object metrics (pointing game, "
+                          "insertion / deletion) are empty", UserWarning, stacklevel=2)
         with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=1, allow_nan=True)
         objects = [r for records in blocks.values() for r in records if r.get("kind") == "object"]

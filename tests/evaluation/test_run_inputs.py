@@ -115,3 +115,20 @@ def test_seeds_outside_what_the_run_can_derive_from_are_named(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"random_state: \d+ is too large for a seed"):
         InteractionLIME(model, (model.text_model.embeddings, model.vision_model.embeddings)).attribute(
             (torch.tensor([[49406, 320, 49407]]), torch.zeros(1, 3, 64, 64)), n_samples=400, random_state=2**70)
+
+
+def test_a_run_whose_objects_all_drop_in_the_model_says_so(tmp_path):
+    """A box wholly outside its image: the pair runs (its pair-level metrics are defined),
+    no object is scored, and the run ended with exit 0 and nothing said."""
+    images = [{"id": 1, "file_name": "a.png"}]
+    captions = {"annotations": [{"id": 1, "image_id": 1, "caption": "a red circle"}]}
+    instances = {"images": images, "categories": [{"id": 1, "name": "circle"}],
+                 "annotations": [{"image_id": 1, "category_id": 1, "bbox": [100, 8, 40, 40]}]}
+    _coco(tmp_path, instances, captions)
+    with pytest.warns(UserWarning, match=r"dataset: no named object of the 1 pair\(s\) survived the mapping into the "
+                                         r"model \(dropped: 1 object box outside the image\)"):
+        results = run_evaluation(out=str(tmp_path / "run"), dataset="coco", images=str(tmp_path / "images"),
+                                 captions=str(tmp_path / "captions.json"), instances=str(tmp_path / "instances.json"),
+                                 **FAST)
+    assert results["dataset"]["objects"] == 0
+    assert results["dataset"]["dropped_in_the_model"] == {"object box outside the image": 1}
