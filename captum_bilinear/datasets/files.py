@@ -84,7 +84,7 @@ class FileContext:
         try:
             return ElementTree.fromstring(text)
         except ElementTree.ParseError as error:
-            raise self.error("", f"not well-formed XML ({error}); the file may be truncated") from error
+            raise self.error("", f"not well-formed XML ({error}); the file may be truncated or damaged") from error
 
     def field(self, entry: Any, key: str, where: str, expected: str, types: Union[Type, Tuple[Type, ...]],
               default: Any = ..., allow_none: bool = False) -> Any:

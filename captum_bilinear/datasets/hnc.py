@@ -59,9 +59,9 @@ def _label(context: FileContext, entry: Mapping[str, Any], where: str) -> int:
     label = entry.get("label", 1)
     if isinstance(label, str) and label.strip() in ("0", "1"):
         label = int(label)
-    if isinstance(label, bool):
+    if isinstance(label, bool) or (isinstance(label, float) and label in (0.0, 1.0)):
         label = int(label)
-    if label not in (0, 1) or isinstance(label, float):
+    if isinstance(label, float) or label not in (0, 1):
         raise context.error(where, f'"label" is {label!r}, expected 1 (a true caption) or 0 (a hard negative)')
     return int(label)
 

@@ -101,7 +101,7 @@ def _flickr_root(tmp_path, sentence=b"[/EN#1/people A man] walks .\n", xml=None)
 
 FLICKR_CASES = [
     ("truncated XML", dict(xml="<annotation><size><width>64</width><height>64</height></size><object><na"),
-     r"root: .*Annotations/42.xml: not well-formed XML \(.*\); the file may be truncated"),
+     r"root: .*Annotations/42.xml: not well-formed XML \(.*\); the file may be truncated or damaged"),
     ("a word for a coordinate", dict(xml="<annotation><object><name>1</name><bndbox><xmin>left</xmin><ymin>1</ymin>"
                                          "<xmax>4</xmax><ymax>4</ymax></bndbox></object></annotation>"),
      r"root: .*42.xml: <object> 1: <xmin> is the string 'left', expected a number"),
