@@ -37,7 +37,8 @@ FLAGS = {
     # evaluate's
     "dataset": "--dataset", "images": "--images", "captions": "--captions", "instances": "--instances",
     "synonyms": "--synonyms", "root": "--root", "split": "--split", "annotations": "--annotations",
-    "limit": "--limit", "resume": "--resume", "methods": "--methods", "seed": "--seed",
+    "limit": "--limit", "resume": "--resume", "methods": "--methods", "seed": "--seed", "scenes": "--scenes",
+    "per_layer_scenes": "--per-layer-scenes", "completeness_examples": "--completeness-examples",
 }
 #: How an image is fitted to the model's input (:data:`captum_bilinear.images.FITS`).
 FIT_CHOICES = ("crop", "pad")

@@ -77,7 +77,9 @@ def _blocks(path: str, settings: Optional[List[Optional[str]]] = None) -> Iterab
     """``(example_id, records)`` of every complete block of one file (and, into
     ``settings`` when given, each block's settings fingerprint, None if it has none)."""
     pending: Dict[str, List[Dict[str, Any]]] = {}
-    with open(path, encoding="utf-8") as handle:
+    # undecodable bytes (a damaged line) make that line's JSON invalid: skipped like a
+    # line a killed process left half written, the file's complete blocks still count
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             try:
                 record = json.loads(line)

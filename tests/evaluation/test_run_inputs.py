@@ -132,3 +132,22 @@ def test_a_run_whose_objects_all_drop_in_the_model_says_so(tmp_path):
                                  **FAST)
     assert results["dataset"]["objects"] == 0
     assert results["dataset"]["dropped_in_the_model"] == {"object box outside the image": 1}
+
+
+def test_out_that_is_a_file_and_negative_counts_are_named_with_their_flags(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    base = ["evaluate", "--scenes", "1", "--methods", "itsm-o", "--no-progress"]
+    line = _one_line_error(capsys, main(base + ["--out", str(tmp_path / "file")]))
+    assert f"--out: {tmp_path / 'file'} is a file; expected a directory" in line  # was "[Errno 17] File exists"
+    line = _one_line_error(capsys, main(base + ["--out", str(tmp_path / "run"), "--per-layer-scenes", "-2"]))
+    assert "--per-layer-scenes: expected a non-negative int, got -2" in line
+
+
+def test_undecodable_bytes_in_a_records_file_are_a_damaged_line_not_a_crash(tmp_path):
+    """A records file with bytes that are not UTF-8 stopped every later read with
+    "'utf-8' codec can't decode byte 0xff", naming no file."""
+    out = tmp_path / "run"
+    run_evaluation(2, seed=0, out=str(out), limit=1, **FAST)
+    (out / "records" / "damaged.jsonl").write_bytes(b'\xff\xfe garbage\n{"kind": "done", "block": 1}\n')
+    results = run_evaluation(2, seed=0, out=str(out), resume=True, **FAST)
+    assert results["dataset"]["examples"] == 2 and len(complete_blocks(str(out))) == 2
