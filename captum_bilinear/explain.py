@@ -19,6 +19,7 @@ import numpy as np
 from torch import Tensor
 
 from captum_bilinear._utils.adaptive_quadrature import StepCount, check_tolerance
+from captum_bilinear._utils.model_state import leaves_inference_mode
 from captum_bilinear._utils.step_limit import check_step_limit
 from captum_bilinear.first_order import first_order_map
 from captum_bilinear.images import FITS, FittedImage, fit_image, read_image
@@ -104,6 +105,7 @@ def _spans(tokenizer: Any, caption: str, tokens: List[str], span: Optional[str],
 
 
 
+@leaves_inference_mode  # under a caller's torch.inference_mode() the model it loads could not be differentiated
 def explain_pair(
     image_path: str,
     caption: str,

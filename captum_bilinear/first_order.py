@@ -126,10 +126,16 @@ def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra
 
     from captum_bilinear.selection import patch_grid
 
+    from captum_bilinear._utils.model_state import outside_inference_mode
+
     dual = as_dual_encoder(model)
-    input_ids, pixel_values = inputs
-    forward = ConditionedSimilarity(dual, input_ids, side="b", fixed_additional_forward_args=extra[0])
-    (baseline,) = dual.default_baselines_b((pixel_values,), ())
-    steps = LIG_STEPS_WITH_AUTO if n_steps == "auto" else n_steps
-    attributions = LayerIntegratedGradients(forward, layer[1]).attribute(pixel_values, baselines=baseline, n_steps=steps)
+    # Captum's gradients record nothing under the caller's torch.inference_mode() (and
+    # refuse tensors made in it): leave it, with normal copies of such tensors.
+    with torch.inference_mode(False):
+        (input_ids, pixel_values), extra = outside_inference_mode((tuple(inputs), extra))
+        forward = ConditionedSimilarity(dual, input_ids, side="b", fixed_additional_forward_args=extra[0])
+        (baseline,) = dual.default_baselines_b((pixel_values,), ())
+        steps = LIG_STEPS_WITH_AUTO if n_steps == "auto" else n_steps
+        attributions = LayerIntegratedGradients(forward, layer[1]).attribute(pixel_values, baselines=baseline,
+                                                                            n_steps=steps)
     return patch_grid(attributions.sum(-1)[0], grid_size, has_cls)

@@ -264,7 +264,7 @@ def test_a_hub_id_fails_at_once_when_the_hub_cannot_be_reached(hub, message, sce
     "arguments, message",
     [
         (["--image", "{missing}"], "--image: no such file"),
-        (["--image", "{garbage}"], "--image: cannot read"),
+        (["--image", "{garbage}"], "garbage.png: cannot be read as an image"),
         (["--span", "zebra"], "--span: 'zebra' is not in the caption"),
         (["--box", "0,0,65,10"], "--box: (0.0, 0.0, 65.0, 10.0) lies outside the image of (height, width) = (64, 64)"),
         (["--box", "0,0,10"], "argument --box: expected X0,Y0,X1,Y1"),

@@ -74,3 +74,22 @@ def test_projection_errors():
         first_order_projection(torch.zeros(1, 2, 3), side="text")
     with pytest.raises(ValueError, match="interactions: expected a"):
         first_order_projection(torch.zeros(2, 3))
+
+
+def test_the_first_order_map_and_explain_under_inference_mode_equal_their_results_outside(tmp_path):
+    """Captum's LayerIntegratedGradients recorded nothing under the caller's
+    torch.inference_mode() and refused the tensors made there; explain_pair loaded its
+    model there, so no gradient could flow through it."""
+    import torch
+
+    from captum_bilinear.explain import explain_pair
+    from captum_bilinear.zoo import generate_scene
+
+    path = str(tmp_path / "scene.png")
+    generate_scene(3, mode="full").pil().save(path)
+    expected = explain_pair(path, "a red circle", n_steps=4, show_progress=False)
+    with torch.inference_mode():
+        got = explain_pair(path, "a red circle", n_steps=4, show_progress=False)
+    assert expected.first_order.abs().max() > 1e-3
+    torch.testing.assert_close(got.interactions, expected.interactions, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(got.first_order, expected.first_order, rtol=1e-6, atol=1e-9)

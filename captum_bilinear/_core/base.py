@@ -4,12 +4,12 @@ per side, argument checks, and per-example access to both sides' layer activatio
 from typing import Any, Iterator, NamedTuple, Optional, Tuple
 
 import torch
-from captum.attr import LayerAttribution
+from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor
 
 from captum_bilinear._utils.encoder_side import EncoderSide, ExpansionAcrossExamples
 from captum_bilinear._utils.layer_hooks import LayerTap
-from captum_bilinear._utils.model_state import evaluation_mode
+from captum_bilinear._utils.model_state import check_differentiable, evaluation_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, prepare_layers, prepare_pair
 from captum_bilinear.encoders import as_dual_encoder
 
@@ -133,6 +133,8 @@ class DualLayerAttribution(LayerAttribution):
     def _prepare(
         self, inputs: Any, baselines: Any, additional_forward_args: Any, with_baselines: bool = True
     ) -> Tuple[SideBatch, SideBatch]:
+        if isinstance(self, GradientAttribution):
+            check_differentiable(self.dual_encoder)
         return prepare_pair(self.dual_encoder, inputs, baselines, additional_forward_args, with_baselines)
 
     def _layer_pairs(

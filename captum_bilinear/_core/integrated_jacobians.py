@@ -14,7 +14,7 @@ from captum_bilinear._utils.bilinear import FixedRule, Rule, quadrature_rule
 from captum_bilinear._utils.integration import integrated_vjps, path_embeddings
 from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.checks import check_flag
-from captum_bilinear._utils.model_state import evaluation_mode, outside_inference_mode
+from captum_bilinear._utils.model_state import check_differentiable, evaluation_mode, outside_inference_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size, side_baselines, side_tensors
 from captum_bilinear._utils.callables import as_tuple, embedding_of, modules_behind
 
@@ -196,6 +196,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
             raise ValueError("n_steps: 'auto' checks completeness, which needs multiply_by_inputs=True")
         check_internal_batch_size(internal_batch_size)
         check_flag(return_convergence_delta, "return_convergence_delta")
+        check_differentiable(self._owners, "forward_func")
         side = SideBatch(*_with_baselines(inputs, baselines, ("inputs", "baselines")),
                          outside_inference_mode(as_tuple(additional_forward_args)))
         tap = LayerTap(self.layer, attribute_to_layer_input)

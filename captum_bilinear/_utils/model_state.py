@@ -1,5 +1,6 @@
 """Leaving the user's model, and the process, as they were."""
 
+import functools
 import threading
 import weakref
 from contextlib import ExitStack, contextmanager
@@ -74,6 +75,51 @@ def outside_inference_mode(value: Any) -> Any:
     return value
 
 
+def check_differentiable(model: nn.Module, name: str = "model") -> None:
+    """Refuses a model whose parameters or buffers were made inside
+    ``torch.inference_mode()`` (loaded or built there): autograd cannot differentiate
+    through them, and the user's model is not ours to copy.
+
+    Example:
+        >>> import torch
+        >>> with torch.inference_mode():
+        ...     layer = torch.nn.Linear(2, 2)
+        >>> check_differentiable(layer)
+        Traceback (most recent call last):
+        ...
+        ValueError: model: weight was made inside torch.inference_mode() (the model was loaded or built there), and gradients cannot flow through it; load or build the model outside inference mode
+    """
+    for label, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if tensor.is_inference():
+            raise ValueError(
+                f"{name}: {label} was made inside torch.inference_mode() (the model was loaded or built there), "
+                "and gradients cannot flow through it; load or build the model outside inference mode"
+            )
+
+
+def leaves_inference_mode(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` run outside ``torch.inference_mode()`` (what it builds -- a model it
+    loads, the tensors it makes -- is then usable by autograd).
+
+    Example:
+        >>> import torch
+        >>> @leaves_inference_mode
+        ... def make():
+        ...     return torch.ones(1)
+        >>> with torch.inference_mode():
+        ...     made = make()
+        >>> made.is_inference()
+        False
+    """
+
+    @functools.wraps(function)
+    def outside(*args: Any, **kwargs: Any) -> Any:
+        with torch.inference_mode(False):
+            return function(*args, **kwargs)
+
+    return outside
+
+
 @contextmanager
 def evaluation_mode(model: nn.Module) -> Iterator[None]:
     """Runs the block with every submodule in eval mode (dropout off, so the path
@@ -108,7 +154,8 @@ def _eval_flags(model: nn.Module) -> Iterator[None]:
         for module, was_training in training:
             module.training = was_training
         for parameter, required in requires_grad:
-            parameter.requires_grad_(required)
+            if parameter.requires_grad != required:  # (an inference tensor's flag cannot be set at all)
+                parameter.requires_grad_(required)
 
 
 class ProcessFlag:

@@ -80,3 +80,22 @@ def test_integrated_jacobians_under_inference_mode():
     torch.testing.assert_close(delta, expected_delta, rtol=1e-8, atol=1e-12)
     torch.testing.assert_close(checked, expected_delta, rtol=1e-8, atol=1e-12)
     assert inside.is_inference() and torch.equal(inside, x)
+
+
+def test_a_model_built_inside_inference_mode_is_named_not_a_deep_runtime_error():
+    """Its parameters are inference tensors: autograd refused them deep inside the
+    encoder ("Inference tensors cannot be saved for backward"). The masking methods need
+    no gradients and still run."""
+    with torch.inference_mode():
+        model = make_clip(dtype=torch.float64)
+    layers = clip_layers(model, 0)
+    inputs = (caption(320, 1125), torch.randn(1, 3, 32, 32, dtype=torch.float64))
+    for method in (BilinearIntegratedInteractions, InteractionCAM):
+        with pytest.raises(ValueError, match=r"model: .* was made inside torch.inference_mode\(\) \(the model was "
+                                             r"loaded or built there\)"):
+            method(model, layers).attribute(inputs)
+    assert InteractionLIME(model, layers).attribute(inputs, n_samples=120, random_state=0).shape == (1, 4, 17)
+    with torch.inference_mode():
+        encoder = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    with pytest.raises(ValueError, match=r"forward_func: [\w.]*weight was made inside torch.inference_mode\(\)"):
+        IntegratedJacobians(encoder, encoder[0]).attribute(torch.randn(2, 4), n_steps=4)
