@@ -272,9 +272,9 @@ def open_image(path: Any, name: str = "image_path", size: Optional[Tuple[int, in
             if image is opened:
                 image = opened.copy()
     except Image.DecompressionBombError as error:
-        raise ValueError(f"{where}: larger than PIL's limit of {Image.MAX_IMAGE_PIXELS} pixels "
-                         f"(PIL.Image.MAX_IMAGE_PIXELS, a guard against decompression bombs): {error}; "
-                         "downscale the image, or raise that limit if you trust the file") from error
+        raise ValueError(f"{where}: too large for PIL ({str(error).split(', could be')[0]}: twice "
+                         "PIL.Image.MAX_IMAGE_PIXELS, a guard against decompression bombs); downscale the image, "
+                         "or raise that limit if you trust the file") from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
         raise ValueError(f"{where}: cannot be read as an image ({type(error).__name__}: {error})") from error
     return _as_rgb(image, where)

@@ -166,7 +166,8 @@ def test_oversized_truncated_and_32_bit_images_are_one_clear_error(tmp_path, mon
 
     big = _saved(Image.new("RGB", (64, 64)), "big.png", tmp_path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels: above twice the limit
-    with pytest.raises(ValueError, match=f"image_path: {big}: larger than PIL's limit of 1000 pixels"):
+    with pytest.raises(ValueError, match=f"image_path: {big}: too large for PIL \\(Image size \\(4096 pixels\\) "
+                                         "exceeds limit of 2000 pixels: twice PIL.Image.MAX_IMAGE_PIXELS"):
         read_image(big)
     monkeypatch.undo()
     whole = open(_saved(Image.effect_noise((64, 64), 50).convert("RGB"), "noise.png", tmp_path), "rb").read()
