@@ -256,6 +256,13 @@ def _dropped(statistics: Dict[str, int]) -> str:
     return "; ".join(reasons) or "none"
 
 
+def _selected_blocks(out: str, dataset: Any, config: EvaluationConfig) -> Dict[str, List[Dict[str, Any]]]:
+    """The complete blocks of the pairs ``config`` selects (a resumed run with a smaller
+    ``--limit`` leaves records of further pairs on disk; the tables are of the selected)."""
+    selected = {example.example_id for example in selected_examples(dataset, config)}
+    return {example_id: records for example_id, records in complete_blocks(out).items() if example_id in selected}
+
+
 def _dropped_in_the_model(blocks: Dict[str, List[Dict[str, Any]]]) -> Dict[str, int]:
     """The objects and negatives dropped when the pairs were mapped into the model (words
     cut, boxes outside the image or the model's view, too small), summed over the pairs."""
@@ -364,7 +371,7 @@ def _per_layer_runs(bundle: ModelBundle, dataset: Any, config: EvaluationConfig,
         run_shard(bundle.with_layer(spec), dataset, layer_config, layer_out, resume, process, show_progress)
         process.barrier()
         if process.is_main:
-            table[str(spec)] = summarize_methods(complete_blocks(layer_out), methods)
+            table[str(spec)] = summarize_methods(_selected_blocks(layer_out, dataset, layer_config), methods)
     return {"examples": config.per_layer_scenes, "methods": methods, "layers": table}
 
 
@@ -482,9 +489,7 @@ def run_evaluation(
         curves = completeness_curves(bundle, data, config) if config.completeness_examples > 0 else {}
         # what this run's settings select (a resumed run with a smaller --limit leaves
         # records of further pairs on disk; the tables are of the selected ones)
-        selected = {example.example_id for example in selected_examples(data, config)}
-        blocks = {example_id: records for example_id, records in complete_blocks(out).items()
-                  if example_id in selected}
+        blocks = _selected_blocks(out, data, config)
         results = summarize(blocks, config.methods)
         results = {
             "model": _model_entry(bundle, config),

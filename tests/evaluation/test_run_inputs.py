@@ -151,3 +151,19 @@ def test_undecodable_bytes_in_a_records_file_are_a_damaged_line_not_a_crash(tmp_
     (out / "records" / "damaged.jsonl").write_bytes(b'\xff\xfe garbage\n{"kind": "done", "block": 1}\n')
     results = run_evaluation(2, seed=0, out=str(out), resume=True, **FAST)
     assert results["dataset"]["examples"] == 2 and len(complete_blocks(str(out))) == 2
+
+
+def _without_timings(table):
+    """The table as JSON (NaN equal to NaN), without its timings."""
+    return json.dumps({layer: {method: {k: v for k, v in values.items() if k != "seconds_per_pair"}
+                               for method, values in methods.items()} for layer, methods in table["layers"].items()},
+                      sort_keys=True)
+
+
+def test_a_resumed_per_layer_table_is_of_the_pairs_its_settings_select(tmp_path):
+    options = dict(methods=["icam"], completeness_scenes=0, show_progress=False)
+    run_evaluation(2, seed=3, out=str(tmp_path / "a"), per_layer_scenes=2, **options)
+    resumed = run_evaluation(2, seed=3, out=str(tmp_path / "a"), per_layer_scenes=1, resume=True, **options)
+    fresh = run_evaluation(2, seed=3, out=str(tmp_path / "b"), per_layer_scenes=1, **options)
+    assert resumed["per_layer"]["layers"]["0"]["InteractionCAM"]["examples"] == 1  # not the 2 pairs on disk
+    assert _without_timings(resumed["per_layer"]) == _without_timings(fresh["per_layer"])
