@@ -30,7 +30,6 @@ The synonyms ship with the package (``coco_synonyms.json``: category -> words; a
 category not in it is matched by its name) and can be replaced by any such mapping.
 """
 
-import json
 import os
 from collections import Counter
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
@@ -62,13 +61,13 @@ def coco_synonyms(source: Union[None, str, Mapping[str, Sequence[str]]] = None) 
     if source is None:
         source = SYNONYMS_FILE
     if isinstance(source, (str, os.PathLike)):
-        with open(check_file(source, "synonyms"), encoding="utf-8") as handle:
-            source = json.load(handle)
+        source = FileContext("synonyms", check_file(source, "synonyms")).json()
     if not isinstance(source, Mapping):
         raise TypeError(f"synonyms: expected a mapping category -> words, a JSON file or None, got {type(source).__name__}")
     result: Dict[str, List[str]] = {}
     for category, words in source.items():
-        if isinstance(words, str) or not all(isinstance(w, str) and w.strip() for w in words):
+        if isinstance(words, str) or not isinstance(words, (list, tuple)) or not all(
+                isinstance(w, str) and w.strip() for w in words):
             raise ValueError(f"synonyms: expected a list of words for {category!r}, got {words!r}")
         result[str(category)] = list(words)
     return result

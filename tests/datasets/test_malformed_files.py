@@ -148,3 +148,13 @@ HNC_CASES = [
 def test_malformed_hnc_is_one_error_naming_file_and_entry(tmp_path, case, data, message):
     with pytest.raises(ValueError, match=message):
         read_hnc(_hnc(tmp_path, data), str(tmp_path))
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"dog": ["puppy",]}', r"synonyms: .*syn.json: not valid JSON \(line 1, column 18"),
+    ('{"dog": 3}', r"synonyms: expected a list of words for 'dog', got 3"),
+])
+def test_a_malformed_synonyms_file_is_named(tmp_path, content, message):
+    (tmp_path / "syn.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        read_coco(*_coco_files(tmp_path), synonyms=str(tmp_path / "syn.json"))
