@@ -251,3 +251,29 @@ def test_two_explorers_share_a_page_under_their_own_ids(browser, tmp_path):
     assert values == [-(6 + 11), -(7 + 12), -(8 + 13), -(9 + 14)]
     assert len(browser.find_elements("css selector", "[data-token]")) == 8
     assert console_errors(browser) == []
+
+
+def test_the_address_opens_a_method_span_and_box(browser, tmp_path):
+    """As the evaluation report's links open a pair's page: #method=...&span=...&box=... (box
+    in the model image's pixels)."""
+    _browser_or_skip()
+    from captum_bilinear.page import interaction_explorer
+
+    from captum_bilinear import InteractionTerms
+
+    A = torch.arange(20.0).reshape(4, 5)
+    zeros = torch.zeros
+    explorer = interaction_explorer(
+        [InteractionTerms(zeros(1), zeros(1, 4), zeros(1, 5), sign * A[None], method=name)
+         for sign, name in ((1, "first"), (-1, "second"))],
+        np.zeros((16, 16, 3), np.uint8), ["[BOS]", "a", "b", "[EOS]"])
+    page = tmp_path / "pair.html"
+    explorer.save(page)
+    browser.get(page.resolve().as_uri() + "#method=second&span=1,3&box=0,0,8,16")
+    state = api(browser, "state()")
+    scale = api(browser, "imageSize")[0] / 16
+    assert state["method"] == "second" and state["pinned"] == [1, 3] and state["span"] == [1, 3]
+    assert state["box"] == [0, 0, 8 * scale, 16 * scale]
+    np.testing.assert_allclose(state["shown"], -(A[1, 1:] + A[2, 1:]).numpy())
+    np.testing.assert_allclose(state["caption"], -(A[:, 1] + A[:, 3]).numpy())  # the left column of patches
+    assert console_errors(browser) == []

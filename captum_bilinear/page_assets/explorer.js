@@ -157,6 +157,26 @@
     return values;
   };
 
+  /* A standalone page's address may say what to show: #method=NAME&span=START,STOP&box=X0,Y0,X1,Y1
+   * (the box in the model image's pixels), as the evaluation report's links do. */
+  Explorer.prototype.applyAddress = function (fragment) {
+    var parameters = new URLSearchParams(fragment), initial = {};
+    var numbers = function (text) { return text.split(",").map(Number); };
+    if (parameters.get("method")) { initial.method = parameters.get("method"); }
+    if (parameters.get("span")) {
+      var span = numbers(parameters.get("span"));
+      if (span.length === 2 && span[0] >= 0 && span[0] < span[1] && span[1] <= this.tokens.length) { initial.span = span; }
+    }
+    if (parameters.get("box")) {
+      var box = numbers(parameters.get("box")), scale = this.data.display[1] / this.data.modelImageSize[1];
+      if (box.length === 4 && box.every(isFinite)) { initial.box = box.map(function (v) { return v * scale; }); }
+    }
+    this.applyInitial(initial);
+    this.select.value = this.current.view;
+    this.current.preview = null;
+    this.draw();
+  };
+
   Explorer.prototype.applyInitial = function (initial) {
     if (initial.method && (this.views[initial.method] || initial.method === "first-order")) {
       this.current.view = initial.method;
@@ -554,7 +574,10 @@
       var api = explorer.api();
       window.captumBilinearExplorers = window.captumBilinearExplorers || {};
       window.captumBilinearExplorers[id] = api;
-      if (!window.captumBilinear) { window.captumBilinear = api; }
+      if (!window.captumBilinear) {
+        window.captumBilinear = api;
+        if (window.location.hash.length > 1) { explorer.applyAddress(window.location.hash.slice(1)); }
+      }
       return api;
     }
   };
