@@ -75,8 +75,10 @@ $(EXTRAS_VENV)/.installed: setup.cfg pyproject.toml
 test-extras: $(EXTRAS_VENV)/.installed
 	CAPTUM_BILINEAR_REQUIRE_EXTRAS=1 $(EXTRAS_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/adapters/test_adapters_open_clip.py
 
+# Then nothing in the built pages may load from the network (formulas by a local MathJax).
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/python docs/check_offline.py docs/_build/html
 
 # The reference implementation (exclip) needs open_clip and torchvision, which PyPI's
 # torchvision cannot load beside torch 2.13.0's CPU build: the benchmark has its own

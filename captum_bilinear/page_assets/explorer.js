@@ -481,8 +481,9 @@
       this.status.textContent = this.firstOrder.title + ": the first-order map of the whole caption";
     } else if (shown.span) {
       var words = this.tokens.slice(shown.span[0], shown.span[1]).join(" ");
-      this.status.textContent = view + ': "' + words + '" (tokens ' + shown.span[0] + " to " + (shown.span[1] - 1) +
-        ") -> image";
+      var rows = shown.span[1] - shown.span[0] === 1 ? "token " + shown.span[0]
+        : "tokens " + shown.span[0] + " to " + (shown.span[1] - 1);
+      this.status.textContent = view + ': "' + words + '" (' + rows + ") -> image";
     } else {
       this.status.textContent = view + ": hover a token to see its map";
     }
