@@ -165,9 +165,26 @@ def _evaluation_body() -> None:
             out.write(body)
 
 
+def _demo_explorer() -> None:
+    """``explorer/demo_explorer.html``: the explorer the explorer page embeds, rendered from
+    the committed data (``explorer/make_demo_explorer.py`` writes it) with the page's
+    current script and style."""
+    import json
+
+    from captum_bilinear.page import InteractionExplorer
+
+    with open(os.path.join(HERE, "explorer", "demo_explorer.json"), encoding="utf-8") as handle:
+        fragment = InteractionExplorer(json.load(handle)).fragment()
+    path = os.path.join(HERE, "explorer", "demo_explorer.html")
+    if not os.path.exists(path) or open(path, encoding="utf-8").read() != fragment:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(fragment)
+
+
 _pandoc_on_path()
 _copy_tutorials()
 _evaluation_body()
+_demo_explorer()
 
 
 # -- every public name is documented -------------------------------------------------
