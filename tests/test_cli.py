@@ -568,3 +568,11 @@ def test_the_page_and_the_figure_render_one_saved_explanation(scene_file, tmp_pa
     assert figure.axes and explanation.title().startswith("ITSM-H on the bundled demo CLIP")
     assert Explanation.load(saved).page(explorer_id="x").data["methods"] == \
         explanation.page(explorer_id="x").data["methods"]
+    # a saved explanation of another format version is refused by name
+    metadata = json.loads((saved / "explanation.json").read_text())
+    (saved / "explanation.json").write_text(json.dumps({**metadata, "format_version": 2}))
+    with pytest.raises(ValueError, match=r"path: .*explanation.json is 'captum-bilinear Explanation' version 2; "
+                                         r"this captum-bilinear reads 'captum-bilinear Explanation' version 1 only"):
+        Explanation.load(saved)
+    with pytest.raises(ValueError, match="path: .* has no explanation.json"):
+        Explanation.load(tmp_path)
