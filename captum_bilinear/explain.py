@@ -109,12 +109,16 @@ class Explanation:
                 raise ValueError(f"terms: the page needs every token's row of A; {terms.method} holds "
                                  f"{tuple(terms.cross.shape[1:])} (grouped spans?)")
         units = {spec.name: spec.units for spec in self.methods}
-        names = ", ".join(terms.method for terms in runs)
+        if len({tuple(terms.layers) for terms in runs}) == 1:
+            names = f"{', '.join(terms.method for terms in runs)} on the {self.model_name}, {self.where}"
+        else:  # the masking methods ran at the inputs, the others at the requested layer
+            names = "; ".join(f"{terms.method} at {' / '.join(terms.layers)}" for terms in runs)
+            names = f"{names} (the {self.model_name})"
         return interaction_explorer(
             runs, self.image, self.tokens, grid_size=self.grid, has_cls=self.has_cls,
             first_order_map=self.first_order, first_order_title=FIRST_ORDER_TITLE, first_order_units="similarity",
             spans=self.spans, box=self.box, units=units, explorer_id=explorer_id,
-            title=f"{names} on the {self.model_name}, {self.where}: \"{self.caption}\"",
+            title=f"{names}: \"{self.caption}\"",
         )
 
     def _repr_html_(self) -> str:
