@@ -82,7 +82,8 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
     names = ", ".join(f"{spec.short} ({spec.name})" for spec in METHODS.values())
     parser.add_argument("--method", action="append", choices=[*METHODS, ALL_METHODS], metavar="METHOD",
                         help=f"interaction method: {names}, or {ALL_METHODS} (default bii). Give it several times "
-                             "to compare methods on the page (--out page.html); a figure shows the first")
+                             "to compare methods on the page (--out page.html); a figure shows one (with --save: "
+                             "the first, the others kept)")
     parser.add_argument("--n-steps", type=step_count, default="auto",
                         help=f"BII's quadrature nodes (at most {MAX_STEPS}; also the first-order map's), or 'auto' (the default): "
                              "as many as --tolerance needs, per pair")
