@@ -19,6 +19,8 @@ gives ``(H, W)``.
 
 from typing import Any, Dict, Optional, Sequence
 
+import torch  # noqa: F401  (the examples use it)
+
 from captum_bilinear.adapters._hf_sides import pixel_side, pixel_statistics, text_side
 
 CLASSES = ("AlignModel",)
@@ -29,7 +31,16 @@ ALIGN_IMAGE_STD = (0.5, 0.5, 0.5)
 
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],
           processor: Any) -> Dict[str, Any]:
-    """The DualEncoder arguments of an ALIGN model."""
+    """The DualEncoder arguments of an ALIGN model.
+
+    Example:
+        >>> from transformers import AlignConfig, AlignModel
+        >>> model = AlignModel(AlignConfig(
+        ...     text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+        ...     vision_config=dict(image_size=64, width_coefficient=0.1, depth_coefficient=0.1), projection_dim=32))
+        >>> sides(model, None, None, None)["reference_b"]((torch.zeros(1, 3, 2, 2),), ())[0][0, :, 0, 0]
+        tensor([-1., -1., -1.])
+    """
     mean, std = pixel_statistics(processor, image_mean, image_std, ALIGN_IMAGE_MEAN, ALIGN_IMAGE_STD)
     return dict(
         **text_side(model, model.config.text_config, names=("attention_mask", "token_type_ids", "position_ids")),

@@ -10,6 +10,8 @@ token_type_ids, position_ids)``; default reference ``[CLS, PAD..., SEP, padding.
 
 from typing import Any, Dict, Optional, Sequence
 
+import torch  # noqa: F401  (the examples use it)
+
 from captum_bilinear.adapters._hf_sides import pixel_side, pixel_statistics, text_side
 from captum_bilinear.references import CLIP_IMAGE_MEAN, CLIP_IMAGE_STD
 
@@ -18,7 +20,16 @@ CLASSES = ("ChineseCLIPModel",)
 
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],
           processor: Any) -> Dict[str, Any]:
-    """The DualEncoder arguments of a Chinese-CLIP model."""
+    """The DualEncoder arguments of a Chinese-CLIP model.
+
+    Example:
+        >>> from transformers import ChineseCLIPConfig, ChineseCLIPModel
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = ChineseCLIPModel(ChineseCLIPConfig(text_config=dict(small, vocab_size=200),
+        ...                                            vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> sides(model, None, None, None)["reference_a"]((torch.tensor([[101, 11, 12, 102]]),), ())
+        (tensor([[101,   0,   0, 102]]),)
+    """
     mean, std = pixel_statistics(processor, image_mean, image_std, CLIP_IMAGE_MEAN, CLIP_IMAGE_STD)
     return dict(
         **text_side(model, model.config.text_config, names=("attention_mask", "token_type_ids", "position_ids")),
