@@ -8,16 +8,16 @@ the text is pooled, its special tokens and default reference, the image normaliz
 and default image (or audio) reference, SigLIP-2's patch masks -- lives in one small
 module per family:
 
-========================================  =============================================
-``CLIPModel``, ``MetaClip2Model``          :mod:`captum_bilinear.adapters.hf_clip`
-``SiglipModel``                            :mod:`captum_bilinear.adapters.hf_siglip`
-``Siglip2Model`` (NaFlex)                  :mod:`captum_bilinear.adapters.hf_siglip2`
-``AltCLIPModel``                           :mod:`captum_bilinear.adapters.hf_altclip`
-``ChineseCLIPModel``                       :mod:`captum_bilinear.adapters.hf_chinese_clip`
-``AlignModel`` (EfficientNet images)       :mod:`captum_bilinear.adapters.hf_align`
+============================================  ===============================================
+``CLIPModel``, ``MetaClip2Model``             :mod:`captum_bilinear.adapters.hf_clip`
+``SiglipModel``                               :mod:`captum_bilinear.adapters.hf_siglip`
+``Siglip2Model`` (NaFlex)                     :mod:`captum_bilinear.adapters.hf_siglip2`
+``AltCLIPModel``                              :mod:`captum_bilinear.adapters.hf_altclip`
+``ChineseCLIPModel``                          :mod:`captum_bilinear.adapters.hf_chinese_clip`
+``AlignModel`` (EfficientNet images)          :mod:`captum_bilinear.adapters.hf_align`
 ``BlipForImageTextRetrieval``, ``BlipModel``  :mod:`captum_bilinear.adapters.hf_blip`
-``ClapModel`` (text-audio)                 :mod:`captum_bilinear.adapters.hf_clap`
-========================================  =============================================
+``ClapModel`` (text-audio)                    :mod:`captum_bilinear.adapters.hf_clap`
+============================================  ===============================================
 
 Side a is always the text (``input_ids``, its ``attention_mask`` the first additional
 forward argument; captions padded on the right), side b the image (or audio). A layer
