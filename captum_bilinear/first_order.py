@@ -1,7 +1,7 @@
 """First-order views: Captum's methods on one side of a dual encoder, and interaction
 results projected to one side."""
 
-from typing import Any
+from typing import Any, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -106,3 +106,31 @@ def first_order_projection(interactions: Tensor, side: str = "b") -> Tensor:
         raise ValueError("interactions: expected a (batch, positions_a, positions_b) Tensor")
     return interactions.sum(1 if side == "b" else 2)
 
+
+def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: Union[int, str],
+                    has_cls: bool, grid_size: Tuple[int, int]) -> Tensor:
+    """Captum's ``LayerIntegratedGradients`` of the caption-conditioned similarity at the
+    image layer, from the black image, summed over hidden dims: a ``(grid_h, grid_w)`` map
+    (``n_steps="auto"``: Captum's LIG takes an int; :data:`LIG_STEPS_WITH_AUTO`).
+
+    Example:
+        >>> from captum_bilinear.zoo import generate_scene, scene_inputs
+        >>> from captum_bilinear.loading import load_model
+        >>> loaded = load_model()
+        >>> batch = scene_inputs(generate_scene(0), loaded.tokenizer, loaded.image_processor)
+        >>> layer = (loaded.model.text_model.encoder.layers[3], loaded.model.vision_model.encoder.layers[3])
+        >>> first_order_map(loaded.model, layer, (batch["input_ids"], batch["pixel_values"]),
+        ...                 ((batch["attention_mask"],), None), n_steps=4, has_cls=True, grid_size=(8, 8)).shape
+        torch.Size([8, 8])
+    """
+    from captum.attr import LayerIntegratedGradients
+
+    from captum_bilinear.selection import patch_grid
+
+    dual = as_dual_encoder(model)
+    input_ids, pixel_values = inputs
+    forward = ConditionedSimilarity(dual, input_ids, side="b", fixed_additional_forward_args=extra[0])
+    (baseline,) = dual.default_baselines_b((pixel_values,), ())
+    steps = LIG_STEPS_WITH_AUTO if n_steps == "auto" else n_steps
+    attributions = LayerIntegratedGradients(forward, layer[1]).attribute(pixel_values, baselines=baseline, n_steps=steps)
+    return patch_grid(attributions.sum(-1)[0], grid_size, has_cls)

@@ -8,6 +8,7 @@ lost; the padding is 0 in the normalized pixel space), and keeps the geometry, s
 given in the original image's pixels are mapped to the model's pixels either way.
 """
 
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence, Tuple
 
@@ -170,3 +171,30 @@ def fit_image(image: Any, image_processor: Any, fit: str = "crop") -> FittedImag
     else:
         description = f"resized {original[0]}x{original[1]} to {final[0]}x{final[1]}"
     return FittedImage(pixel_values, display, scale, total_offset, original, fit, description)
+
+
+def read_image(path: str) -> Any:
+    """The RGB PIL image at ``path`` (clear errors for a missing or unreadable file).
+
+    Example:
+        >>> import os, tempfile
+        >>> from captum_bilinear.zoo import generate_scene
+        >>> path = os.path.join(tempfile.mkdtemp(), "scene.png"); generate_scene(0).pil().save(path)
+        >>> read_image(path).size
+        (64, 64)
+        >>> read_image("no/such/file.png")
+        Traceback (most recent call last):
+        ...
+        ValueError: image_path: no such file: no/such/file.png
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"image_path: expected a file path, got {type(path).__name__}")
+    if not os.path.isfile(path):
+        raise ValueError(f"image_path: no such file: {path}")
+    try:
+        with Image.open(path) as opened:
+            return opened.convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"image_path: cannot read {path} as an image ({type(error).__name__})") from error

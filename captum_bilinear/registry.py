@@ -10,7 +10,7 @@ Example:
 """
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple, Union
 
 
 def _make(class_name: str, **options: Any) -> Callable[[Any, Any], Any]:
@@ -82,3 +82,46 @@ def method_spec(name: str) -> MethodSpec:
                 return spec
     known = ", ".join(f"{spec.short} ({spec.name})" for spec in METHODS.values())
     raise ValueError(f"method: expected one of {known}; got {name!r}")
+
+
+def make_method(name: str, model: Any, layer: Any) -> Any:
+    """The interaction method of a short name or result name (see
+    :data:`captum_bilinear.registry.METHODS`).
+
+    Example:
+        >>> from captum_bilinear.loading import load_model
+        >>> loaded = load_model()
+        >>> layer = (loaded.model.text_model.encoder.layers[3], loaded.model.vision_model.encoder.layers[3])
+        >>> type(make_method("icam", loaded.model, layer)).__name__
+        'InteractionCAM'
+    """
+    return method_spec(name).make(model, layer)
+
+
+def run_method(method: Any, inputs: Tuple[Any, Any], extra: Any, n_steps: Union[int, str], show_progress: bool,
+               tolerance: float = 1e-4) -> Any:
+    """Runs any interaction method with its own sensible settings; ``(batch, S, P)``.
+    The sampling methods size their samples / budget themselves (the paper's default,
+    raised to what identifies their terms) and are seeded with 0; BII takes ``n_steps``,
+    ``tolerance`` and ``show_progress``.
+
+    Example:
+        >>> from captum_bilinear.zoo import generate_scene, scene_inputs
+        >>> from captum_bilinear.loading import load_model
+        >>> loaded = load_model()
+        >>> batch = scene_inputs(generate_scene(0), loaded.tokenizer, loaded.image_processor)
+        >>> layer = (loaded.model.text_model.embeddings, loaded.model.vision_model.embeddings)
+        >>> method = make_method("ilime", loaded.model, layer)
+        >>> A = run_method(method, (batch["input_ids"], batch["pixel_values"]), ((batch["attention_mask"],), None),
+        ...                n_steps=8, show_progress=False)
+        >>> A.shape[2]
+        65
+    """
+    from captum_bilinear import BilinearIntegratedInteractions, InteractionLIME, WeightedBanzhafInteractions
+
+    if isinstance(method, (InteractionLIME, WeightedBanzhafInteractions)):
+        return method.attribute(inputs, additional_forward_args=extra, random_state=0)
+    if isinstance(method, BilinearIntegratedInteractions):
+        return method.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, tolerance=tolerance,
+                                show_progress=show_progress)
+    return method.attribute(inputs, additional_forward_args=extra)

@@ -21,6 +21,9 @@ Conventions (used by :mod:`captum_bilinear.metrics` and
 """
 
 import math
+import os
+import re
+import warnings
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
@@ -409,6 +412,193 @@ def token_labels(tokenizer: Any, input_ids: Sequence[int]) -> List[str]:
             label = label.replace(marker, "")
         labels.append(label or token)
     return labels
+
+
+# ------------------------------------------------------------------ captions
+
+
+#: Words that do not belong to a noun phrase (caption spans default to the maximal runs
+#: of other words).
+STOP_WORDS = frozenset(
+    "a an the and or of to in on at with without from by for is are there this that it its "
+    "left right above below under over next near beside behind between top bottom side "
+    "image picture photo photograph scene shows showing containing".split()
+)
+
+
+
+def _is_demo_tokenizer(tokenizer: Any) -> bool:
+    from captum_bilinear.zoo import DEMO_MODEL_DIR
+
+    path = getattr(tokenizer, "name_or_path", "") or ""
+    return bool(path) and os.path.realpath(path) == os.path.realpath(DEMO_MODEL_DIR)
+
+
+def unknown_words(caption: str, vocabulary: Sequence[str]) -> List[str]:
+    """The words of ``caption`` (lower-cased, in order, once each) that are not in ``vocabulary``.
+
+    Example:
+        >>> unknown_words("A dog on a sofa, a dog", ["a", "on", ","])
+        ['dog', 'sofa']
+    """
+    known = {word.lower() for word in vocabulary}
+    words = re.findall(r"[a-z]+|[0-9]+|[^\sa-z0-9]", caption.lower())
+    return [word for word in dict.fromkeys(words) if word not in known]
+
+
+def _tokenizer_limit(tokenizer: Any) -> Optional[int]:
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and 0 < limit < 100_000 else None
+
+
+def encode_caption(
+    tokenizer: Any, caption: str, max_length: Optional[int] = None, vocabulary: Optional[Sequence[str]] = None
+) -> Any:
+    """Tokenizes a caption as the model reads it, warning about what it cannot read.
+
+    Warns (``UserWarning``, naming ``caption``) when the caption is longer than the model
+    reads (it is cut, as the tokenizer's truncation does) and when a model that knows only
+    a fixed vocabulary -- the bundled demo model, or any ``vocabulary`` given -- meets
+    words outside it: its tokenizer splits them into pieces the model never saw as words.
+
+    Args:
+        tokenizer: a HF tokenizer.
+        caption: the caption.
+        max_length: the most tokens the model reads (default: the tokenizer's
+            ``model_max_length``).
+        vocabulary: the words the model knows (default: the demo vocabulary for the
+            bundled demo tokenizer, else no check).
+
+    Returns:
+        The tokenizer's ``BatchEncoding`` (``input_ids``, ``attention_mask``; batch of 1,
+        PyTorch tensors).
+
+    Example:
+        >>> import warnings
+        >>> from captum_bilinear.zoo import load_demo_model
+        >>> _, tokenizer, _ = load_demo_model()
+        >>> encode_caption(tokenizer, "a red circle")["input_ids"].shape
+        torch.Size([1, 5])
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = encode_caption(tokenizer, "a dog")
+        >>> "'dog' (d o g)" in str(caught[0].message)
+        True
+    """
+    if not isinstance(caption, str):
+        raise TypeError(f"caption: expected a str, got {type(caption).__name__}")
+    if not caption.strip():
+        raise ValueError("caption: the caption is empty")
+    if vocabulary is None and _is_demo_tokenizer(tokenizer):
+        from captum_bilinear.zoo import VOCABULARY
+
+        vocabulary = VOCABULARY
+    if vocabulary is not None:
+        unknown = unknown_words(caption, vocabulary)
+        if unknown:
+            pieces = ", ".join(
+                f"'{word}' ({' '.join(piece.replace('</w>', '') for piece in tokenizer.tokenize(word))})"
+                for word in unknown)
+            warnings.warn(
+                f"caption: the model knows only the words of its training scenes; its tokenizer splits {pieces} "
+                f"into pieces it never saw as words, so their attributions mean little. "
+                f"The words it knows: {' '.join(vocabulary)}", UserWarning, stacklevel=2)
+    limits = [limit for limit in (max_length, _tokenizer_limit(tokenizer)) if limit]
+    limit = min(limits) if limits else None
+    length = len(tokenizer(caption, truncation=False, verbose=False)["input_ids"])
+    if limit is not None and length > limit:
+        kept = tokenizer(caption, truncation=True, max_length=limit, return_offsets_mapping=True)
+        ends = [end for start, end in kept.get("offset_mapping", []) if end > start]
+        where = f" after {caption[:max(ends)][-40:]!r}" if ends else ""
+        warnings.warn(f"caption: {length} tokens (start and end included), but the model reads at most {limit}: "
+                      f"it is cut{where}", UserWarning, stacklevel=2)
+    return tokenizer(caption, truncation=limit is not None, max_length=limit, return_tensors="pt")
+
+
+def noun_phrase_spans(tokens: Sequence[str], words: Optional[Sequence[Tuple[int, int]]] = None) -> List[Tuple[int, int]]:
+    """Maximal runs of content words (no special tokens, no :data:`STOP_WORDS`), e.g.
+    ``[BOS] a small red circle left of a blue square [EOS]`` -> "small red circle", "blue square".
+
+    Args:
+        tokens: token labels (:func:`~captum_bilinear.selection.token_labels`).
+        words: the token positions ``(start, stop)`` of each word, in order, where words
+            are split into several tokens (:func:`caption_words`); default: one word per token.
+
+    Returns:
+        Token spans ``(start, stop)``, stop exclusive.
+
+    Example:
+        >>> noun_phrase_spans(["[BOS]", "a", "red", "circle", "left", "of", "a", "blue", "square", "[EOS]"])
+        [(2, 4), (7, 9)]
+        >>> noun_phrase_spans(["[BOS]", "a", "d", "o", "g", "[EOS]"], words=[(1, 2), (2, 5)])  # "a dog"
+        [(2, 5)]
+    """
+    words = [(index, index + 1) for index in range(len(tokens))] if words is None else list(words)
+    spans, start, end = [], None, None
+    for word_start, word_stop in words + [(len(tokens), len(tokens))]:
+        text = "".join(tokens[word_start:word_stop])
+        special = any(token.startswith("[") and token.endswith("]") for token in tokens[word_start:word_stop])
+        content = bool(text) and not special and text.lower() not in STOP_WORDS and text.isalnum()
+        if content and start is None:
+            start = word_start
+        elif not content and start is not None:
+            spans.append((start, end))
+            start = None
+        end = word_stop
+    return spans
+
+
+def caption_words(tokenizer: Any, caption: str, max_length: Optional[int] = None) -> Optional[List[Tuple[int, int]]]:
+    """The token positions ``(start, stop)`` of each word of ``caption``: letters and
+    digits with no space between them form one word, whatever the tokenizer made of them
+    (from a fast tokenizer's offsets; None where the tokenizer gives none).
+
+    Args:
+        tokenizer: a HF tokenizer.
+        caption: the caption.
+        max_length: the most tokens the model reads (as in :func:`encode_caption`).
+
+    Example:
+        >>> from captum_bilinear.zoo import load_demo_model
+        >>> _, tokenizer, _ = load_demo_model()
+        >>> caption_words(tokenizer, "a dog, a star")  # [BOS] a d o g , a star [EOS]
+        [(0, 1), (1, 2), (2, 5), (5, 6), (6, 7), (7, 8), (8, 9)]
+    """
+    try:
+        encoding = tokenizer(caption, return_offsets_mapping=True, truncation=max_length is not None,
+                             max_length=max_length)
+        offsets = encoding["offset_mapping"]
+    except (NotImplementedError, TypeError, ValueError, KeyError):
+        return None
+    words: List[Tuple[int, int]] = []
+    previous_end = None
+    for index, (start, end) in enumerate(offsets):
+        piece = caption[start:end]
+        if piece.isalnum() and previous_end == start and words:
+            words[-1] = (words[-1][0], index + 1)
+        else:
+            words.append((index, index + 1))
+        previous_end = end if piece.isalnum() else None
+    return words
+
+
+
+def span_label(tokenizer: Any, caption: str, span: Tuple[int, int], tokens: Sequence[str]) -> str:
+    """The caption's own text of a token span (``"dog"``, not the pieces ``"d o g"``), from
+    a fast tokenizer's offsets; the tokens' labels joined by spaces otherwise.
+
+    Example:
+        >>> from captum_bilinear.zoo import load_demo_model
+        >>> _, tokenizer, _ = load_demo_model()
+        >>> span_label(tokenizer, "a dog", (2, 5), ["[BOS]", "a", "d", "o", "g", "[EOS]"])
+        'dog'
+    """
+    try:
+        offsets = tokenizer(caption, return_offsets_mapping=True)["offset_mapping"]
+        start, stop = offsets[span[0]][0], offsets[span[1] - 1][1]
+    except (NotImplementedError, TypeError, ValueError, KeyError, IndexError):
+        return " ".join(tokens[span[0]:span[1]])
+    return caption[start:stop] if stop > start else " ".join(tokens[span[0]:span[1]])
 
 
 def naflex_cells(interactions: Any, spatial_shape: Any) -> Tuple[Tensor, Tuple[int, int]]:

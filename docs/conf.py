@@ -183,6 +183,7 @@ API_MODULES = (
     "captum_bilinear.zoo",
     "captum_bilinear.evaluation",
     "captum_bilinear.explain",
+    "captum_bilinear.loading",
 )
 
 

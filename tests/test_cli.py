@@ -10,6 +10,7 @@ import transformers
 from PIL import Image, ImageDraw
 
 import captum_bilinear.explain as explain_module
+import captum_bilinear.loading as loading_module
 from captum_bilinear.cli import build_parser, main
 from captum_bilinear.registry import METHODS
 from captum_bilinear.zoo import VOCABULARY, generate_scene
@@ -221,7 +222,7 @@ def test_a_missing_relative_model_directory_is_named_not_sent_to_the_hub(model, 
     def hub_asked(*args, **kwargs):
         raise AssertionError("the hub was asked about a path")
 
-    monkeypatch.setattr(explain_module, "_hub_unreachable", hub_asked)
+    monkeypatch.setattr(loading_module, "_hub_unreachable", hub_asked)
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", hub_asked)
     code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
                           str(tmp_path / "f.png"), "--model", model)

@@ -28,7 +28,7 @@ def test_docstring_examples_run(name):
 PUBLIC_MODULES = [
     "captum_bilinear", "captum_bilinear.metrics", "captum_bilinear.zoo", "captum_bilinear.evaluation",
     "captum_bilinear.selection", "captum_bilinear.visualization", "captum_bilinear.references",
-    "captum_bilinear.explain", "captum_bilinear.first_order", "captum_bilinear.encoders", "captum_bilinear.datasets",
+    "captum_bilinear.explain", "captum_bilinear.loading", "captum_bilinear.first_order", "captum_bilinear.encoders", "captum_bilinear.datasets",
     "captum_bilinear.terms", "captum_bilinear.games", "captum_bilinear.images", "captum_bilinear.registry",
     "captum_bilinear.adapters", "captum_bilinear.adapters.hf", "captum_bilinear.adapters.open_clip",
     "captum_bilinear.adapters.sentence_transformers",

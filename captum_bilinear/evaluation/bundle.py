@@ -89,7 +89,7 @@ def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, 
     """Loads the bundled demo model (``model=None``) or an HF CLIP / SigLIP checkpoint.
 
     Args:
-        model: a directory or hub id (see :func:`captum_bilinear.explain.load_model`).
+        model: a directory or hub id (see :func:`captum_bilinear.loading.load_model`).
         layer: ``"embeddings"`` or an encoder layer index; default: the demo model's
             ``default_layer``, ``-2`` for other models.
         device: e.g. ``"cpu"``, ``"cuda:1"``; default the CPU.
@@ -100,11 +100,11 @@ def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, 
         ('bundled demo CLIP', 'CLIPVisionEmbeddings', (8, 8), True)
     """
     from captum_bilinear.adapters import as_dual_encoder
-    from captum_bilinear.explain import load_model
+    from captum_bilinear.loading import load_model
     from captum_bilinear.zoo import default_layers
 
     if model is None:  # the demo's default layer may be "embeddings"
-        from captum_bilinear.explain import LoadedModel
+        from captum_bilinear.loading import LoadedModel
         from captum_bilinear.zoo import demo_settings, load_demo_model
 
         clip, tokenizer, processor = load_demo_model()
