@@ -17,7 +17,7 @@ gives ``A`` of shape ``(batch, tokens, H * W)``; :func:`captum_bilinear.selectio
 gives ``(H, W)``.
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch  # noqa: F401  (the examples use it)
 
@@ -27,6 +27,20 @@ CLASSES = ("AlignModel",)
 #: ALIGN's pixels are ``x / 127.5 - 1``: as a normalization, mean = std = 0.5 (black is -1).
 ALIGN_IMAGE_MEAN = (0.5, 0.5, 0.5)
 ALIGN_IMAGE_STD = (0.5, 0.5, 0.5)
+
+
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text tower's BERT layers and the image tower's EfficientNet blocks.
+
+    Example:
+        >>> from transformers import AlignConfig, AlignModel
+        >>> model = AlignModel(AlignConfig(
+        ...     text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+        ...     vision_config=dict(image_size=64, width_coefficient=0.1, depth_coefficient=0.1), projection_dim=32))
+        >>> [len(layers) for layers in layer_lists(model)]
+        [2, 7]
+    """
+    return model.text_model.encoder.layer, model.vision_model.encoder.blocks
 
 
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],

@@ -10,7 +10,7 @@ uninformative reference either way, and the identity is exact). Image (side b) a
 Layers: ``(model.text_model.roberta.encoder.layer[k], model.vision_model.encoder.layers[k])``.
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch  # noqa: F401  (the examples use it)
 
@@ -18,6 +18,22 @@ from captum_bilinear.adapters._hf_sides import pixel_side, pixel_statistics, tex
 from captum_bilinear.references import CLIP_IMAGE_MEAN, CLIP_IMAGE_STD
 
 CLASSES = ("AltCLIPModel",)
+
+
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text tower's RoBERTa layers (``.layers`` in transformers 5, ``.layer`` in 4)
+    and the image tower's encoder layers.
+
+    Example:
+        >>> from transformers import AltCLIPConfig, AltCLIPModel
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = AltCLIPModel(AltCLIPConfig(text_config=dict(small, vocab_size=99, project_dim=32),
+        ...                                    vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> [len(layers) for layers in layer_lists(model)]
+        [2, 2]
+    """
+    encoder = model.text_model.roberta.encoder
+    return getattr(encoder, "layers", None) or encoder.layer, model.vision_model.encoder.layers
 
 
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],

@@ -12,7 +12,7 @@ default reference a black image. Layers of the retrieval model:
 (``BlipModel``: ``model.text_model.encoder.layer[k]``).
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch  # noqa: F401  (the examples use it)
 from torch import Tensor
@@ -21,6 +21,21 @@ from captum_bilinear.adapters._hf_sides import pixel_side, pixel_statistics, tex
 from captum_bilinear.references import CLIP_IMAGE_MEAN, CLIP_IMAGE_STD
 
 CLASSES = ("BlipForImageTextRetrieval", "BlipModel")
+
+
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text encoder's BERT layers and the image tower's encoder layers.
+
+    Example:
+        >>> from transformers import BlipConfig, BlipForImageTextRetrieval
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = BlipForImageTextRetrieval(BlipConfig(text_config=small,
+        ...                                              vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> [len(layers) for layers in layer_lists(model)]
+        [2, 2]
+    """
+    text = model.text_model if type(model).__name__ == "BlipModel" else model.text_encoder
+    return text.encoder.layer, model.vision_model.encoder.layers
 
 
 def _retrieval_encoders(model: Any) -> Dict[str, Any]:

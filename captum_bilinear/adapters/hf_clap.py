@@ -63,6 +63,21 @@ def silence_features(input_features: Tensor, processor: Any = None) -> Tensor:
     return torch.full_like(input_features, level)
 
 
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text tower's RoBERTa layers and the audio tower's HTSAT stages.
+
+    Example:
+        >>> from transformers import ClapConfig, ClapModel
+        >>> audio = dict(spec_size=64, depths=[1, 1], num_attention_heads=[2, 2], hidden_size=32,
+        ...              patch_embeds_hidden_size=16, num_mel_bins=16, window_size=4)
+        >>> model = ClapModel(ClapConfig(text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        ...                                               intermediate_size=64), audio_config=audio))
+        >>> [len(layers) for layers in layer_lists(model)]
+        [1, 2]
+    """
+    return model.text_model.encoder.layer, model.audio_model.audio_encoder.layers
+
+
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],
           processor: Any) -> Dict[str, Any]:
     """The DualEncoder arguments of a CLAP model (``image_mean`` / ``image_std`` do not apply).

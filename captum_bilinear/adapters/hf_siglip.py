@@ -8,7 +8,7 @@ Image (side b): ``pixel_values`` (``interpolate_pos_encoding`` as additional arg
 default reference a black image (SigLIP's processor normalizes with mean = std = 0.5).
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch  # noqa: F401  (the examples use it)
 from torch import Tensor
@@ -17,6 +17,19 @@ from captum_bilinear.adapters._hf_sides import pixel_side, pixel_statistics, tex
 from captum_bilinear.references import SIGLIP_IMAGE_MEAN, SIGLIP_IMAGE_STD, special_token_reference
 
 CLASSES = ("SiglipModel",)
+
+
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text and image towers' encoder layers (SigLIP and SigLIP-2).
+
+    Example:
+        >>> from transformers import SiglipConfig, SiglipModel
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = SiglipModel(SiglipConfig(text_config=small, vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> [len(layers) for layers in layer_lists(model)]
+        [2, 2]
+    """
+    return model.text_model.encoder.layers, model.vision_model.encoder.layers
 
 
 def special_reference(text_config: Any) -> Any:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_bilinear.adapters._hf_sides import check_argument_count, pixel_statistics, text_side
-from captum_bilinear.adapters.hf_siglip import special_reference
+from captum_bilinear.adapters.hf_siglip import layer_lists, special_reference  # noqa: F401  (layer_lists: the same towers)
 from captum_bilinear.references import SIGLIP_IMAGE_MEAN, SIGLIP_IMAGE_STD
 
 CLASSES = ("Siglip2Model",)

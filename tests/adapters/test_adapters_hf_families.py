@@ -10,6 +10,7 @@ import torch
 from hf_families import FAMILIES, Family
 
 from captum_bilinear import BilinearIntegratedInteractions, WeightedBanzhafInteractions, as_dual_encoder
+from captum_bilinear.adapters.hf import layer_lists
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
@@ -135,3 +136,8 @@ def test_the_adapter_wraps_what_the_model_has(family):
     with torch.no_grad():
         torch.testing.assert_close(dual(family.input_ids, family.other, *family.extra),
                                    family.cosine(family.input_ids, family.other), rtol=1e-5, atol=1e-6)
+
+
+def test_layer_lists_are_the_towers_layers(family):
+    text, other = layer_lists(family.model)
+    assert text is family.text_layers and other is family.other_layers
