@@ -238,7 +238,9 @@ def interaction_explorer(
         >>> explorer.data["grid"], explorer.data["hasCls"], explorer.data["display"], explorer.data["special"]
         ([2, 2], True, [448, 448], [0, 3])
     """
-    from captum_bilinear.visualization import BOX_COLOUR, CONTOUR_COLOURS, common_scale, image_array, special_positions
+    from captum_bilinear.visualization import (
+        BOX_COLOUR, CONTOUR_COLOURS, MUTED, common_scale, image_array, special_positions,
+    )
 
     runs = _as_terms_list(terms, method)
     names = [run.method or f"method {number + 1}" for number, run in enumerate(runs)]
@@ -308,6 +310,7 @@ def interaction_explorer(
         "display": list(display), "modelImageSize": [height, width], "image": _image_data_uri(picture),
         "methods": methods, "firstOrder": first_order, "colours": _colour_table(), "opacity": OPACITY,
         "boxColour": to_hex(BOX_COLOUR), "contour": CONTOUR, "contourColours": [to_hex(c) for c in CONTOUR_COLOURS],
+        "muted": MUTED,
         "spans": [list(span) for span in span_list], "initial": initial,
     }
     return InteractionExplorer(data)

@@ -42,6 +42,9 @@ CONTOUR_COLOURS = ("navy", "darkred")
 #: How much of its colour an image loses under a map (all of it under the map's strongest
 #: values): the map's red and blue must stand out over red and blue objects too.
 MUTED = 0.5
+#: The grey a colour is muted towards: its luminosity as canvas "saturation" blending
+#: keeps it (the page mutes its image the same way).
+LUMINOSITY = (0.3, 0.59, 0.11)
 #: Outline of a box on an image.
 BOX_COLOUR = "lime"
 #: Image panels per row of :func:`plot_interaction_figure` (more wrap to another row).
@@ -135,9 +138,9 @@ def desaturated(picture: np.ndarray, amount: Union[float, np.ndarray]) -> np.nda
     Example:
         >>> red = np.zeros((1, 2, 3)); red[..., 0] = 1.0
         >>> desaturated(red, np.array([[0.0, 1.0]]))[0].round(3).tolist()
-        [[1.0, 0.0, 0.0], [0.299, 0.299, 0.299]]
+        [[1.0, 0.0, 0.0], [0.3, 0.3, 0.3]]
     """
-    grey = picture @ np.array([0.299, 0.587, 0.114])
+    grey = picture @ np.array(LUMINOSITY)
     weight = np.clip(np.asarray(amount, dtype=np.float64), 0.0, 1.0)
     weight = weight[..., None] if weight.ndim else weight
     return picture * (1 - weight) + grey[..., None] * weight

@@ -183,6 +183,10 @@ def test_hovering_a_token_draws_its_row_of_A(browser, drawn_pair):
 
     colour = np.rint(np.asarray(plt.get_cmap(CMAP)(round((t + 1) / 2 * 255) / 255)[:3]) * 255)
     underneath = explanation.image[int(y * 64 / height), int(x * 64 / width)].astype(float)
+    # muted as the figure mutes it: half-way to its grey, and to its grey under |t| = 1
+    grey = underneath @ np.array([0.3, 0.59, 0.11])
+    muted = 0.5 + 0.5 * abs(t)
+    underneath = underneath * (1 - muted) + grey * muted
     alpha = opacity * abs(t)
     expected = underneath * (1 - alpha) + colour * alpha
     np.testing.assert_allclose(canvas_pixel(browser, x, y)[:3], expected, atol=2.5)

@@ -380,6 +380,7 @@
     this.lastShown = shown;
     if (shown.values) {
       var rows = this.grid[0], cols = this.grid[1];
+      if (data.muted !== undefined) { this.mute(context, shown.values, scale); }
       for (var r = 0; r < rows; r++) {
         // patch edges as selection.upsample_map's partition: pixel x is in column floor(x * cols / width)
         var top = Math.ceil(r * height / rows), bottom = Math.ceil((r + 1) * height / rows);
@@ -406,8 +407,29 @@
     this.root.setAttribute("data-drawn", String((this.drawCount = (this.drawCount || 0) + 1)));
   };
 
-  /* A dark outline around the patches beyond +-contour of the scale (as the figure's
-   * contours): it stays visible over an object of the overlay's own colour. */
+  /* The image under a map loses its colour as the figure's (visualization.desaturated):
+   * to muted + (1 - muted) |t| of the way to its grey (canvas "saturation" blending with
+   * grey keeps each pixel's luminosity), so the map's red and blue stand out even over a
+   * red or blue object. */
+  Explorer.prototype.mute = function (context, values, scale) {
+    var rows = this.grid[0], cols = this.grid[1], height = this.data.display[0], width = this.data.display[1];
+    var muted = this.data.muted;
+    context.globalCompositeOperation = "saturation";
+    for (var r = 0; r < rows; r++) {
+      var top = Math.ceil(r * height / rows), bottom = Math.ceil((r + 1) * height / rows);
+      for (var c = 0; c < cols; c++) {
+        var left = Math.ceil(c * width / cols), right = Math.ceil((c + 1) * width / cols);
+        var t = Math.min(1, Math.abs(values[r * cols + c] / scale));
+        context.fillStyle = "rgba(128,128,128," + (muted + (1 - muted) * t) + ")";
+        context.fillRect(left, top, right - left, bottom - top);
+      }
+    }
+    context.globalCompositeOperation = "source-over";
+  };
+
+  /* An outline around the patches beyond +-contour of the scale (as the figure's
+   * contours): a dark line on a white halo, dashed where negative, visible over any
+   * colour, the overlay's own included. */
   Explorer.prototype.drawContours = function (context, values, scale) {
     var rows = this.grid[0], cols = this.grid[1], height = this.data.display[0], width = this.data.display[1];
     var level = this.data.contour, colours = this.data.contourColours;
@@ -418,9 +440,11 @@
     }
     function x(c) { return Math.ceil(c * width / cols); }
     function y(r) { return Math.ceil(r * height / rows); }
-    context.lineWidth = 1.5;
-    [1, -1].forEach(function (side) {
-      context.strokeStyle = side > 0 ? colours[1] : colours[0];
+    [[1, "#ffffff", 3.5], [1, null, 1.5], [-1, "#ffffff", 3.5], [-1, null, 1.5]].forEach(function (pass) {
+      var side = pass[0];
+      context.lineWidth = pass[2];
+      context.setLineDash(side > 0 ? [] : [4, 3]);
+      context.strokeStyle = pass[1] || (side > 0 ? colours[1] : colours[0]);
       context.beginPath();
       for (var r = 0; r < rows; r++) {
         for (var c = 0; c < cols; c++) {
@@ -433,6 +457,7 @@
       }
       context.stroke();
     });
+    context.setLineDash([]);
   };
 
   Explorer.prototype.drawCaption = function (shown) {
