@@ -19,8 +19,9 @@ Requires transformers >= 4.49 (``Siglip2Model``); the 4.45 that the package also
 lacks it (:func:`siglip2_available`).
 """
 
+import contextlib
 import os
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -280,6 +281,23 @@ def siglip2_retrieval_top1(
     return correct / (n_scenes * n_sets)
 
 
+@contextlib.contextmanager
+def _default_config_warning_hidden() -> Iterator[None]:
+    """transformers' *default* ``Siglip2TextConfig`` (vocabulary 32000, BOS 49406), which
+    it builds beside the model's own while loading, fails its own token-id check and logs
+    "bos_token_id must be ... within the vocabulary ... got 49406" -- about ids this
+    model does not have. Only that logger is quieted, only while loading."""
+    import logging
+
+    config_logger = logging.getLogger("transformers.configuration_utils")
+    level = config_logger.level
+    config_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        config_logger.setLevel(level)
+
+
 def load_demo_siglip2(directory: Optional[str] = None):
     """Load the bundled SigLIP-2 demo model, its tokenizer (the demo CLIP's) and its
     NaFlex image processor, with the usual ``from_pretrained`` (no network).
@@ -306,7 +324,8 @@ def load_demo_siglip2(directory: Optional[str] = None):
     from transformers import CLIPTokenizerFast, Siglip2Model
 
     directory = directory or DEMO_SIGLIP2_DIR
-    model = Siglip2Model.from_pretrained(directory)
+    with _default_config_warning_hidden():
+        model = Siglip2Model.from_pretrained(directory)
     model.eval()
     tokenizer = CLIPTokenizerFast.from_pretrained(directory)
     processor = _image_processor_class().from_pretrained(directory)

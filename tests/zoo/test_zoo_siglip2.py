@@ -4,14 +4,12 @@ its loss against transformers' SigLIP loss, its training command, and the shippe
 
 import json
 import math
-import os
 
-import numpy as np
 import pytest
 import torch
 
 from captum_bilinear.zoo import SceneGenerator, load_demo_model
-from captum_bilinear.zoo.siglip2 import DEMO_SIGLIP2_DIR, siglip2_available
+from captum_bilinear.zoo.siglip2 import siglip2_available
 
 pytestmark = pytest.mark.skipif(not siglip2_available(), reason="transformers < 4.49 has no Siglip2Model (SigLIP-2)")
 
