@@ -271,12 +271,14 @@ def run_comparison(models: Sequence[Optional[str]], out: str, figure_pairs: int 
         raise TypeError(f"out: expected a directory path, got {type(out).__name__}")
     out = os.fspath(out)
     runs: Dict[str, str] = {}
+    main_process = True
     for model in models:
         label = model_label(model)
         runs[label] = os.path.join(out, label)
-        results = run_evaluation(out=runs[label], model=model, **options)
-        if not results:  # another rank's process: rank 0 writes the comparison
-            return {}
+        # every rank runs every model (they share its pairs); rank 0 writes the comparison
+        main_process = bool(run_evaluation(out=runs[label], model=model, **options))
+    if not main_process:
+        return {}
     comparison = compare_runs(runs, seed=int(options.get("seed", 0)))
     figures: List[str] = []
     if figure_pairs:
