@@ -39,7 +39,8 @@ def test_without_siglip2_the_demo_siglip2_is_refused_with_the_reason(monkeypatch
 
 
 def test_models_are_checked_before_any_work():
-    assert [model_label(m) for m in check_models([None, "demo-siglip2"])] == ["demo-clip", "demo-siglip2"]
+    assert [model_label(m) for m in check_models([None, "org/model", "./runs/mine"])] == [
+        "demo-clip", "org--model", "mine"]
     with pytest.raises(ValueError, match="at least two models"):
         check_models(["demo-clip"])
     with pytest.raises(ValueError, match=r"\['demo-clip'\] named more than once"):
