@@ -160,20 +160,26 @@ def pixel_statistics(
     default_mean: Sequence[float], default_std: Sequence[float],
 ) -> Tuple[Sequence[float], Sequence[float]]:
     """``(mean, std)`` such that ``(0 - mean) / std`` is a black pixel as the image
-    processor makes it: the explicit arguments, else the processor's normalization
-    (with its rescale offset, as ALIGN's ``EfficientNetImageProcessor`` has, and none
-    when it does not normalize), else the family's defaults."""
+    processor makes it: the explicit arguments, else what the processor does to 0 (its
+    rescale offset and ``include_top`` division, as ALIGN's ``EfficientNetImageProcessor``
+    has them, and its normalization when it normalizes), else the family's defaults."""
     image_processor = getattr(processor, "image_processor", processor)
-    if image_processor is not None and image_mean is None and image_std is None:
-        offset = 1.0 if getattr(image_processor, "rescale_offset", False) else 0.0
-        if getattr(image_processor, "do_normalize", True) is False:
-            channels = len(default_mean)
-            return (offset,) * channels, (1.0,) * channels
-        mean = getattr(image_processor, "image_mean", None)
-        std = getattr(image_processor, "image_std", None)
-        if mean is not None and std is not None:
-            mean = [mean] * len(default_mean) if isinstance(mean, (int, float)) else list(mean)
-            std = [std] * len(default_std) if isinstance(std, (int, float)) else list(std)
-            return tuple(m + offset for m in mean), tuple(std)
-    return (image_mean if image_mean is not None else default_mean,
-            image_std if image_std is not None else default_std)
+    if image_processor is None or image_mean is not None or image_std is not None:
+        return (image_mean if image_mean is not None else default_mean,
+                image_std if image_std is not None else default_std)
+    channels = len(default_mean)
+
+    def per_channel(value: Any) -> Tensor:
+        return torch.as_tensor(value, dtype=torch.float64).flatten().expand(channels)
+
+    black = torch.full((channels,), -1.0 if getattr(image_processor, "rescale_offset", False) else 0.0,
+                       dtype=torch.float64)
+    mean = getattr(image_processor, "image_mean", None)
+    std = getattr(image_processor, "image_std", None)
+    if getattr(image_processor, "do_normalize", True) is not False:
+        if mean is None or std is None:
+            return default_mean, default_std
+        black = (black - per_channel(mean)) / per_channel(std)
+    if getattr(image_processor, "include_top", False) and std is not None:  # EfficientNet: once more by std
+        black = black / per_channel(std)
+    return tuple((-black).tolist()), (1.0,) * channels

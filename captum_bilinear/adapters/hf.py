@@ -8,28 +8,29 @@ the text is pooled, its special tokens and default reference, the image normaliz
 and default image (or audio) reference, SigLIP-2's patch masks -- lives in one small
 module per family:
 
-========================================  =============================================
-``CLIPModel``, ``MetaClip2Model``          :mod:`captum_bilinear.adapters.hf_clip`
-``SiglipModel``                            :mod:`captum_bilinear.adapters.hf_siglip`
-``Siglip2Model`` (NaFlex)                  :mod:`captum_bilinear.adapters.hf_siglip2`
-``AltCLIPModel``                           :mod:`captum_bilinear.adapters.hf_altclip`
-``ChineseCLIPModel``                       :mod:`captum_bilinear.adapters.hf_chinese_clip`
-``AlignModel`` (EfficientNet images)       :mod:`captum_bilinear.adapters.hf_align`
+============================================  ===============================================
+``CLIPModel``, ``MetaClip2Model``             :mod:`captum_bilinear.adapters.hf_clip`
+``SiglipModel``                               :mod:`captum_bilinear.adapters.hf_siglip`
+``Siglip2Model`` (NaFlex)                     :mod:`captum_bilinear.adapters.hf_siglip2`
+``AltCLIPModel``                              :mod:`captum_bilinear.adapters.hf_altclip`
+``ChineseCLIPModel``                          :mod:`captum_bilinear.adapters.hf_chinese_clip`
+``AlignModel`` (EfficientNet images)          :mod:`captum_bilinear.adapters.hf_align`
 ``BlipForImageTextRetrieval``, ``BlipModel``  :mod:`captum_bilinear.adapters.hf_blip`
-``ClapModel`` (text-audio)                 :mod:`captum_bilinear.adapters.hf_clap`
-========================================  =============================================
+``ClapModel`` (text-audio)                    :mod:`captum_bilinear.adapters.hf_clap`
+============================================  ===============================================
 
 Side a is always the text (``input_ids``, its ``attention_mask`` the first additional
 forward argument; captions padded on the right), side b the image (or audio). A layer
 given for one side that belongs to the other tower is refused. Families that an
 installed transformers lacks (SigLIP-2 and MetaCLIP 2 before 4.49 / 4.56) are simply
-not there to be wrapped. Adding a family is one module with ``CLASSES`` and
+not there to be wrapped. Adding a family is one module with ``CLASSES``,
 ``sides(model, image_mean, image_std, processor)`` (the
-:class:`~captum_bilinear.DualEncoder` arguments), listed in :data:`FAMILIES`.
+:class:`~captum_bilinear.DualEncoder` arguments) and ``layer_lists(model)`` (its towers'
+layers), listed in :data:`FAMILIES`.
 """
 
 from types import ModuleType
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import torch  # noqa: F401  (the examples use it)
 from torch import nn
@@ -70,6 +71,26 @@ def is_supported_hf_model(model: Any) -> bool:
         False
     """
     return family_of(model) is not None
+
+
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text tower's and the image (or audio) tower's layer lists of a wrapped model:
+    ``layer_lists(model)[0][k]`` and ``[1][k]`` are layers to attribute (ALIGN: its
+    EfficientNet blocks; CLAP: its HTSAT stages).
+
+    Example:
+        >>> from transformers import CLIPConfig, CLIPModel
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = CLIPModel(CLIPConfig(text_config=small, vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> text, image = layer_lists(model)
+        >>> type(text[-2]).__name__, type(image[-2]).__name__
+        ('CLIPEncoderLayer', 'CLIPEncoderLayer')
+    """
+    family = family_of(model)
+    if family is None:
+        raise TypeError(f"model: a {type(model).__name__} is none of the HuggingFace dual encoders wrapped here "
+                        f"({', '.join(SUPPORTED_CLASSES)})")
+    return family.layer_lists(model)
 
 
 def wrap(

@@ -17,7 +17,9 @@ gives ``A`` of shape ``(batch, tokens, H * W)``; :func:`captum_bilinear.selectio
 gives ``(H, W)``.
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import torch  # noqa: F401  (the examples use it)
 
 from captum_bilinear.adapters._hf_sides import pixel_side, pixel_statistics, text_side
 
@@ -27,9 +29,32 @@ ALIGN_IMAGE_MEAN = (0.5, 0.5, 0.5)
 ALIGN_IMAGE_STD = (0.5, 0.5, 0.5)
 
 
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text tower's BERT layers and the image tower's EfficientNet blocks.
+
+    Example:
+        >>> from transformers import AlignConfig, AlignModel
+        >>> model = AlignModel(AlignConfig(
+        ...     text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+        ...     vision_config=dict(image_size=64, width_coefficient=0.1, depth_coefficient=0.1), projection_dim=32))
+        >>> [len(layers) for layers in layer_lists(model)]
+        [2, 7]
+    """
+    return model.text_model.encoder.layer, model.vision_model.encoder.blocks
+
+
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],
           processor: Any) -> Dict[str, Any]:
-    """The DualEncoder arguments of an ALIGN model."""
+    """The DualEncoder arguments of an ALIGN model.
+
+    Example:
+        >>> from transformers import AlignConfig, AlignModel
+        >>> model = AlignModel(AlignConfig(
+        ...     text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+        ...     vision_config=dict(image_size=64, width_coefficient=0.1, depth_coefficient=0.1), projection_dim=32))
+        >>> sides(model, None, None, None)["reference_b"]((torch.zeros(1, 3, 2, 2),), ())[0][0, :, 0, 0]
+        tensor([-1., -1., -1.])
+    """
     mean, std = pixel_statistics(processor, image_mean, image_std, ALIGN_IMAGE_MEAN, ALIGN_IMAGE_STD)
     return dict(
         **text_side(model, model.config.text_config, names=("attention_mask", "token_type_ids", "position_ids")),

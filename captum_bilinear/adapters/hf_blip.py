@@ -12,14 +12,30 @@ default reference a black image. Layers of the retrieval model:
 (``BlipModel``: ``model.text_model.encoder.layer[k]``).
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
+import torch  # noqa: F401  (the examples use it)
 from torch import Tensor
 
 from captum_bilinear.adapters._hf_sides import pixel_side, pixel_statistics, text_side
 from captum_bilinear.references import CLIP_IMAGE_MEAN, CLIP_IMAGE_STD
 
 CLASSES = ("BlipForImageTextRetrieval", "BlipModel")
+
+
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text encoder's BERT layers and the image tower's encoder layers.
+
+    Example:
+        >>> from transformers import BlipConfig, BlipForImageTextRetrieval
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = BlipForImageTextRetrieval(BlipConfig(text_config=small,
+        ...                                              vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> [len(layers) for layers in layer_lists(model)]
+        [2, 2]
+    """
+    text = model.text_model if type(model).__name__ == "BlipModel" else model.text_encoder
+    return text.encoder.layer, model.vision_model.encoder.layers
 
 
 def _retrieval_encoders(model: Any) -> Dict[str, Any]:
@@ -38,7 +54,16 @@ def _retrieval_encoders(model: Any) -> Dict[str, Any]:
 
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],
           processor: Any) -> Dict[str, Any]:
-    """The DualEncoder arguments of a BLIP model's contrastive embeddings."""
+    """The DualEncoder arguments of a BLIP model's contrastive embeddings.
+
+    Example:
+        >>> from transformers import BlipConfig, BlipForImageTextRetrieval
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = BlipForImageTextRetrieval(BlipConfig(text_config=small,
+        ...                                              vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> sides(model, None, None, None)["encode_a"](torch.tensor([[101, 11, 102]])).shape
+        torch.Size([1, 256])
+    """
     retrieval = type(model).__name__ != "BlipModel"
     encoders = _retrieval_encoders(model) if retrieval else dict(text=None, image=None, text_tower=model.text_model)
     mean, std = pixel_statistics(processor, image_mean, image_std, CLIP_IMAGE_MEAN, CLIP_IMAGE_STD)

@@ -46,7 +46,12 @@ def _constant(features: Tensor) -> float:
 def silence_features(input_features: Tensor, processor: Any = None) -> Tensor:
     """The features of silence shaped like ``input_features``, as ``processor``'s
     feature extractor (or a default ``ClapFeatureExtractor``) makes them: a constant, the
-    log-mel floor."""
+    log-mel floor.
+
+    Example:
+        >>> silence_features(torch.zeros(1, 1, 10, 64))[0, 0, 0, :3]   # 10 log10 of the mel floor 1e-10
+        tensor([-100., -100., -100.])
+    """
     extractor = getattr(processor, "feature_extractor", processor)
     if extractor is None:
         level = _silence_of_default_extractor(int(input_features.shape[-1]))
@@ -58,9 +63,36 @@ def silence_features(input_features: Tensor, processor: Any = None) -> Tensor:
     return torch.full_like(input_features, level)
 
 
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text tower's RoBERTa layers and the audio tower's HTSAT stages.
+
+    Example:
+        >>> from transformers import ClapConfig, ClapModel
+        >>> audio = dict(spec_size=64, depths=[1, 1], num_attention_heads=[2, 2], hidden_size=32,
+        ...              patch_embeds_hidden_size=16, num_mel_bins=16, window_size=4)
+        >>> model = ClapModel(ClapConfig(text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        ...                                               intermediate_size=64), audio_config=audio))
+        >>> [len(layers) for layers in layer_lists(model)]
+        [1, 2]
+    """
+    return model.text_model.encoder.layer, model.audio_model.audio_encoder.layers
+
+
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],
           processor: Any) -> Dict[str, Any]:
-    """The DualEncoder arguments of a CLAP model (``image_mean`` / ``image_std`` do not apply)."""
+    """The DualEncoder arguments of a CLAP model (``image_mean`` / ``image_std`` do not apply).
+
+    Example:
+        >>> from transformers import ClapConfig, ClapModel
+        >>> audio = dict(spec_size=64, depths=[1, 1], num_attention_heads=[2, 2], hidden_size=32,
+        ...              patch_embeds_hidden_size=16, num_mel_bins=16, window_size=4)
+        >>> model = ClapModel(ClapConfig(text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        ...                                               intermediate_size=64), audio_config=audio))
+        >>> sides(model, None, None, None)["check_b"]((torch.zeros(1, 1, 100, 64),), None, ())
+        Traceback (most recent call last):
+        ...
+        ValueError: inputs[1]: expected CLAP input_features as ClapFeatureExtractor gives them, a float Tensor (batch, 1, frames, 16); got (1, 1, 100, 64)
+    """
     audio_config = model.config.audio_config
     mel_bins = audio_config.num_mel_bins
     channels = (4,) if getattr(audio_config, "enable_fusion", False) else (1,)

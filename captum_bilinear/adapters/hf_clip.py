@@ -9,7 +9,7 @@ config's size (``interpolate_pos_encoding`` as additional argument), default ref
 black image. Layers: ``(model.text_model.encoder.layers[k], model.vision_model.encoder.layers[k])``.
 """
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -22,15 +22,42 @@ CLASSES = ("CLIPModel", "MetaClip2Model")
 
 def end_positions(input_ids: Tensor, eos_token_id: int, legacy_argmax: bool) -> Tensor:
     """The position the text tower pools at (``CLIPTextTransformer.forward``): the first
-    EOS, or in CLIP's legacy configs (EOS id 2) the first maximal id."""
+    EOS, or in CLIP's legacy configs (EOS id 2) the first maximal id.
+
+    Example:
+        >>> end_positions(torch.tensor([[49406, 320, 49407, 49407]]), 49407, legacy_argmax=False)
+        tensor([2])
+    """
     if legacy_argmax:
         return input_ids.argmax(dim=-1)
     return first_positions_of(input_ids, eos_token_id)
 
 
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text and image towers' encoder layers (``layers[k]`` is a layer to attribute).
+
+    Example:
+        >>> from transformers import CLIPConfig, CLIPModel
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = CLIPModel(CLIPConfig(text_config=small, vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> [len(layers) for layers in layer_lists(model)]
+        [2, 2]
+    """
+    return model.text_model.encoder.layers, model.vision_model.encoder.layers
+
+
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],
           processor: Any) -> Dict[str, Any]:
-    """The DualEncoder arguments of a CLIP-architecture model."""
+    """The DualEncoder arguments of a CLIP-architecture model.
+
+    Example:
+        >>> from transformers import CLIPConfig, CLIPModel
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = CLIPModel(CLIPConfig(text_config=small, vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> arguments = sides(model, None, None, None)
+        >>> arguments["reference_a"]((torch.tensor([[49406, 320, 1125, 49407]]),), ())
+        (tensor([[49406,     1,     1, 49407]]),)
+    """
     text_config = model.config.text_config
     eos_token_id, pad_token_id = text_config.eos_token_id, text_config.pad_token_id
     legacy = type(model).__name__ == "CLIPModel" and eos_token_id == 2

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_bilinear.adapters._hf_sides import check_argument_count, pixel_statistics, text_side
-from captum_bilinear.adapters.hf_siglip import special_reference
+from captum_bilinear.adapters.hf_siglip import layer_lists, special_reference  # noqa: F401  (layer_lists: the same towers)
 from captum_bilinear.references import SIGLIP_IMAGE_MEAN, SIGLIP_IMAGE_STD
 
 CLASSES = ("Siglip2Model",)
@@ -35,7 +35,13 @@ def black_patches(pixel_values: Tensor, pixel_attention_mask: Optional[Tensor], 
                   image_std: Sequence[float]) -> Tensor:
     """Black patches in the normalized pixel space, shaped like ``pixel_values``
     ``(batch, slots, patch_size * patch_size * channels)`` (the processor puts the
-    channel last within a patch); padding slots keep their values."""
+    channel last within a patch); padding slots keep their values.
+
+    Example:
+        >>> patches = torch.ones(1, 3, 2 * 2 * 3)      # 3 slots of 2x2 RGB patches
+        >>> black_patches(patches, torch.tensor([[1, 1, 0]]), (0.5,) * 3, (0.5,) * 3)[0, :, 0]
+        tensor([-1., -1.,  1.])
+    """
     black = -torch.as_tensor(image_mean, dtype=pixel_values.dtype) / torch.as_tensor(image_std, dtype=pixel_values.dtype)
     pixels_per_patch = pixel_values.shape[-1] // black.numel()
     patch = black.to(pixel_values.device).repeat(pixels_per_patch)
@@ -109,7 +115,13 @@ def _check_patches(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...], values_pe
 
 def sides(model: Any, image_mean: Optional[Sequence[float]], image_std: Optional[Sequence[float]],
           processor: Any) -> Dict[str, Any]:
-    """The DualEncoder arguments of a SigLIP-2 model (NaFlex)."""
+    """The DualEncoder arguments of a SigLIP-2 model (NaFlex).
+
+    Example:
+        >>> from transformers import Siglip2Config, Siglip2Model  # doctest: +SKIP
+        >>> model = Siglip2Model(Siglip2Config())                  # doctest: +SKIP
+        >>> sides(model, None, None, None)["position_mask_b"]((pixel_values,), (pixel_attention_mask, spatial_shapes))  # doctest: +SKIP
+    """
     text_config, vision_config = model.config.text_config, model.config.vision_config
     values_per_patch = vision_config.num_channels * vision_config.patch_size ** 2
     mean, std = pixel_statistics(processor, image_mean, image_std, SIGLIP_IMAGE_MEAN, SIGLIP_IMAGE_STD)

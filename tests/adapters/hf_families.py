@@ -76,6 +76,14 @@ class Family:
     similarity: Optional[Callable[[Tensor, Optional[Tensor], Tensor], Tensor]] = None  #: the model's own cosine
     layer_index: Tuple[int, int] = (0, 0)  #: the attributed layers' indices in text_layers / other_layers
 
+    def double(self) -> "Family":
+        """The same family in float64 (model, image / audio inputs and references), so the
+        oracle's four cosines carry no float32 round-off (~1e-7, against identities of
+        ~1e-4 on these random models)."""
+        self.model.double()
+        self.other, self.reference_other = self.other.double(), self.reference_other.double()
+        return self
+
     @property
     def inputs(self) -> Tuple[Tensor, Tensor]:
         return self.input_ids, self.other
