@@ -4,12 +4,14 @@ its loss against transformers' SigLIP loss, its training command, and the shippe
 
 import json
 import math
+import os
 
+import numpy as np
 import pytest
 import torch
 
 from captum_bilinear.zoo import SceneGenerator, load_demo_model
-from captum_bilinear.zoo.siglip2 import siglip2_available
+from captum_bilinear.zoo.siglip2 import DEMO_SIGLIP2_DIR, siglip2_available
 
 pytestmark = pytest.mark.skipif(not siglip2_available(), reason="transformers < 4.49 has no Siglip2Model (SigLIP-2)")
 
@@ -100,3 +102,41 @@ def test_training_command_writes_a_loadable_model(tmp_path):
     model, tokenizer, processor = load_demo_siglip2(str(out))
     assert isinstance(model, Siglip2Model) and processor.max_num_patches == 64
     assert tokenizer.pad_token_id == load_demo_model()[1].pad_token_id  # the demo CLIP's tokenizer
+# ----------------------------------------------------------------------- the shipped model
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from captum_bilinear.zoo.siglip2 import load_demo_siglip2
+
+    return load_demo_siglip2()
+
+
+def test_shipped_model_loads_offline_in_eval_mode(shipped):
+    model, tokenizer, processor = shipped
+    assert type(model).__name__ == "Siglip2Model" and not any(m.training for m in model.modules())
+    assert os.path.getsize(os.path.join(DEMO_SIGLIP2_DIR, "model.safetensors")) < 12e6
+    assert processor.max_num_patches == 64 and processor.patch_size == 8
+
+
+def test_shipped_retrieval_through_the_processor(shipped):
+    """Held-out retrieval recomputed the plain way (processor patches, every caption
+    encoded alone, no padding) equals the recorded one, and is far above chance."""
+    from captum_bilinear.zoo import HELD_OUT_SEED
+    from captum_bilinear.zoo.siglip2 import siglip2_settings
+
+    model, tokenizer, processor = shipped
+    scenes = SceneGenerator(HELD_OUT_SEED, mode="full").scenes(32)
+    with torch.no_grad():
+        images = model.get_image_features(**processor(images=[s.image for s in scenes], return_tensors="pt"))
+        images = torch.nn.functional.normalize(getattr(images, "pooler_output", images), dim=-1)
+        texts = []
+        for scene in scenes:
+            text = model.get_text_features(input_ids=tokenizer(scene.caption, return_tensors="pt")["input_ids"])
+            texts.append(torch.nn.functional.normalize(getattr(text, "pooler_output", text), dim=-1)[0])
+    top1 = float((torch.stack(texts) @ images.T).argmax(1).eq(torch.arange(32)).float().mean())
+    settings = siglip2_settings()
+    assert top1 == pytest.approx(settings["retrieval_top1_32"], abs=1e-9)
+    assert top1 > 10 / 32
+    assert settings["default_layer"] == "embeddings" or isinstance(settings["default_layer"], int)
+    assert np.isfinite(settings["final_loss"])
