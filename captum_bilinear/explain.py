@@ -25,7 +25,7 @@ from captum_bilinear._utils.adaptive_quadrature import StepCount, check_toleranc
 from captum_bilinear._utils.model_state import leaves_inference_mode
 from captum_bilinear._utils.step_limit import check_step_limit
 from captum_bilinear.first_order import first_order_map
-from captum_bilinear.images import FITS, FittedImage, fit_image, read_image
+from captum_bilinear.images import FITS, FittedImage, fit_image, image_to_patches, is_naflex_processor, read_image
 from captum_bilinear.loading import EMBEDDINGS, Layer, check_layer, layer_pair, load_model
 from captum_bilinear.registry import MethodSpec, method_spec, run_method_terms
 from captum_bilinear.selection import caption_words, encode_caption, noun_phrase_spans, span_label, token_labels, token_span
@@ -343,8 +343,8 @@ def explain_pair(
         warnings.warn(f"image_path: {fitted.description}", UserWarning, stacklevel=2)
     else:
         log(f"image: {fitted.description}")
-    vision_config = loaded.model.config.vision_config
-    grid = (vision_config.image_size // vision_config.patch_size,) * 2
+    patch = loaded.model.config.vision_config.patch_size
+    grid = (fitted.pixel_values.shape[-2] // patch, fitted.pixel_values.shape[-1] // patch)
     model_box = None
     if box is not None:
         model_box = fitted.map_box(box, "box")
@@ -356,8 +356,12 @@ def explain_pair(
     spans = _spans(loaded.tokenizer, caption, tokens, span, log)
     labels = [span_label(loaded.tokenizer, caption, item, tokens) for item in spans]
 
-    inputs = (input_ids, fitted.pixel_values)
-    extra = ((encoded["attention_mask"],), None)
+    pixel_values, image_extra = fitted.pixel_values, None
+    if is_naflex_processor(loaded.image_processor):  # SigLIP-2: patches, (pixel_attention_mask, spatial_shapes)
+        pixel_values, pixel_attention_mask, spatial_shapes = image_to_patches(fitted.pixel_values, patch)
+        image_extra = (pixel_attention_mask, spatial_shapes)
+    inputs = (input_ids, pixel_values)
+    extra = ((encoded["attention_mask"],), image_extra)
     runs = []
     for item in specs:
         item_layer = EMBEDDINGS if item.masks_inputs else requested

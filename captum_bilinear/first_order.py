@@ -135,8 +135,9 @@ def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra
     with torch.inference_mode(False):
         (input_ids, pixel_values), extra = outside_inference_mode((tuple(inputs), extra))
         forward = ConditionedSimilarity(dual, input_ids, side="b", fixed_additional_forward_args=extra[0])
-        (baseline,) = dual.default_baselines_b((pixel_values,), ())
+        image_extra = as_tuple(extra[1])  # NaFlex: (pixel_attention_mask, spatial_shapes)
+        (baseline,) = dual.default_baselines_b((pixel_values,), image_extra)
         steps = LIG_STEPS_WITH_AUTO if n_steps == "auto" else n_steps
-        attributions = LayerIntegratedGradients(forward, layer[1]).attribute(pixel_values, baselines=baseline,
-                                                                            n_steps=steps)
+        attributions = LayerIntegratedGradients(forward, layer[1]).attribute(
+            pixel_values, baselines=baseline, additional_forward_args=image_extra or None, n_steps=steps)
     return patch_grid(attributions.sum(-1)[0], grid_size, has_cls)

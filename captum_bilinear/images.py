@@ -2,10 +2,14 @@
 
 A model's image processor fits an image to its input size: HF CLIP resizes the shortest
 side and centre-crops (what lies outside the centre square is lost), SigLIP squashes to
-a fixed size. :func:`fit_image` does what the processor does (``fit="crop"``) or first
+a fixed size, SigLIP-2's NaFlex processor resizes each image to its own grid of at most
+``max_num_patches`` patches (about keeping its aspect ratio) and gives the patches
+flattened. :func:`fit_image` does what the processor does (``fit="crop"``) or first
 pads the image to a square with the processor's mean colour (``fit="pad"``: nothing is
 lost; the padding is 0 in the normalized pixel space), and keeps the geometry, so boxes
 given in the original image's pixels are mapped to the model's pixels either way.
+Its ``pixel_values`` are always an image ``(1, 3, H, W)``; a NaFlex model's patches are
+:func:`image_to_patches` of it (and :func:`patches_to_image` goes back).
 """
 
 import os
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from captum_bilinear._utils.checks import check_box
@@ -30,7 +35,7 @@ class FittedImage:
     y * scale[1] - offset[1])`` in the model's image.
     """
 
-    pixel_values: Tensor  #: ``(1, 3, H, W)`` from the model's image processor
+    pixel_values: Tensor  #: ``(1, 3, H, W)`` from the model's image processor (NaFlex: its patches as an image)
     display: np.ndarray  #: ``(H, W, 3)`` uint8: the same geometry, for plots
     scale: Tuple[float, float]  #: ``(x, y)`` factors from original to model pixels
     offset: Tuple[float, float]  #: ``(x, y)`` subtracted after scaling (negative: padding)
@@ -83,8 +88,87 @@ class FittedImage:
         return kept_x * kept_y / area if area > 0 else 0.0
 
 
+def is_naflex_processor(image_processor: Any) -> bool:
+    """Whether ``image_processor`` gives NaFlex patches (SigLIP-2's: ``patch_size`` and
+    ``max_num_patches``) rather than images.
+
+    Example:
+        >>> from captum_bilinear.zoo import make_image_processor
+        >>> is_naflex_processor(make_image_processor(64))
+        False
+    """
+    return getattr(image_processor, "max_num_patches", None) is not None and bool(
+        getattr(image_processor, "patch_size", None))
+
+
+def image_to_patches(pixel_values: Tensor, patch_size: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """A batch of images ``(batch, C, H, W)`` as a NaFlex model takes them:
+    ``(pixel_values, pixel_attention_mask, spatial_shapes)`` with ``pixel_values`` of
+    shape ``(batch, rows * cols, patch_size * patch_size * C)`` (patches row-major, each
+    patch's pixels row-major with the channel last, as ``Siglip2ImageProcessor``), no
+    padding slots, the mask all ones and ``spatial_shapes`` ``(rows, cols)`` per image.
+    Differentiable (a reshape); :func:`patches_to_image` inverts it.
+
+    Example:
+        >>> values, mask, shapes = image_to_patches(torch.arange(2 * 4 * 6.).reshape(1, 2, 4, 6), patch_size=2)
+        >>> tuple(values.shape), shapes.tolist(), values[0, 1].tolist()
+        ((1, 6, 8), [[2, 3]], [2.0, 26.0, 3.0, 27.0, 8.0, 32.0, 9.0, 33.0])
+    """
+    batch, channels, height, width = pixel_values.shape
+    if height % patch_size or width % patch_size:
+        raise ValueError(f"pixel_values: {height}x{width} images are not a whole number of {patch_size}-pixel patches")
+    rows, cols = height // patch_size, width // patch_size
+    patches = pixel_values.reshape(batch, channels, rows, patch_size, cols, patch_size).permute(0, 2, 4, 3, 5, 1)
+    values = patches.reshape(batch, rows * cols, patch_size * patch_size * channels)
+    mask = torch.ones(batch, rows * cols, dtype=torch.int32, device=pixel_values.device)
+    shapes = torch.tensor([[rows, cols]] * batch, dtype=torch.long, device=pixel_values.device)
+    return values, mask, shapes
+
+
+def patches_to_image(pixel_values: Tensor, spatial_shapes: Tensor, patch_size: int) -> Tensor:
+    """NaFlex patches ``(batch, slots, patch_size * patch_size * C)`` back to images
+    ``(batch, C, rows * patch_size, cols * patch_size)`` (padding slots dropped); every
+    image of the batch must have the same ``spatial_shapes``.
+
+    Example:
+        >>> image = torch.randn(1, 3, 16, 8)
+        >>> values, _, shapes = image_to_patches(image, patch_size=4)
+        >>> torch.equal(patches_to_image(values, shapes, patch_size=4), image)
+        True
+    """
+    shapes = spatial_shapes.reshape(-1, 2)
+    if not bool((shapes == shapes[:1]).all()):
+        raise ValueError(f"spatial_shapes: the images of one batch must share their grid, got {shapes.tolist()}")
+    rows, cols = (int(v) for v in shapes[0])
+    batch = pixel_values.shape[0]
+    channels = pixel_values.shape[-1] // (patch_size * patch_size)
+    patches = pixel_values[:, : rows * cols].reshape(batch, rows, cols, patch_size, patch_size, channels)
+    return patches.permute(0, 5, 1, 3, 2, 4).reshape(batch, channels, rows * patch_size, cols * patch_size)
+
+
+def _naflex_size_function(image_processor: Any) -> Any:
+    """The processor's own ``get_image_size_for_max_num_patches`` (its module's; the PIL
+    and the torchvision variants each have one)."""
+    import importlib
+
+    for name in (type(image_processor).__module__, "transformers.models.siglip2.image_processing_pil_siglip2",
+                 "transformers.models.siglip2.image_processing_siglip2"):
+        try:
+            function = getattr(importlib.import_module(name), "get_image_size_for_max_num_patches", None)
+        except ImportError:
+            continue
+        if function is not None:
+            return function
+    raise ValueError(f"image_processor: cannot find how {type(image_processor).__name__} sizes its images "
+                     "(get_image_size_for_max_num_patches)")
+
+
 def _target_geometry(image_processor: Any, width: int, height: int) -> Tuple[Tuple[int, int], Tuple[int, int], str]:
     """``(resized (w, h), crop (w, h) or (0, 0), kind)`` as the processor computes them."""
+    if is_naflex_processor(image_processor):  # SigLIP-2: its own grid of at most max_num_patches patches
+        target_height, target_width = _naflex_size_function(image_processor)(
+            height, width, int(image_processor.patch_size), int(image_processor.max_num_patches))
+        return (int(target_width), int(target_height)), (0, 0), "naflex"
     size = dict(getattr(image_processor, "size", {}) or {})
     if "shortest_edge" in size:  # CLIP: keep the aspect ratio (the long side rounded down, as HF does)
         short = int(size["shortest_edge"])
@@ -109,7 +193,8 @@ def fit_image(image: Any, image_processor: Any, fit: str = "crop") -> FittedImag
         image: a PIL image (any size, any mode; converted to RGB).
         image_processor: the model's image processor (HF CLIP / SigLIP style).
         fit: ``"crop"``: what the processor does (CLIP: resize the shortest side, crop
-            the centre; SigLIP: squash); ``"pad"``: pad to a square with the processor's
+            the centre; SigLIP: squash; SigLIP-2: resize to its own patch grid);
+            ``"pad"``: pad to a square with the processor's
             mean colour first, so nothing is cut off.
 
     Returns:
@@ -149,7 +234,10 @@ def fit_image(image: Any, image_processor: Any, fit: str = "crop") -> FittedImag
         left, top = (picture.size[0] - crop[0]) // 2, (picture.size[1] - crop[1]) // 2
         picture = picture.crop((left, top, left + crop[0], top + crop[1]))
         offset = (float(left), float(top))
-    pixel_values = image_processor(images=image, return_tensors="pt")["pixel_values"]
+    processed = image_processor(images=image, return_tensors="pt")
+    pixel_values = processed["pixel_values"]
+    if kind == "naflex":
+        pixel_values = patches_to_image(pixel_values, processed["spatial_shapes"], int(image_processor.patch_size))
     display = np.asarray(picture)
     if tuple(pixel_values.shape[-2:]) != display.shape[:2]:
         raise ValueError(f"image_processor: makes {tuple(pixel_values.shape[-2:])} images, expected {display.shape[:2]}")

@@ -1,6 +1,7 @@
-"""Loading a dual encoder for ``explain`` and ``evaluate``: the bundled demo model or any
-HF CLIP / SigLIP checkpoint (a directory or a hub id, from the cache when the hub cannot
-be reached), and the layer pairs the gradient methods attribute in it."""
+"""Loading a dual encoder for ``explain`` and ``evaluate``: a bundled demo model
+(``demo-clip``, the default, or ``demo-siglip2``) or any HF CLIP / SigLIP checkpoint (a
+directory or a hub id, from the cache when the hub cannot be reached), and the layer
+pairs the gradient methods attribute in it."""
 
 import os
 import re
@@ -16,6 +17,10 @@ from captum_bilinear.adapters import as_dual_encoder
 
 #: The layer name that selects both encoders' embeddings layers.
 EMBEDDINGS = "embeddings"
+#: The bundled demo models by the name ``--model`` takes (these names always mean them;
+#: a directory of the same name is ``./demo-clip``): the CLIP and the SigLIP-2
+#: architecture trained on the generated world (:mod:`captum_bilinear.zoo`).
+DEMO_MODELS = {"demo-clip": "bundled demo CLIP", "demo-siglip2": "bundled demo SigLIP-2"}
 
 Layer = Union[int, str]
 
@@ -95,13 +100,54 @@ def _loading_options(model: str) -> Dict[str, Any]:
     return {}
 
 
+def _demo_layer(default: Any) -> Layer:
+    return default if default == EMBEDDINGS else int(default)
+
+
+def load_demo(name: str) -> LoadedModel:
+    """A bundled demo model by name (``"demo-clip"`` or ``"demo-siglip2"``).
+
+    Raises:
+        ValueError: naming ``model``: another name, or ``"demo-siglip2"`` under a
+            transformers without ``Siglip2Model`` (before 4.49).
+
+    Example:
+        >>> load_demo("demo-clip").name
+        'bundled demo CLIP'
+    """
+    from captum_bilinear.zoo import VOCABULARY
+
+    if name == "demo-clip":
+        from captum_bilinear.zoo import demo_settings, load_demo_model
+
+        with _quiet_loading():
+            clip, tokenizer, processor = load_demo_model()
+        return LoadedModel(clip, tokenizer, processor, _demo_layer(demo_settings()["default_layer"]),
+                           DEMO_MODELS[name], VOCABULARY)
+    if name == "demo-siglip2":
+        from captum_bilinear.zoo.siglip2 import load_demo_siglip2, siglip2_available, siglip2_settings
+
+        if not siglip2_available():
+            import transformers
+
+            raise ValueError(f"model: demo-siglip2 needs transformers >= 4.49 (Siglip2Model); this is transformers "
+                             f"{transformers.__version__}")
+        with _quiet_loading():
+            siglip2, tokenizer, processor = load_demo_siglip2()
+        return LoadedModel(siglip2, tokenizer, processor, _demo_layer(siglip2_settings()["default_layer"]),
+                           DEMO_MODELS[name], VOCABULARY)
+    raise ValueError(f"model: expected one of the bundled demo models {sorted(DEMO_MODELS)}, got {name!r}")
+
+
 def load_model(model: Optional[str] = None) -> LoadedModel:
-    """The bundled demo model (``model=None``) or any HF CLIP / SigLIP checkpoint from a
+    """A bundled demo model (``model=None`` or ``"demo-clip"``: the demo CLIP;
+    ``"demo-siglip2"``: the demo SigLIP-2) or any HF CLIP / SigLIP checkpoint from a
     local directory or a hub id (loaded with ``from_pretrained``, from the cache when the
     hub cannot be reached).
 
     Args:
-        model: a directory, a hub id, or None for the bundled demo model.
+        model: a directory, a hub id, a name of :data:`DEMO_MODELS`, or None for the
+            bundled demo CLIP.
 
     Returns:
         A :class:`LoadedModel`.
@@ -120,13 +166,9 @@ def load_model(model: Optional[str] = None) -> LoadedModel:
         ValueError: model: there is no directory /no/such/model
     """
     if model is None:
-        from captum_bilinear.zoo import VOCABULARY, demo_settings, load_demo_model
-
-        with _quiet_loading():
-            clip, tokenizer, processor = load_demo_model()
-        default = demo_settings()["default_layer"]
-        return LoadedModel(clip, tokenizer, processor, default if default == EMBEDDINGS else int(default),
-                           "bundled demo CLIP", VOCABULARY)
+        return load_demo("demo-clip")
+    if isinstance(model, str) and model in DEMO_MODELS:
+        return load_demo(model)
     if not isinstance(model, str):
         raise TypeError(f"model: expected a directory or a hub id (str), got {type(model).__name__}")
     options = _loading_options(model)

@@ -58,6 +58,9 @@ exclude_patterns = [
     "_evaluation_body.md",
     # the embedded explorer is an HTML fragment the explorer page includes
     "explorer/*",
+    # The committed comparison's runs and comparison.md (the comparison page includes it).
+    "comparison/*.md",
+    "comparison/*/*.md",
 ]
 templates_path = []
 

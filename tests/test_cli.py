@@ -623,3 +623,36 @@ def test_itsm_o_says_it_reads_the_last_hidden_states(scene_file):
     title = result.figure._suptitle.get_text()
     assert title.startswith("ITSM-O on the bundled demo CLIP, the encoders' last hidden states:"), title
     assert "layer 3" not in title
+
+
+def test_explain_with_the_siglip2_demo_model(scene_file, tmp_path, capsys):
+    """The bundled SigLIP-2 by name: its NaFlex patches (8 x 8, no CLS), the box mapped
+    onto them, the span's map equal to BII called on its processor's patches."""
+    import torch
+
+    from captum_bilinear import BilinearIntegratedInteractions
+    from captum_bilinear.explain import explain_pair
+    from captum_bilinear.loading import layer_pair, load_model
+    from captum_bilinear.selection import span_image_map
+    from captum_bilinear.zoo.siglip2 import siglip2_available
+
+    if not siglip2_available():
+        pytest.skip("transformers < 4.49 has no Siglip2Model: the SigLIP-2 demo model is skipped")
+    scene, path = scene_file
+    words = " ".join(scene.objects[0].words)
+    x0, y0, x1, y1 = scene.objects[0].box
+    out = tmp_path / "siglip2.png"
+    code, stdout, _ = run(capsys, "explain", "--model", "demo-siglip2", "--image", path, "--caption", scene.caption,
+                          "--out", str(out), "--span", words, "--box", f"{x0},{y0},{x1},{y1}", "--n-steps", "2")
+    assert code == 0 and f'"{words}"' in stdout and out.stat().st_size > 0
+    result = explain_pair(path, scene.caption, span=words, model="demo-siglip2", n_steps=2, show_progress=False)
+    assert result.interactions.shape == (len(scene.words) + 2, 64)
+    loaded = load_model("demo-siglip2")
+    images = loaded.image_processor(images=Image.open(path), return_tensors="pt")
+    text = loaded.tokenizer(scene.caption, return_tensors="pt")
+    A = BilinearIntegratedInteractions(loaded.model, layer_pair(loaded.model, loaded.default_layer)).attribute(
+        (text["input_ids"], images["pixel_values"]), n_steps=2,
+        additional_forward_args=((text["attention_mask"],), (images["pixel_attention_mask"], images["spatial_shapes"])))
+    expected = span_image_map(A[0], scene.objects[0].span, (8, 8), has_cls=False)
+    assert torch.allclose(span_image_map(result.interactions, result.spans[0], (8, 8), has_cls=False), expected,
+                          atol=1e-6)

@@ -178,3 +178,44 @@ def test_oversized_truncated_and_32_bit_images_are_one_clear_error(tmp_path, mon
     deep = _saved(Image.fromarray(np.array([[0, 100000]], dtype=np.int32)), "deep.tif", tmp_path)
     with pytest.raises(ValueError, match="32-bit integer pixels from 0 to 100000"):
         read_image(deep)
+
+
+# ---------------------------------------------------------------- NaFlex (SigLIP-2) processors
+
+def _naflex_processor():
+    from captum_bilinear.zoo.siglip2 import make_siglip2_image_processor, siglip2_available
+
+    if not siglip2_available():
+        pytest.skip("transformers < 4.49 has no Siglip2ImageProcessor (SigLIP-2)")
+    return make_siglip2_image_processor(64, 8)
+
+
+def test_naflex_image_is_the_processors_patches(wide):
+    """A 4:3 image gets its own grid (7 x 9 patches, of at most 64); the fitted image's
+    patches are exactly the processor's (its padding slots aside), and boxes scale."""
+    from captum_bilinear.images import image_to_patches
+
+    processor = _naflex_processor()
+    fitted = fit_image(wide, processor)
+    expected = processor(images=wide, return_tensors="pt")
+    rows, cols = expected["spatial_shapes"][0].tolist()
+    assert tuple(fitted.pixel_values.shape) == (1, 3, 8 * rows, 8 * cols) and fitted.display.shape[:2] == (8 * rows, 8 * cols)
+    values, mask, shapes = image_to_patches(fitted.pixel_values, 8)
+    assert torch.equal(shapes, expected["spatial_shapes"].long())
+    assert torch.equal(values[0], expected["pixel_values"][0, : rows * cols])
+    assert int(expected["pixel_attention_mask"].sum()) == rows * cols == int(mask.sum())
+    width, height = wide.size
+    assert fitted.map_box((0, 0, width / 2, height / 2)) == pytest.approx((0, 0, 4 * cols, 4 * rows))
+
+
+def test_patches_round_trip_and_layout():
+    from captum_bilinear.images import image_to_patches, patches_to_image
+
+    image = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    values, mask, shapes = image_to_patches(image, 2)
+    assert values.shape == (2, 6, 12) and shapes.tolist() == [[2, 3], [2, 3]] and bool(mask.all())
+    # slot 4 is grid cell (1, 1): pixels rows 2-3, columns 2-3, channel last within a pixel
+    assert values[1, 4].tolist() == image[1, :, 2:4, 2:4].permute(1, 2, 0).flatten().tolist()
+    assert torch.equal(patches_to_image(values, shapes, 2), image)
+    with pytest.raises(ValueError, match="pixel_values: 4x6 images are not a whole number of 4-pixel patches"):
+        image_to_patches(image, 4)

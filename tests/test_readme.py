@@ -8,6 +8,8 @@ import warnings
 import matplotlib
 import pytest
 
+from captum_bilinear.zoo.siglip2 import siglip2_available
+
 matplotlib.use("Agg")
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
@@ -30,6 +32,8 @@ def test_every_python_block_runs_as_written(tmp_path, monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for number, block in enumerate(blocks, 1):
+            if "load_demo_siglip2" in block and not siglip2_available():
+                continue  # transformers 4.45 has no Siglip2Model: its block is skipped there
             try:
                 exec(compile(block, f"README.md python block {number}", "exec"), namespace)
             except Exception as error:  # noqa: BLE001 - the block and its error are the report

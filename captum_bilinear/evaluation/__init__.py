@@ -1,6 +1,7 @@
 """The evaluation suite of both papers (``captum-bilinear evaluate``): every method on
 the bundled demo world or on COCO, Flickr30k Entities and HNC, sharded over processes
-with ``torch.distributed`` and resumable (:func:`run_evaluation`).
+with ``torch.distributed`` and resumable (:func:`run_evaluation`); several models on the
+same pairs (:func:`run_comparison`).
 
 The names below are loaded on first use, so that the command line's help starts
 without importing the methods.
@@ -8,11 +9,12 @@ without importing the methods.
 
 from typing import Any
 
-__all__ = ["EVALUATION_METHODS", "EvaluationConfig", "resolve_methods", "results_table", "run_evaluation"]
+__all__ = ["EVALUATION_METHODS", "EvaluationConfig", "resolve_methods", "results_table", "run_comparison",
+           "run_evaluation"]
 
 _WHERE = {
     "EVALUATION_METHODS": "methods", "resolve_methods": "methods", "results_table": "report",
-    "run_evaluation": "run", "EvaluationConfig": "run",
+    "run_evaluation": "run", "EvaluationConfig": "run", "run_comparison": "compare",
 }
 
 

@@ -45,7 +45,10 @@ class ModelBundle:
         patch_size, grid: the vision geometry; ``has_cls``: image position 0 is CLS.
         pad_token_id: the id a masked caption token becomes.
         device: where the model runs.
-        is_demo: the bundled demo model.
+        is_demo: a bundled demo model.
+        naflex: the image side takes NaFlex patches with ``(pixel_attention_mask,
+            spatial_shapes)`` (SigLIP-2); ``grid`` is then each example's own
+            (:meth:`for_grid`), no CLS.
     """
 
     model: Any
@@ -62,6 +65,7 @@ class ModelBundle:
     pad_token_id: int
     device: torch.device
     is_demo: bool
+    naflex: bool = False
 
     @property
     def image_positions(self) -> int:
@@ -76,6 +80,12 @@ class ModelBundle:
     def n_layers(self) -> int:
         return len(self.model.vision_model.encoder.layers)
 
+    def for_grid(self, grid: Tuple[int, int]) -> "ModelBundle":
+        """The same model for an image of another patch grid (a NaFlex model's example)."""
+        from dataclasses import replace
+
+        return self if tuple(grid) == tuple(self.grid) else replace(self, grid=(int(grid[0]), int(grid[1])))
+
     def with_layer(self, layer: LayerSpec) -> "ModelBundle":
         """The same model attributed at another layer."""
         from dataclasses import replace
@@ -86,10 +96,11 @@ class ModelBundle:
 
 
 def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, device: Optional[str] = None) -> ModelBundle:
-    """Loads the bundled demo model (``model=None``) or an HF CLIP / SigLIP checkpoint.
+    """Loads a bundled demo model (``model=None``: the demo CLIP; ``"demo-clip"``,
+    ``"demo-siglip2"``) or an HF CLIP / SigLIP / SigLIP-2 checkpoint.
 
     Args:
-        model: a directory or hub id (see :func:`captum_bilinear.loading.load_model`).
+        model: a directory, hub id or demo name (see :func:`captum_bilinear.loading.load_model`).
         layer: ``"embeddings"`` or an encoder layer index; default: the demo model's
             ``default_layer``, ``-2`` for other models.
         device: e.g. ``"cpu"``, ``"cuda:1"``; default the CPU.
@@ -100,18 +111,11 @@ def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, 
         ('bundled demo CLIP', 'CLIPVisionEmbeddings', (8, 8), True)
     """
     from captum_bilinear.adapters import as_dual_encoder
-    from captum_bilinear.loading import load_model
+    from captum_bilinear.images import is_naflex_processor
+    from captum_bilinear.loading import DEMO_MODELS, load_model
     from captum_bilinear.zoo import default_layers
 
-    if model is None:  # the demo's default layer may be "embeddings"
-        from captum_bilinear.loading import LoadedModel, _quiet_loading
-        from captum_bilinear.zoo import demo_settings, load_demo_model
-
-        with _quiet_loading():  # transformers' "Loading weights" bar: the run has its own (or none)
-            clip, tokenizer, processor = load_demo_model()
-        loaded = LoadedModel(clip, tokenizer, processor, demo_settings().get("default_layer", -2), "bundled demo CLIP")
-    else:
-        loaded = load_model(model)
+    loaded = load_model(model)
     target = torch.device(device or "cpu")
     net = loaded.model.to(target).eval()
     spec = parse_layer(loaded.default_layer if layer is None else layer)
@@ -122,11 +126,16 @@ def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, 
     pad = net.config.text_config.pad_token_id
     if pad is None:
         pad = loaded.tokenizer.pad_token_id
+    naflex = is_naflex_processor(loaded.image_processor)
+    if naflex:  # the grid of a square image of max_num_patches (each example has its own)
+        side = int(round(loaded.image_processor.max_num_patches ** 0.5))
+        grid = (side, side)
+    else:
+        grid = (vision.image_size // vision.patch_size,) * 2
     return ModelBundle(
         model=net, dual=as_dual_encoder(net, processor=loaded.image_processor), tokenizer=loaded.tokenizer,
         image_processor=loaded.image_processor, name=loaded.name, layer=spec, layers=default_layers(net, spec),
         input_layers=(net.text_model.embeddings, net.vision_model.embeddings), patch_size=int(vision.patch_size),
-        grid=(vision.image_size // vision.patch_size,) * 2,
-        has_cls=hasattr(net.vision_model.embeddings, "class_embedding"), pad_token_id=int(pad), device=target,
-        is_demo=model is None,
+        grid=grid, has_cls=hasattr(net.vision_model.embeddings, "class_embedding"), pad_token_id=int(pad),
+        device=target, is_demo=model is None or model in DEMO_MODELS, naflex=naflex,
     )

@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
     data.add_argument("--limit", type=positive, help="only the first N image-caption pairs")
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, help="output directory (records/, results.json, report.md, plots)")
-    run.add_argument("--model", help="HF CLIP / SigLIP directory or hub id (default: the bundled demo model)")
+    run.add_argument("--model", action="append",
+                     help="HF CLIP / SigLIP / SigLIP-2 directory or hub id, or a bundled demo model: demo-clip (the "
+                          "default) or demo-siglip2. Given twice or more (--model A --model B): the same pairs "
+                          "through each model, each run in --out/<model>/, and --out/comparison.md (+ .json, "
+                          "figures/) with a row per (model, method)")
     run.add_argument("--layer", type=layer_choice,
                      help="'embeddings' or an encoder layer index for BII, ICAM, ITSM-H and LayerIntegratedGradients "
                           "(default: the model's default)")
@@ -49,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
                           "pairs, for the per-layer table (default 0: no)")
     run.add_argument("--completeness-examples", type=int, default=10, metavar="N",
                      help="pairs of BII's completeness-error-vs-n_steps plot (default 10; 0: none)")
+    run.add_argument("--figure-pairs", type=int, default=4, metavar="N",
+                     help="with two or more --model: pairs drawn under every model (default 4; 0: none)")
     run.add_argument("--keep-terms", action="store_true",
                      help="keep every pair's terms under OUT/terms/ (InteractionTerms.load reads them) and write each "
                           "pair's interactive explorer under OUT/pages/, opened from report.html")
@@ -56,14 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
 
 
 def run(args: Any) -> Optional[dict]:
-    """Runs the evaluation the parsed ``args`` describe."""
+    """Runs the evaluation the parsed ``args`` describe (one ``--model``: one run, as
+    ever; two or more: :func:`~captum_bilinear.evaluation.compare.run_comparison`)."""
     from captum_bilinear.evaluation.run import run_evaluation
 
-    return run_evaluation(
+    models = args.model if isinstance(args.model, list) else [args.model]
+    options = dict(
         n_scenes=args.scenes, seed=args.seed, out=args.out, methods=args.methods, n_steps=args.n_steps,
         layer=args.layer, completeness_scenes=args.completeness_examples, show_progress=not args.no_progress,
         dataset=args.dataset, resume=args.resume, device=args.device, images=args.images, captions=args.captions,
         instances=args.instances, synonyms=args.synonyms, root=args.root, split=args.split,
-        annotations=args.annotations, limit=args.limit, model=args.model, tolerance=args.tolerance,
+        annotations=args.annotations, limit=args.limit, tolerance=args.tolerance,
         per_layer_scenes=args.per_layer_scenes, keep_terms=getattr(args, "keep_terms", False),
     )
+    if len(models) > 1:
+        from captum_bilinear.evaluation.compare import run_comparison
+
+        return run_comparison(models, figure_pairs=getattr(args, "figure_pairs", 4), **options)
+    return run_evaluation(model=models[0], **options)

@@ -37,14 +37,16 @@ class PairInputs:
     text_reference: Tensor
     image_reference: Tensor
     players_a: Tensor  #: caption positions that are players (content tokens)
+    #: the image side's additional forward arguments: NaFlex ``(pixel_attention_mask, spatial_shapes)``
+    image_extra: Optional[Tuple[Tensor, ...]] = None
 
     @property
     def inputs(self) -> Tuple[Tensor, Tensor]:
         return self.input_ids, self.pixel_values
 
     @property
-    def extra(self) -> Tuple[Tuple[Tensor], None]:
-        return (self.attention_mask,), None
+    def extra(self) -> Tuple[Tuple[Tensor], Optional[Tuple[Tensor, ...]]]:
+        return (self.attention_mask,), self.image_extra
 
 
 @dataclass
@@ -179,8 +181,9 @@ def _layer_integrated_gradients(bundle: Any, pair: PairInputs, settings: RunSett
 
     image_side = ConditionedSimilarity(bundle.dual, pair.input_ids, side="b", fixed_additional_forward_args=pair.extra[0])
     image, image_delta = LayerIntegratedGradients(image_side, bundle.layers[1]).attribute(
-        pair.pixel_values, baselines=pair.image_reference, n_steps=settings.lig_n_steps, return_convergence_delta=True)
-    text_side = ConditionedSimilarity(bundle.dual, pair.pixel_values, side="a")
+        pair.pixel_values, baselines=pair.image_reference, additional_forward_args=pair.image_extra,
+        n_steps=settings.lig_n_steps, return_convergence_delta=True)
+    text_side = ConditionedSimilarity(bundle.dual, pair.pixel_values, side="a", fixed_additional_forward_args=pair.image_extra)
     text, text_delta = LayerIntegratedGradients(text_side, bundle.layers[0]).attribute(
         pair.input_ids, baselines=pair.text_reference, additional_forward_args=pair.extra[0],
         n_steps=settings.lig_n_steps, return_convergence_delta=True)
@@ -276,3 +279,27 @@ def timed_explanation(method: EvaluationMethod, bundle: Any, pair: PairInputs,
     start = time.perf_counter()
     terms = method.explain(bundle, pair, settings)
     return terms.to("cpu"), time.perf_counter() - start
+
+
+def unsupported_methods(bundle: Any) -> Dict[str, str]:
+    """The evaluated methods that cannot explain ``bundle``'s model, with the reason:
+    ITSM-O / ITSM-H need a per-patch output head (SigLIP's and SigLIP-2's image towers
+    pool by attention and have none); LayerGradCam needs a ``(channels, height, width)``
+    layer, which a ViT has only in a convolutional patch embedding (SigLIP-2 embeds its
+    flattened NaFlex patches with a linear layer).
+
+    Example:
+        >>> from captum_bilinear.evaluation.bundle import load_bundle
+        >>> unsupported_methods(load_bundle())
+        {}
+    """
+    reasons: Dict[str, str] = {}
+    if getattr(bundle.dual, "token_head_b", None) is None:
+        for short in ("itsm-o", "itsm"):
+            reasons[METHODS[short].name] = ("the image tower pools by attention and has no per-patch output head, "
+                                            "which ITSM projects every patch with")
+    patch_embedding = getattr(getattr(bundle.model.vision_model, "embeddings", None), "patch_embedding", None)
+    if not isinstance(patch_embedding, torch.nn.Conv2d):
+        reasons["LayerGradCam"] = ("its patch embedding is not a convolution: there is no (channels, height, width) "
+                                   "layer for Grad-CAM")
+    return reasons

@@ -220,6 +220,12 @@ def _hard_negative_section(results: Dict[str, Any]) -> List[str]:
     return lines + [""]
 
 
+def _skipped_lines(model: Dict[str, Any]) -> List[str]:
+    """The methods that could not explain the model, each with its reason (none: no lines)."""
+    skipped = model.get("skipped_methods") or {}
+    return [f"Not run on this model: {name} ({reason})." for name, reason in skipped.items()] + ([""] if skipped else [])
+
+
 def _layer_words(layer: Any) -> str:
     return "the embeddings layers" if layer == "embeddings" else f"encoder layer {layer}"
 
@@ -254,7 +260,7 @@ def write_report(results: Dict[str, Any], out: str, energies: Dict[str, List[flo
         f"{what}, {dataset['objects']} named objects; {model['name']}{retrieval}; gradient methods (BII, "
         f"InteractionCAM, ITSM-H, LayerIntegratedGradients) at {_layer_words(model['layer'])}, {steps_text}; "
         "InteractionLIME and WeightedBanzhafInteractions mask the inputs (the embeddings layers), as in their papers.",
-        "", results_table(results), "",
+        "", *_skipped_lines(model), results_table(results), "",
         "PGA: the span map's top patch lies in the object's box; mPGE: mean share of the span map's positive mass "
         "in the box; CID / CII: area under the similarity curve while image patches are removed / inserted in the "
         "order of the span's map (caption fixed); CTD / CTI: the same for caption tokens in the order of the box's "

@@ -13,7 +13,7 @@ import platform
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -28,6 +28,7 @@ from captum_bilinear.evaluation.methods import (
     check_steps,
     resolve_methods,
     timed_explanation,
+    unsupported_methods,
 )
 from captum_bilinear.evaluation.records import RecordWriter, block_settings, complete_blocks, record_files
 
@@ -48,7 +49,8 @@ class EvaluationConfig:
             methods and the p-faithfulness coalitions of every dataset).
         images, captions, instances: COCO; root, split: Flickr30k Entities (with images);
         annotations: HNC (with images); synonyms: COCO's synonyms file.
-        model: HF CLIP / SigLIP directory or hub id (None: the bundled demo model).
+        model: HF CLIP / SigLIP / SigLIP-2 directory or hub id, or a bundled demo model's
+            name (``"demo-clip"``, ``"demo-siglip2"``; None: the demo CLIP).
         layer: ``"embeddings"`` or an encoder layer index of the gradient methods.
         methods: evaluation names (None: all).
         n_steps, tolerance: BII's quadrature (an int, or ``"auto"`` with a tolerance).
@@ -129,11 +131,43 @@ def load_dataset(config: EvaluationConfig) -> Any:
 
 
 def pair_inputs(bundle: ModelBundle, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                pixel_values: torch.Tensor, players: torch.Tensor) -> PairInputs:
-    """A pair with the model's default references."""
+                pixel_values: torch.Tensor, players: torch.Tensor,
+                image_extra: Optional[Tuple[torch.Tensor, ...]] = None) -> PairInputs:
+    """A pair with the model's default references (``pixel_values`` as the model takes
+    them, ``image_extra`` the image side's additional forward arguments)."""
     (text_reference,) = bundle.dual.default_baselines_a((input_ids,), (attention_mask,))
-    (image_reference,) = bundle.dual.default_baselines_b((pixel_values,), ())
-    return PairInputs(input_ids, attention_mask, pixel_values, text_reference, image_reference, players)
+    (image_reference,) = bundle.dual.default_baselines_b((pixel_values,), tuple(image_extra or ()))
+    return PairInputs(input_ids, attention_mask, pixel_values, text_reference, image_reference, players, image_extra)
+
+
+def model_image(bundle: ModelBundle, pixel_values: torch.Tensor) -> Tuple[ModelBundle, torch.Tensor,
+                                                                          Optional[Tuple[torch.Tensor, ...]]]:
+    """An example's image ``(1, C, H, W)`` as the model takes it: ``(bundle, pixel_values,
+    image_extra)`` -- unchanged for an image model; for a NaFlex model its patches with
+    ``(pixel_attention_mask, spatial_shapes)`` and the bundle for the image's own grid."""
+    if not bundle.naflex:
+        return bundle, pixel_values, None
+    from captum_bilinear.images import image_to_patches
+
+    values, mask, shapes = image_to_patches(pixel_values, bundle.patch_size)
+    return bundle.for_grid(tuple(int(v) for v in shapes[0])), values, (mask, shapes)
+
+
+class ImageSpaceEncoder:
+    """A NaFlex dual encoder whose side b takes images ``(batch, C, H, W)`` (patched on the
+    way in): what the masking metrics, which remove a patch's pixels, are given. Removing
+    an image patch's pixels is removing that patch's slot, so the metrics are the same."""
+
+    def __init__(self, dual: Any, patch_size: int) -> None:
+        self.dual, self.patch_size = dual, patch_size
+
+    def embed_a(self, *args: Any) -> torch.Tensor:
+        return self.dual.embed_a(*args)
+
+    def embed_b(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        from captum_bilinear.images import image_to_patches
+
+        return self.dual.embed_b(*image_to_patches(pixel_values, self.patch_size))
 
 
 def example_seed(seed: int, index: int) -> int:
@@ -153,16 +187,23 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
     seed = example_seed(config.seed, example.index)
     settings = RunSettings(seed=seed, n_steps=config.n_steps, tolerance=config.tolerance,
                            lig_n_steps=config.n_steps if isinstance(config.n_steps, int) else LIG_STEPS_WITH_AUTO)
-    pair = pair_inputs(bundle, prepared.input_ids, prepared.attention_mask, prepared.pixel_values,
-                       prepared.text_players)
+    bundle, pixel_values, image_extra = model_image(bundle, prepared.pixel_values)
+    pair = pair_inputs(bundle, prepared.input_ids, prepared.attention_mask, pixel_values, prepared.text_players,
+                       image_extra)
     geometry = Geometry(prepared.image_size, bundle.grid, bundle.has_cls)
-    scorer = ExampleScorer(bundle.dual, prepared.input_ids, prepared.pixel_values, pair.image_reference,
+    scored, image_reference = bundle.dual, pair.image_reference
+    if bundle.naflex:  # the metrics remove pixels of the image; the model sees them as patches
+        from captum_bilinear.images import patches_to_image
+
+        scored = ImageSpaceEncoder(bundle.dual, bundle.patch_size)
+        image_reference = patches_to_image(pair.image_reference, image_extra[1], bundle.patch_size)
+    scorer = ExampleScorer(scored, prepared.input_ids, prepared.pixel_values, image_reference,
                            prepared.text_players, bundle.pad_token_id, geometry, seed)
-    negatives = [pair_inputs(bundle, n.input_ids, n.attention_mask, prepared.pixel_values,
-                             prepared.text_players) for n in prepared.negatives]
+    negatives = [pair_inputs(bundle, n.input_ids, n.attention_mask, pixel_values, prepared.text_players,
+                             image_extra) for n in prepared.negatives]
     with torch.no_grad():
-        score = float(bundle.dual(pair.input_ids, pair.pixel_values, pair.extra[0]))
-        negative_scores = [float(bundle.dual(n.input_ids, n.pixel_values, n.extra[0])) for n in negatives]
+        score = float(bundle.dual(pair.input_ids, pair.pixel_values, pair.extra[0], pair.extra[1]))
+        negative_scores = [float(bundle.dual(n.input_ids, n.pixel_values, n.extra[0], n.extra[1])) for n in negatives]
     records: List[Dict[str, Any]] = [{
         "kind": "pair", "index": example.index, "image_id": example.image_id, "caption": example.caption,
         "score": score, "objects": len(prepared.objects), "negatives": len(prepared.negatives),
@@ -342,7 +383,8 @@ def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationCon
     for example in examples:
         prepared = move_to(prepare_example(example, bundle.tokenizer, bundle.image_processor, bundle.patch_size,
                                            config.fit, config.min_box_patches), bundle.device)
-        pairs.append(((prepared.input_ids, prepared.pixel_values), ((prepared.attention_mask,), None)))
+        _, pixel_values, image_extra = model_image(bundle, prepared.pixel_values)
+        pairs.append(((prepared.input_ids, pixel_values), ((prepared.attention_mask,), image_extra)))
     curves: Dict[str, Dict[str, List[float]]] = {}
     for method in COMPLETENESS_METHODS:
         usable = [n for n in config.completeness_steps if not (method.startswith("riemann") and n < 2)]
@@ -370,7 +412,8 @@ def _per_layer_runs(bundle: ModelBundle, dataset: Any, config: EvaluationConfig,
     each layer a run of its own under ``out/per_layer/`` (records, resumable)."""
     from captum_bilinear.evaluation.summary import summarize_methods
 
-    methods = [name for name in config.methods if name in GRADIENT_METHODS] or GRADIENT_METHODS
+    methods = [name for name in config.methods if name in GRADIENT_METHODS] or [
+        name for name in GRADIENT_METHODS if name not in unsupported_methods(bundle)]
     table: Dict[str, Any] = {}
     for spec in per_layer_specs(bundle):
         layer_config = EvaluationConfig(**{**asdict(config), "layer": spec, "methods": methods,
@@ -406,17 +449,37 @@ def _gallery(bundle: ModelBundle, dataset: Any, objects: List[Dict[str, Any]], c
     return name if write_gallery(failures, display, os.path.join(out, name), method) else None
 
 
-def _model_entry(bundle: ModelBundle, config: EvaluationConfig) -> Dict[str, Any]:
+def _model_entry(bundle: ModelBundle, config: EvaluationConfig, skipped: Dict[str, str]) -> Dict[str, Any]:
     entry: Dict[str, Any] = {"name": bundle.name, "layer": bundle.layer,
                              "layer_modules": [type(m).__name__ for m in bundle.layers]}
     if bundle.is_demo:
-        from captum_bilinear.zoo import retrieval_top1
+        if bundle.naflex:
+            from captum_bilinear.zoo.siglip2 import siglip2_retrieval_top1
 
-        entry["retrieval_top1"] = retrieval_top1(bundle.model, bundle.tokenizer, bundle.image_processor,
-                                                 n_scenes=32, n_sets=4)
+            entry["retrieval_top1"] = siglip2_retrieval_top1(bundle.model, bundle.tokenizer, n_scenes=32, n_sets=4)
+        else:
+            from captum_bilinear.zoo import retrieval_top1
+
+            entry["retrieval_top1"] = retrieval_top1(bundle.model, bundle.tokenizer, bundle.image_processor,
+                                                     n_scenes=32, n_sets=4)
         entry["retrieval_protocol"] = ("caption->image top-1 among 32 held-out scenes naming every object, "
                                        "mean of 4 galleries")
+    if skipped:
+        entry["skipped_methods"] = dict(skipped)
     return entry
+
+
+def applicable_methods(bundle: ModelBundle, config: EvaluationConfig) -> Dict[str, str]:
+    """Drops from ``config.methods`` those that cannot explain the model, with a warning
+    naming each and why (``ValueError`` if none is left, before any example); returns
+    them with their reasons (``results.json["model"]["skipped_methods"]``)."""
+    reasons = {name: reason for name, reason in unsupported_methods(bundle).items() if name in config.methods}
+    for name, reason in reasons.items():
+        warnings.warn(f"{name} is skipped for {bundle.name}: {reason}", UserWarning, stacklevel=2)
+    config.methods = [name for name in config.methods if name not in reasons]
+    if not config.methods:
+        raise ValueError(f"methods: none of them can explain {bundle.name} ({'; '.join(reasons.values())})")
+    return reasons
 
 
 def run_evaluation(
@@ -487,6 +550,7 @@ def run_evaluation(
         started = time.perf_counter()
         bundle = load_bundle(config.model, config.layer, str(process.device))
         config.layer = bundle.layer
+        skipped = applicable_methods(bundle, config)
         _check_out(out, config, resume, process)
         run_shard(bundle, data, config, out, resume, process, show_progress)
         process.barrier()
@@ -503,7 +567,7 @@ def run_evaluation(
         blocks = _selected_blocks(out, data, config)
         results = summarize(blocks, config.methods)
         results = {
-            "model": _model_entry(bundle, config),
+            "model": _model_entry(bundle, config, skipped),
             "dataset": {"name": data.name, **results.pop("dataset"), "source": data.source,
                         "statistics": data.statistics, "dropped_in_the_model": _dropped_in_the_model(blocks)},
             "settings": {

@@ -3,10 +3,12 @@
 Usage::
 
     python -m captum_bilinear.zoo.measure_layers [--model DIR] [--scenes 40] [--n-steps 16] [--write]
+    python -m captum_bilinear.zoo.measure_layers --model demo-siglip2 ...   # the SigLIP-2 demo model
 
 For every named object of held-out scenes, the interactions of the object's caption
 span are summed into a map over the image patches (CLS dropped), at the embeddings
-layers (``"embeddings"``) and at every encoder layer. PGA: the map's top
+layers (``"embeddings"``) and at every encoder layer (the SigLIP-2 demo model: its NaFlex
+patches, no CLS, each caption alone). PGA: the map's top
 patch overlaps the object's box; PGE: the share of the map's positive mass (per pixel)
 inside the box -- :func:`captum_bilinear.metrics.pointing_game`. With ``--write`` the per-layer table and the best layer (highest PGA, then PGE) are
 stored in the model's ``training_settings.json`` as ``pointing_game`` and ``default_layer`` (an
@@ -16,6 +18,7 @@ encoder layer index, or ``"embeddings"``).
 import argparse
 import json
 import os
+import sys
 import time
 from typing import Dict, List, Sequence, Union
 
@@ -36,6 +39,46 @@ from captum_bilinear.zoo.scenes import Scene, SceneGenerator
 MEASURE_SEED = HELD_OUT_SEED + 2
 
 Layer = Union[int, str]
+
+
+def is_siglip2(model) -> bool:
+    """Whether ``model`` is a ``Siglip2Model`` (NaFlex inputs, no CLS)."""
+    return type(model).__name__ == "Siglip2Model"
+
+
+def image_side(model) -> int:
+    """The demo scenes' side in pixels for ``model`` (SigLIP-2: its position grid's)."""
+    vision = model.config.vision_config
+    if is_siglip2(model):
+        return int(round(vision.num_patches ** 0.5)) * vision.patch_size
+    return vision.image_size
+
+
+def _attribution_inputs(model, scene: Scene, tokenizer, processor):
+    """``((input_ids, pixel_values), additional_forward_args)`` of one scene."""
+    if is_siglip2(model):
+        from captum_bilinear.zoo.siglip2 import siglip2_scene_inputs
+
+        batch = siglip2_scene_inputs([scene], tokenizer, model.config.vision_config.patch_size)
+        return ((batch["input_ids"], batch["pixel_values"]),
+                ((batch["attention_mask"],), (batch["pixel_attention_mask"], batch["spatial_shapes"])))
+    batch = scene_inputs(scene, tokenizer, processor)
+    return (batch["input_ids"], batch["pixel_values"]), ((batch["attention_mask"],), None)
+
+
+def load_measured_model(model: str):
+    """``(model, tokenizer, processor, settings folder)`` of ``--model``: a folder, or
+    ``demo-clip`` / ``demo-siglip2``."""
+    from captum_bilinear.zoo.siglip2 import DEMO_SIGLIP2_DIR, load_demo_siglip2
+
+    if model == "demo-siglip2":
+        model = DEMO_SIGLIP2_DIR
+    elif model == "demo-clip":
+        model = DEMO_MODEL_DIR
+    with open(os.path.join(model, "config.json"), encoding="utf-8") as f:
+        model_type = json.load(f).get("model_type")
+    loaded = load_demo_siglip2(model) if model_type == "siglip2" else load_demo_model(model)
+    return (*loaded, model)
 
 
 def all_layers(model) -> List[Layer]:
@@ -83,27 +126,24 @@ def measure(
     from captum_bilinear.metrics import pointing_game
     from captum_bilinear.selection import span_image_map
 
-    vision = model.config.vision_config
-    image_size = vision.image_size
+    image_size = image_side(model)
+    grid = image_size // model.config.vision_config.patch_size
+    has_cls = not is_siglip2(model)
     results = {}
-    inputs = [scene_inputs(scene, tokenizer, processor) for scene in scenes]
+    inputs = [_attribution_inputs(model, scene, tokenizer, processor) for scene in scenes]
     for k in layers:
         layer = default_layers(model, k)
         method = BilinearIntegratedInteractions(model, layer)
         hits, energies, rel = [], [], []
         start = time.time()
-        for scene, batch in zip(scenes, inputs):
-            A, delta = method.attribute(
-                (batch["input_ids"], batch["pixel_values"]),
-                additional_forward_args=((batch["attention_mask"],), None),
-                n_steps=n_steps,
-                return_convergence_delta=True,
-            )
+        for scene, (pair, extra) in zip(scenes, inputs):
+            A, delta = method.attribute(pair, additional_forward_args=extra, n_steps=n_steps,
+                                        return_convergence_delta=True)
             A = A[0].detach()
             rel.append(abs(float(delta[0])) / max(abs(float(A.sum())), 1e-12))
             for obj in scene.objects:
                 start_token, stop_token = obj.span
-                patch_map = span_image_map(A, (start_token, stop_token))
+                patch_map = span_image_map(A, (start_token, stop_token), (grid, grid), has_cls)
                 result = pointing_game(patch_map, obj.box, (image_size, image_size))
                 hits.append(result.hit)
                 energies.append(result.energy)
@@ -133,7 +173,9 @@ def choose_layer(results: Dict[Layer, Dict[str, float]]) -> Layer:
 
 def main(argv=None) -> Dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=DEMO_MODEL_DIR, help="model folder (default: the shipped demo model)")
+    parser.add_argument(
+        "--model", default=DEMO_MODEL_DIR, help="model folder, demo-clip or demo-siglip2 (default: the demo CLIP)"
+    )
     parser.add_argument("--scenes", type=int, default=40)
     parser.add_argument("--mode", default="full", choices=["full", "subset", "mixed"])
     parser.add_argument("--n-steps", type=int, default=16)
@@ -145,12 +187,12 @@ def main(argv=None) -> Dict:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    model, tokenizer, processor = load_demo_model(args.model)
+    model, tokenizer, processor, folder = load_measured_model(args.model)
     vision = model.config.vision_config
-    scenes = SceneGenerator(args.seed, mode=args.mode, image_size=vision.image_size).scenes(args.scenes)
+    scenes = SceneGenerator(args.seed, mode=args.mode, image_size=image_side(model)).scenes(args.scenes)
     layers = all_layers(model)
     results = measure(model, tokenizer, processor, scenes, layers, n_steps=args.n_steps)
-    chance = chance_level(scenes, vision.image_size, vision.patch_size)
+    chance = chance_level(scenes, image_side(model), vision.patch_size)
     best = choose_layer(results)
 
     print(f"{len(scenes)} scenes (seed {args.seed}, mode {args.mode}), n_steps={args.n_steps}")
@@ -168,12 +210,13 @@ def main(argv=None) -> Dict:
         "scenes": args.scenes,
         "seed": args.seed,
         "mode": args.mode,
+        "command": "python -m captum_bilinear.zoo.measure_layers " + " ".join(sys.argv[1:] if argv is None else argv),
         "definition": "captum_bilinear.metrics.pointing_game (top patch overlaps the box; positive mass per pixel)",
         "per_layer": {str(k): v for k, v in results.items()},
         "chance": chance,
     }
     if args.write:
-        path = os.path.join(args.model, SETTINGS_FILE)
+        path = os.path.join(folder, SETTINGS_FILE)
         with open(path, encoding="utf-8") as f:
             settings = json.load(f)
         settings["default_layer"] = best
