@@ -8,6 +8,11 @@ reached by contraction: row ``s`` of ``A`` is the integrated gradient of the sca
 embeddings, the first-order terms come with it: the first side's integrated gradients of
 ``f(., r_other)`` are ``scale * e(r_other) . T`` (free), the second side's are one more
 cotangent, ``e(r_first)``, in the contraction.
+
+Groups of positions (``(G, positions)`` weights per side) are players as positions are:
+a group's column of ``T`` is one JVP along the direction restricted to the group, and its
+row of ``A`` one contraction, so the passes per node follow the first side's groups; the
+second side's per-position results are summed into its groups at the end.
 """
 
 import math
@@ -16,8 +21,15 @@ from typing import NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from captum_bilinear._utils.adaptive_quadrature import StepCount, check_tolerance, integrate_to_tolerance
+from captum_bilinear._utils.adaptive_quadrature import (
+    StepCount,
+    check_tolerance,
+    column_relative,
+    integrate_adaptively,
+    max_relative,
+)
 from captum_bilinear._utils.encoder_side import EncoderSide
+from captum_bilinear._utils.groups import complement, grouped, is_partition
 from captum_bilinear._utils.integration import integrated_jvps, integrated_vjps, path_embeddings
 from captum_bilinear._utils.positions import num_positions
 from captum_bilinear._utils.progress import SILENT, Progress
@@ -25,34 +37,48 @@ from captum_bilinear._utils.quadrature import interpolation_nodes
 
 
 class PathSide:
-    """One side's straight path ``reference + alpha * delta`` and its direction."""
+    """One side's straight path ``reference + alpha * delta``, its direction and its groups
+    (``(G, positions)`` weights, or None: every position its own player)."""
 
-    def __init__(self, encoder: EncoderSide, activation: Tensor, reference: Tensor, multiply_by_inputs: bool) -> None:
+    def __init__(self, encoder: EncoderSide, activation: Tensor, reference: Tensor, multiply_by_inputs: bool,
+                 groups: Optional[Tensor] = None) -> None:
         self.encoder = encoder
         self.reference = reference
         self.delta = activation - reference
         self.direction = self.delta if multiply_by_inputs else torch.ones_like(self.delta)
         self.positions = num_positions(self.delta)
+        self.groups = groups
+        self.players = self.positions if groups is None else groups.shape[0]
+        self.partition = is_partition(groups)
+        # The tangents of the first side: its groups, and what they leave of the direction
+        # (so that the tangents add up to the whole direction and completeness checks it).
+        rest = None if groups is None else complement(groups)
+        self.tangents = groups if rest is None else torch.cat([groups, rest[None]])  # type: ignore[list-item]
+
+    @property
+    def tangent_count(self) -> int:
+        return self.positions if self.tangents is None else self.tangents.shape[0]
 
     def integrated_jacobian(
         self, alphas: Tensor, weights: Tensor, embedding_dim: int, internal_batch_size: Optional[int],
         progress: Progress = SILENT,
     ) -> Tensor:
-        """``(D, positions)`` (``(K, D, positions)`` for panel weights): forward mode (one
-        JVP per position and node) when there are fewer positions than embedding
-        dimensions, else reverse mode (one VJP per embedding dimension and node)."""
-        if self.positions <= embedding_dim:
-            return integrated_jvps(
-                self.encoder, self.reference, self.delta, self.direction, alphas, weights, internal_batch_size, progress
-            )
+        """``(D, tangents)`` (``(K, D, tangents)`` for panel weights): forward mode (one JVP
+        per tangent -- position or group -- and node) when there are fewer tangents than
+        embedding dimensions, else reverse mode (one VJP per embedding dimension and node)
+        summed into the groups. The first :attr:`players` columns are the players'."""
+        if self.tangent_count <= embedding_dim:
+            return integrated_jvps(self.encoder, self.reference, self.delta, self.direction, alphas, weights,
+                                   internal_batch_size, progress, groups=self.tangents)
         identity = torch.eye(embedding_dim, dtype=self.delta.dtype, device=self.delta.device)
-        return self.contract(identity, alphas, weights, internal_batch_size, progress)
+        per_position = self.contract(identity, alphas, weights, internal_batch_size, progress)
+        return grouped(per_position, self.tangents)
 
     def contract(
         self, cotangents: Tensor, alphas: Tensor, weights: Tensor, internal_batch_size: Optional[int],
         progress: Progress = SILENT,
     ) -> Tensor:
-        """``(C, positions)``: integrated gradient of each ``cotangents[c] . embedding``."""
+        """``(C, positions)``: integrated gradient of each ``cotangents[c] . embedding``, per position."""
         return integrated_vjps(
             self.encoder, self.reference, self.delta, self.direction, alphas, weights, cotangents, internal_batch_size,
             progress=progress,
@@ -64,8 +90,8 @@ class PathSide:
 
     def pass_count(self, embedding_dim: int) -> int:
         """Passes per node if this side goes first: its Jacobian, then one contraction
-        VJP per position on the other side."""
-        return min(self.positions, embedding_dim) + self.positions
+        VJP per player on the other side."""
+        return min(self.tangent_count, embedding_dim) + self.players
 
 
 class FixedRule(NamedTuple):
@@ -76,8 +102,8 @@ class FixedRule(NamedTuple):
 
 
 class ToTolerance(NamedTuple):
-    """``n_steps="auto"``: composite Gauss-Legendre refined until the completeness
-    residuals, in similarity units, are at most ``tolerance`` times the identity's value."""
+    """``n_steps="auto"``: Gauss-Kronrod panels refined until the estimated relative error
+    of what is returned and the exact completeness residuals are within ``tolerance``."""
 
     tolerance: float
     max_steps: int
@@ -90,7 +116,7 @@ def quadrature_rule(n_steps: StepCount, method: str, tolerance: float, max_steps
     """The rule ``n_steps`` asks for, its arguments checked before any work."""
     if n_steps == "auto":
         if method != "gausslegendre":
-            raise ValueError(f"method: n_steps='auto' refines composite Gauss-Legendre panels; expected "
+            raise ValueError(f"method: n_steps='auto' refines Gauss-Kronrod panels; expected "
                              f"'gausslegendre', got {method!r}")
         check_tolerance(tolerance, max_steps)
         return ToTolerance(float(tolerance), int(max_steps))
@@ -111,12 +137,12 @@ class Endpoints(NamedTuple):
 
 
 class BilinearTerms(NamedTuple):
-    cross: Tensor  #: ``(positions_a, positions_b)``
-    first_a: Optional[Tensor]  #: ``(positions_a,)`` (None without endpoints)
+    cross: Tensor  #: ``(players_a, players_b)``
+    first_a: Optional[Tensor]  #: ``(players_a,)`` (None without endpoints)
     first_b: Optional[Tensor]
     nodes: int  #: nodes of the final rule (the larger side's)
-    error: float  #: ``n_steps="auto"``: the residual bound relative to the identity; else nan
-    reached: bool  #: whether that bound is within the tolerance (True for fixed rules)
+    error: float  #: ``n_steps="auto"``: the estimated relative error of the result; else nan
+    reached: bool  #: whether the tolerance was met (True for fixed rules)
     evaluated: int  #: nodes evaluated on both sides (bisected panels' included)
 
 
@@ -130,56 +156,92 @@ def bilinear_terms(
     internal_batch_size: Optional[int] = None,
     progress: Progress = SILENT,
 ) -> BilinearTerms:
-    """Interactions (and with ``endpoints`` the first-order terms), the cheaper side
-    order chosen."""
+    """Interactions (and with ``endpoints`` the first-order terms) of the sides' players,
+    the cheaper side order chosen."""
     a_first = side_a.pass_count(embedding_dim) <= side_b.pass_count(embedding_dim)
     first, second = (side_a, side_b) if a_first else (side_b, side_a)
+    first_ref = second_ref = None
     if endpoints is not None:
         g_in, g_ref, h_in, h_ref = endpoints
         first_ref, second_ref = (g_ref, h_ref) if a_first else (h_ref, g_ref)
-        second_change = (h_in - h_ref) if a_first else (g_in - g_ref)
     if isinstance(rule, FixedRule):
-        progress.expect(len(rule.alphas) * (first.pass_count(embedding_dim) + (endpoints is not None)))
+        progress.expect(len(rule.alphas) * (first.tangent_count + first.players + (endpoints is not None)))
         jacobian = first.integrated_jacobian(rule.alphas, rule.weights, embedding_dim, internal_batch_size, progress)
-        cotangents = _cotangents(jacobian, None if endpoints is None else first_ref)
+        cotangents = _cotangents(jacobian[:, : first.players], first_ref)
         contracted = second.contract(cotangents, rule.alphas, rule.weights, internal_batch_size, progress)
         nodes, error, reached, evaluated = len(rule.alphas), math.nan, True, 2 * len(rule.alphas)
     else:
         if endpoints is None:
             raise ValueError("n_steps='auto' needs the endpoint embeddings")
-        target = rule.tolerance * max(abs(float(endpoints.identity(scale))), 1e-12)
-        change_norm = float(second_change.norm())
-        first_result = integrate_to_tolerance(
-            lambda alphas, weights: _expecting(progress, len(alphas) * min(first.positions, embedding_dim))
-            or first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress),
-            lambda integrals: integrals.sum(-1),
-            lambda alphas: first.embeddings(alphas, internal_batch_size),
-            lambda residual: scale * residual.norm(dim=-1) * change_norm,  # bounds its share of delta
-            target / 2, rule.max_steps,
-        )
-        jacobian = first_result.integral
-        cotangents = _cotangents(jacobian, first_ref)
-        second_result = integrate_to_tolerance(
-            lambda alphas, weights: _expecting(progress, len(alphas) * len(cotangents))
-            or second.contract(cotangents, alphas, weights, internal_batch_size, progress),
-            lambda integrals: integrals.sum(-1),
-            lambda alphas: second.embeddings(alphas, internal_batch_size).to(cotangents.dtype) @ cotangents.T,
-            lambda residual: scale * residual[:, :-1].abs().sum(-1),
-            max(target - first_result.error, target / 2), rule.max_steps,
-        )
-        contracted = second_result.integral
-        nodes = max(first_result.nodes, second_result.nodes)
-        error = (first_result.error + second_result.error) / (target / rule.tolerance)
-        reached = first_result.reached and second_result.reached
-        evaluated = first_result.evaluated + second_result.evaluated
-    cross = scale * (contracted[: first.positions] if endpoints is not None else contracted)
+        jacobian, contracted, nodes, error, reached, evaluated = _to_tolerance(
+            first, second, rule, embedding_dim, scale, endpoints, a_first, internal_batch_size, progress)
+    jacobian = jacobian[:, : first.players]
+    contracted = grouped(contracted, second.groups)  # (C, players of the second side)
+    cross = scale * contracted[: first.players]
     first_order: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None)
-    if endpoints is not None:
+    if second_ref is not None:
         of_first = scale * (second_ref.to(jacobian.dtype) @ jacobian)
-        of_second = scale * contracted[-1]
+        of_second = scale * contracted[first.players]
         first_order = (of_first, of_second) if a_first else (of_second, of_first)
     return BilinearTerms(cross if a_first else cross.T, first_order[0], first_order[1], nodes, error, reached,
                          evaluated)
+
+
+def _to_tolerance(
+    first: PathSide, second: PathSide, rule: ToTolerance, embedding_dim: int, scale: float, endpoints: Endpoints,
+    a_first: bool, internal_batch_size: Optional[int], progress: Progress,
+) -> Tuple[Tensor, Tensor, int, float, bool, int]:
+    """Both sides' integrals to ``rule.tolerance``: the first side's Jacobian columns to half
+    of it (relative to the largest column), then the contraction -- the returned matrix,
+    in its groups -- to the other half (relative to its largest entry; the first-order
+    row relative to its own). The completeness residuals, exact per panel, are held to
+    the same shares of the identity's value where the groups cover every position."""
+    g_in, g_ref, h_in, h_ref = endpoints
+    first_ref = g_ref if a_first else h_ref
+    second_change = (h_in - h_ref) if a_first else (g_in - g_ref)
+    identity = max(abs(float(endpoints.identity(scale))), 1e-12)
+    checks_completeness = first.partition and second.partition
+    players = first.players
+
+    def first_completeness(residuals: Tensor) -> Tensor:  # (K, D): its share of the convergence delta
+        if not checks_completeness:
+            return torch.zeros(residuals.shape[0], dtype=residuals.dtype)
+        return scale * (residuals @ second_change.to(residuals.dtype)).abs() / identity
+
+    first_result = integrate_adaptively(
+        lambda alphas, weights: _expecting(progress, len(alphas) * min(first.tangent_count, embedding_dim))
+        or first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress),
+        lambda integrals: integrals.sum(-1),
+        lambda alphas: first.embeddings(alphas, internal_batch_size),
+        lambda differences, total: column_relative(differences[..., :players], total[..., :players]),
+        first_completeness, rule.tolerance / 2, rule.max_steps,
+    )
+    jacobian = first_result.integral
+    cotangents = _cotangents(jacobian[:, :players], first_ref)
+
+    def second_error(differences: Tensor, total: Tensor) -> Tensor:  # (K, C, positions), (C, positions)
+        differences, total = grouped(differences, second.groups), grouped(total, second.groups)
+        return torch.maximum(max_relative(differences[:, :players], total[:players]),
+                             max_relative(differences[:, players:], total[players:]))
+
+    def second_completeness(residuals: Tensor) -> Tensor:  # (K, C): the players' rows add up to the delta
+        if not checks_completeness:
+            return torch.zeros(residuals.shape[0], dtype=residuals.dtype)
+        return scale * residuals[:, :players].sum(-1).abs() / identity
+
+    second_result = integrate_adaptively(
+        lambda alphas, weights: _expecting(progress, len(alphas) * len(cotangents))
+        or second.contract(cotangents, alphas, weights, internal_batch_size, progress),
+        lambda integrals: integrals.sum(-1),
+        lambda alphas: second.embeddings(alphas, internal_batch_size).to(cotangents.dtype) @ cotangents.T,
+        second_error, second_completeness,
+        rule.tolerance / 2, rule.max_steps,
+    )
+    nodes = max(first_result.nodes, second_result.nodes)
+    error = first_result.error + second_result.error
+    reached = first_result.reached and second_result.reached
+    evaluated = first_result.evaluated + second_result.evaluated
+    return jacobian, second_result.integral, nodes, error, reached, evaluated
 
 
 def _cotangents(jacobian: Tensor, first_reference: Optional[Tensor]) -> Tensor:
@@ -205,6 +267,6 @@ def bilinear_interactions(
     internal_batch_size: Optional[int] = None,
     progress: Progress = SILENT,
 ) -> Tensor:
-    """``(positions_a, positions_b)`` interactions of a fixed rule, the cheaper side order chosen."""
+    """``(players_a, players_b)`` interactions of a fixed rule, the cheaper side order chosen."""
     return bilinear_terms(side_a, side_b, FixedRule(alphas, weights), embedding_dim, scale, None,
                           internal_batch_size, progress).cross
