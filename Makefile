@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-transformers4 test-extras tutorials tutorials-check docs benchmark clean
+.PHONY: demo test browser test-transformers4 test-extras tutorials tutorials-check docs benchmark clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,19 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/captum-bilinear demo --out demo.png
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+# The interactive page's tests (tests/test_page_browser.py) drive Debian's headless Chromium
+# through selenium: installed here when missing (as root, as on CI), never downloaded by
+# the tests; `make test` makes their absence a failure.
+browser:
+	@if test -x /usr/bin/chromium && test -x /usr/bin/chromedriver; then :; \
+	elif test "$$(id -u)" = 0; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null; \
+	else echo "make browser: the browser tests need Debian's chromium and chromium-driver:" \
+		"run 'apt-get install -y chromium chromium-driver' as root" >&2; exit 1; fi
+
+test: $(STAMP) browser
+	CAPTUM_BILINEAR_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 # The oldest transformers the package supports (4.x: slow CLIPTokenizer, output tensors
 # instead of output objects), without the tutorials, whose sentence encoder needs 5.x;
@@ -64,8 +75,10 @@ $(EXTRAS_VENV)/.installed: setup.cfg pyproject.toml
 test-extras: $(EXTRAS_VENV)/.installed
 	CAPTUM_BILINEAR_REQUIRE_EXTRAS=1 $(EXTRAS_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/adapters/test_adapters_open_clip.py
 
+# Then nothing in the built pages may load from the network (formulas by a local MathJax).
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/python docs/check_offline.py docs/_build/html
 
 # The reference implementation (exclip) needs open_clip and torchvision, which PyPI's
 # torchvision cannot load beside torch 2.13.0's CPU build: the benchmark has its own

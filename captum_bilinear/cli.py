@@ -34,7 +34,12 @@ FIGURE_TOLERANCE = 1e-2
 FLAGS = {
     "image_path": "--image", "caption": "--caption", "span": "--span", "box": "--box", "method": "--method",
     "model": "--model", "n_steps": "--n-steps", "tolerance": "--tolerance", "layer": "--layer", "fit": "--fit", "out": "--out",
+    "save": "--save",
 }
+#: ``--out`` file extensions that write the interactive page instead of a figure.
+PAGE_EXTENSIONS = ("html", "htm")
+#: ``--method all``: every method of the registry.
+ALL_METHODS = "all"
 #: How an image is fitted to the model's input (:data:`captum_bilinear.images.FITS`).
 FIT_CHOICES = ("crop", "pad")
 _ARGUMENT_PREFIX = re.compile(r"^(\w+): ")
@@ -75,8 +80,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _method_options(parser: argparse.ArgumentParser) -> None:
     names = ", ".join(f"{spec.short} ({spec.name})" for spec in METHODS.values())
-    parser.add_argument("--method", default="bii", choices=list(METHODS), metavar="METHOD",
-                        help=f"interaction method: {names} (default bii)")
+    parser.add_argument("--method", action="append", choices=[*METHODS, ALL_METHODS], metavar="METHOD",
+                        help=f"interaction method: {names}, or {ALL_METHODS} (default bii). Give it several times "
+                             "to compare methods on the page (--out page.html); a figure shows one (with --save: "
+                             "the first, the others kept)")
     parser.add_argument("--n-steps", type=step_count, default="auto",
                         help=f"BII's quadrature nodes (at most {MAX_STEPS}; also the first-order map's), or 'auto' (the default): "
                              "as many as --tolerance needs, per pair")
@@ -104,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Explain one image-caption pair and save the figure.")
     explain.add_argument("--image", required=True, help="image file")
     explain.add_argument("--caption", required=True, help="the caption")
-    explain.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg, ...)")
+    explain.add_argument("--out", required=True,
+                         help="figure to write (.png, .pdf, .svg, ...), or the interactive page (.html): every "
+                              "token's map over the image, one self-contained file that needs no network")
+    explain.add_argument("--save", metavar="DIR",
+                         help="also keep what was computed in DIR (every method's terms, the first-order map, the "
+                              "image; Explanation.load reads it back)")
     explain.add_argument("--span", help="caption substring to map onto the image (default: every noun phrase)")
     explain.add_argument("--box", type=_box, help="X0,Y0,X1,Y1 in the image's pixels, mapped onto the caption")
     explain.add_argument("--fit", choices=FIT_CHOICES, default="crop",
@@ -145,7 +157,7 @@ def checked_out(path: str) -> str:
         ...
         ValueError: out: the directory /no/such/dir does not exist
     """
-    formats = _image_formats()
+    formats = [*_image_formats(), *PAGE_EXTENSIONS]
     expected = ", ".join(f".{name}" for name in formats)
     if os.path.isdir(path):
         raise ValueError(f"out: {path} is a directory; expected a file name ending in one of {expected}")
@@ -203,17 +215,63 @@ def _log(message: str) -> None:
     _to_stderr(with_flags(message))
 
 
+def methods_of(args: argparse.Namespace) -> list:
+    """The ``--method`` values as short names, in order, each once (default ``bii``).
+
+    Example:
+        >>> methods_of(argparse.Namespace(method=["icam", "bii", "icam"])), methods_of(argparse.Namespace(method=None))
+        (['icam', 'bii'], ['bii'])
+    """
+    names = []
+    for name in args.method or ["bii"]:
+        for short in (METHODS if name == ALL_METHODS else [name]):
+            if short not in names:
+                names.append(short)
+    return names
+
+
+def is_page(path: str) -> bool:
+    """Whether ``--out`` names the interactive page (``.html``) rather than a figure."""
+    return os.path.splitext(path)[1].lower().lstrip(".") in PAGE_EXTENSIONS
+
+
+def _checked_save(path: str) -> str:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"save: {path} is a file; expected a directory (created if missing)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"save: the directory {parent} does not exist")
+    return path
+
+
 def _explain(args: argparse.Namespace) -> None:
     out = checked_out(args.out)
+    methods = methods_of(args)
+    save = getattr(args, "save", None)
+    if save is not None:
+        _checked_save(save)
+    page = is_page(out)
+    if len(methods) > 1 and not page and save is None:
+        raise ValueError(f"method: a figure shows one method, got {len(methods)} ({', '.join(methods)}); give one "
+                         "--method, or write the page (--out page.html) to compare them")
     import matplotlib
 
     matplotlib.use("Agg")
     from captum_bilinear.explain import explain_pair
 
     result = explain_pair(
-        args.image, args.caption, span=args.span, box=args.box, method=args.method, model=args.model,
+        args.image, args.caption, span=args.span, box=args.box, method=methods, model=args.model,
         n_steps=args.n_steps, tolerance=args.tolerance, layer=args.layer, fit=args.fit, log=_log,
     )
+    if save is not None:
+        result.save(save)
+        print(f"saved the explanation in {save}")
+    if page:
+        result.page().save(out)
+        size = os.path.getsize(out)
+        print(f"wrote {out} ({', '.join(spec.name for spec in result.methods)} and the first-order map; "
+              f"{size / 1e6:.2f} MB, opens offline in a browser)")
+        return
     result.figure.savefig(out, dpi=150, bbox_inches="tight")
     spans = ", ".join(f'"{label}"' for label in result.labels)
     print(f"wrote {out} ({spans})")

@@ -11,9 +11,12 @@ Python argument they are about (``image_path: no such file``); the command line 
 them with its flags. Every check of the input runs before any attribution does.
 """
 
+import json
+import os
 import warnings
-from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from torch import Tensor
@@ -23,12 +26,14 @@ from captum_bilinear._utils.step_limit import check_step_limit
 from captum_bilinear.first_order import first_order_map
 from captum_bilinear.images import FITS, FittedImage, fit_image, read_image
 from captum_bilinear.loading import EMBEDDINGS, Layer, check_layer, layer_pair, load_model
-from captum_bilinear.registry import MethodSpec, method_spec, run_method
+from captum_bilinear.registry import MethodSpec, method_spec, run_method_terms
 from captum_bilinear.selection import caption_words, encode_caption, noun_phrase_spans, span_label, token_labels, token_span
+from captum_bilinear.terms import InteractionTerms
 
 # Moved to their own modules; importable from here under their old names (explicit re-exports).
 from captum_bilinear.loading import LoadedModel as LoadedModel
 from captum_bilinear.registry import make_method as make_method
+from captum_bilinear.registry import run_method as run_method
 from captum_bilinear.selection import STOP_WORDS as STOP_WORDS
 from captum_bilinear.selection import unknown_words as unknown_words
 
@@ -37,25 +42,170 @@ from captum_bilinear.selection import unknown_words as unknown_words
 MAX_SPANS = 6
 
 
+#: The first-order view's title in the figure and the page.
+FIRST_ORDER_TITLE = "Captum LayerIntegratedGradients"
+#: What :meth:`Explanation.save` writes (a reader refuses other versions).
+SAVED_FORMAT, SAVED_FORMAT_VERSION = "captum-bilinear Explanation", 1
+
+
 @dataclass
 class Explanation:
-    """The result of :func:`explain_pair`."""
+    """The result of :func:`explain_pair`: the data of one pair's explanation. The figure
+    (:attr:`figure`) and the interactive page (:meth:`page`) are two renderings of it;
+    :meth:`save` / :meth:`load` keep it."""
 
-    interactions: Tensor  #: ``(positions_a, positions_b)``
+    interactions: Tensor  #: ``(positions_a, positions_b)`` of the first method
     tokens: List[str]
     spans: List[Tuple[int, int]]
     labels: List[str]  #: each span's words as the caption writes them
     box: Optional[Tuple[float, float, float, float]]  #: in the model's image
     image: np.ndarray  #: the image as the model saw it
     first_order: Tensor  #: ``(grid_h, grid_w)``
-    figure: Any
-    method: MethodSpec  #: the method that computed ``interactions``
+    method: MethodSpec  #: the method that computed ``interactions`` (the first one run)
     layer: Layer  #: the layer pair it attributed: an encoder layer index or ``"embeddings"``
     fitted: FittedImage  #: how the image was fitted to the model
+    #: every method's terms, in the order they ran (batch of one; ``method`` the result name)
+    terms: List[InteractionTerms] = field(default_factory=list)
+    caption: str = ""
+    model_name: str = ""
+    grid: Tuple[int, int] = (0, 0)  #: the image side's patch grid
+    has_cls: bool = True
+
+    @property
+    def methods(self) -> List[MethodSpec]:
+        """The methods of every :attr:`terms`, in order."""
+        return [method_spec(terms.method) for terms in self.terms] if self.terms else [self.method]
+
+    @property
+    def where(self) -> str:
+        return "the embeddings layers (the inputs)" if self.layer == EMBEDDINGS else f"encoder layer {self.layer}"
+
+    def title(self, method: Optional[MethodSpec] = None) -> str:
+        caption = self.caption if len(self.caption) <= 90 else self.caption[:87] + "..."
+        return f"{(method or self.method).name} on the {self.model_name}, {self.where}: \"{caption}\""
+
+    @cached_property
+    def figure(self) -> Any:
+        """The paper's Figure 1 of the first method (drawn on first use): each span's map
+        on the image, the box's colours on the caption, the first-order map beside them."""
+        from captum_bilinear.visualization import plot_interaction_figure
+
+        return plot_interaction_figure(
+            self.image, self.tokens, self.interactions, self.spans, box=self.box, first_order_map=self.first_order,
+            first_order_title=FIRST_ORDER_TITLE, grid_size=self.grid, has_cls=self.has_cls, title=self.title(),
+            units=self.method.units, first_order_units="similarity", span_labels=self.labels,
+        )
+
+    def page(self, explorer_id: Optional[str] = None) -> Any:
+        """The interactive page of every method run and the first-order map
+        (:func:`~captum_bilinear.page.interaction_explorer`): ``.save("page.html")``."""
+        from captum_bilinear.page import interaction_explorer
+
+        runs = self.terms or [InteractionTerms(*(self.interactions.new_zeros(shape) for shape in (
+            (1,), (1, len(self.tokens)), (1, self.interactions.shape[1]))), self.interactions[None],
+            method=self.method.name)]
+        for terms in runs:
+            if tuple(terms.cross.shape[1:]) != (len(self.tokens), self.interactions.shape[1]):
+                raise ValueError(f"terms: the page needs every token's row of A; {terms.method} holds "
+                                 f"{tuple(terms.cross.shape[1:])} (grouped spans?)")
+        units = {spec.name: spec.units for spec in self.methods}
+        if len({tuple(terms.layers) for terms in runs}) == 1:
+            names = f"{', '.join(terms.method for terms in runs)} on the {self.model_name}, {self.where}"
+        else:  # the masking methods ran at the inputs, the others at the requested layer
+            names = "; ".join(f"{terms.method} at {' / '.join(terms.layers)}" for terms in runs)
+            names = f"{names} (the {self.model_name})"
+        return interaction_explorer(
+            runs, self.image, self.tokens, grid_size=self.grid, has_cls=self.has_cls,
+            first_order_map=self.first_order, first_order_title=FIRST_ORDER_TITLE, first_order_units="similarity",
+            spans=self.spans, box=self.box, units=units, explorer_id=explorer_id,
+            title=f"{names}: \"{self.caption}\"",
+        )
+
+    def _repr_html_(self) -> str:
+        return self.page()._repr_html_()
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Writes the explanation to the directory ``path``: each method's terms under
+        ``terms/<short name>/`` (:meth:`InteractionTerms.save`), the first-order map and
+        the model's input image in ``explanation.safetensors``, the rest (caption, spans,
+        box, layer, model, how the image was fitted, a format version) in
+        ``explanation.json``. :meth:`load` reads it back."""
+        from safetensors.torch import save_file
+
+        os.makedirs(path, exist_ok=True)
+        shorts = []
+        for terms in self.terms:
+            short = method_spec(terms.method).short
+            terms.save(os.path.join(path, "terms", short))
+            shorts.append(short)
+        fitted = self.fitted
+        import torch
+
+        save_file({"first_order": self.first_order.detach().cpu().contiguous(),
+                   "pixel_values": fitted.pixel_values.detach().cpu().contiguous(),
+                   "image": torch.tensor(np.asarray(self.image, dtype=np.uint8))},
+                  os.path.join(path, "explanation.safetensors"))
+        metadata = {
+            "format": SAVED_FORMAT, "format_version": SAVED_FORMAT_VERSION, "caption": self.caption,
+            "tokens": self.tokens, "spans": [list(span) for span in self.spans], "labels": self.labels,
+            "box": None if self.box is None else [float(v) for v in self.box], "method": self.method.short,
+            "methods": shorts, "layer": self.layer, "model_name": self.model_name, "grid": list(self.grid),
+            "has_cls": self.has_cls, "fitted": {
+                "scale": list(fitted.scale), "offset": list(fitted.offset), "original_size": list(fitted.original_size),
+                "fit": fitted.fit, "description": fitted.description},
+        }
+        with open(os.path.join(path, "explanation.json"), "w", encoding="utf-8") as handle:
+            json.dump(metadata, handle, indent=1)
+
+    @classmethod
+    def load(cls, path: Union[str, "os.PathLike[str]"]) -> "Explanation":
+        """The explanation :meth:`save` wrote to ``path``.
+
+        Raises:
+            ValueError: naming ``path`` when it holds no saved explanation or one of
+                another format version.
+        """
+        from safetensors.torch import load_file
+
+        metadata_file = os.path.join(path, "explanation.json")
+        if not os.path.isfile(metadata_file):
+            raise ValueError(f"path: {os.fspath(path)} has no explanation.json; expected a directory written by "
+                             "Explanation.save (captum-bilinear explain --save DIR)")
+        with open(metadata_file, encoding="utf-8") as handle:
+            metadata = json.load(handle)
+        if metadata.get("format") != SAVED_FORMAT or metadata.get("format_version") != SAVED_FORMAT_VERSION:
+            raise ValueError(f"path: {metadata_file} is {metadata.get('format')!r} version "
+                             f"{metadata.get('format_version')!r}; this captum-bilinear reads {SAVED_FORMAT!r} "
+                             f"version {SAVED_FORMAT_VERSION} only")
+        tensors = load_file(os.path.join(path, "explanation.safetensors"))
+        terms = [InteractionTerms.load(os.path.join(path, "terms", short)) for short in metadata["methods"]]
+        saved = metadata["fitted"]
+        image = tensors["image"].numpy()
+        fitted = FittedImage(tensors["pixel_values"], image, tuple(saved["scale"]), tuple(saved["offset"]),
+                             tuple(saved["original_size"]), saved["fit"], saved["description"])
+        spec = method_spec(metadata["method"])
+        interactions = terms[0].cross[0] if terms else None
+        return cls(interactions, metadata["tokens"], [tuple(span) for span in metadata["spans"]], metadata["labels"],
+                   None if metadata["box"] is None else tuple(metadata["box"]), image, tensors["first_order"], spec,
+                   metadata["layer"], fitted, terms, metadata["caption"], metadata["model_name"],
+                   tuple(metadata["grid"]), metadata["has_cls"])
 
 
-def _check_arguments(method: Any, n_steps: Any, tolerance: Any, layer: Any, fit: Any, box: Any) -> MethodSpec:
-    spec = method_spec(method)
+def _check_methods(method: Any) -> List[MethodSpec]:
+    """One method's name or several (each once, in order)."""
+    names = [method] if isinstance(method, str) or not isinstance(method, Sequence) else list(method)
+    if not names:
+        raise ValueError("method: expected a method's short name or a list of them, got an empty list")
+    specs: List[MethodSpec] = []
+    for name in names:
+        spec = method_spec(name)
+        if spec not in specs:
+            specs.append(spec)
+    return specs
+
+
+def _check_arguments(method: Any, n_steps: Any, tolerance: Any, layer: Any, fit: Any, box: Any) -> List[MethodSpec]:
+    specs = _check_methods(method)
     if n_steps != "auto" and (isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1):
         raise ValueError(f"n_steps: expected a positive int or 'auto', got {n_steps!r}")
     if n_steps != "auto":
@@ -67,7 +217,7 @@ def _check_arguments(method: Any, n_steps: Any, tolerance: Any, layer: Any, fit:
         raise ValueError(f"fit: expected one of {FITS}, got {fit!r}")
     if box is not None and (isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4):
         raise ValueError(f"box: expected (x0, y0, x1, y1), got {box!r}")
-    return spec
+    return specs
 
 
 def _check_box_covers_a_patch(model_box: Sequence[float], box: Sequence[float], fitted: FittedImage,
@@ -104,7 +254,7 @@ def explain_pair(
     caption: str,
     span: Optional[str] = None,
     box: Optional[Sequence[float]] = None,
-    method: str = "bii",
+    method: Union[str, Sequence[str]] = "bii",
     model: Optional[str] = None,
     n_steps: StepCount = "auto",
     tolerance: float = 1e-2,
@@ -113,7 +263,9 @@ def explain_pair(
     show_progress: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> Explanation:
-    """Explains one image-caption pair and draws the paper's Figure 1.
+    """Explains one image-caption pair: every token x patch interaction of each method,
+    and Captum's first-order map; the result draws the paper's Figure 1
+    (:attr:`Explanation.figure`) and the interactive page (:meth:`Explanation.page`).
 
     Args:
         image_path: an image file.
@@ -123,7 +275,8 @@ def explain_pair(
         box: ``(x0, y0, x1, y1)`` in the original image's pixels to map onto the caption;
             it must hold at least one patch centre of what the model sees.
         method: a short name of :data:`captum_bilinear.registry.METHODS` (``bii``,
-            ``icam``, ``ilime``, ``itsm``, ``itsm-o``, ``fixlip``).
+            ``icam``, ``ilime``, ``itsm``, ``itsm-o``, ``fixlip``), or a list of them: the
+            figure shows the first, the page every one.
         model: a HF CLIP / SigLIP directory or hub id (default: the bundled demo model).
         n_steps: BII's quadrature nodes (at most 4096, which also bounds the first-order
             LIG's), or ``"auto"``: as many as ``tolerance`` needs (the first-order LIG then
@@ -139,7 +292,7 @@ def explain_pair(
         log: receives one-line messages on what is done (how the image was fitted, ...).
 
     Returns:
-        An :class:`Explanation` with the figure.
+        An :class:`Explanation` (the full matrix of every method in ``terms``).
 
     Raises:
         ValueError: naming the argument (``image_path``, ``caption``, ``span``, ``box``,
@@ -158,8 +311,10 @@ def explain_pair(
         >>> result = explain_pair(path, scene.caption, n_steps=8, show_progress=False)
         >>> result.interactions.shape[1]  # CLS + 8 x 8 patches of the demo model
         65
+        >>> result.page().save(os.path.join(os.path.dirname(path), "page.html"))  # the interactive page
     """
-    spec = _check_arguments(method, n_steps, tolerance, layer, fit, box)
+    specs = _check_arguments(method, n_steps, tolerance, layer, fit, box)
+    spec = specs[0]
     if not isinstance(caption, str) or not caption.strip():
         raise ValueError("caption: the caption is empty")
     if span is not None and span.lower() not in caption.lower():
@@ -169,8 +324,9 @@ def explain_pair(
     loaded = load_model(model)
     requested = check_layer(loaded.default_layer if layer is None else layer, loaded.model)
     chosen = EMBEDDINGS if spec.masks_inputs else requested
-    if spec.masks_inputs and layer is not None and layer != EMBEDDINGS:
-        log(f"layer: {spec.name} masks the inputs (the embeddings layers); layer={layer} is not used")
+    for masking in (item for item in specs if item.masks_inputs):
+        if layer is not None and layer != EMBEDDINGS:
+            log(f"layer: {masking.name} masks the inputs (the embeddings layers); layer={layer} is not used for it")
     fitted = fit_image(image, loaded.image_processor, fit)
     if fitted.cuts_off:
         warnings.warn(f"image_path: {fitted.description}", UserWarning, stacklevel=2)
@@ -189,23 +345,27 @@ def explain_pair(
     spans = _spans(loaded.tokenizer, caption, tokens, span, log)
     labels = [span_label(loaded.tokenizer, caption, item, tokens) for item in spans]
 
-    layers = layer_pair(loaded.model, chosen)
     inputs = (input_ids, fitted.pixel_values)
     extra = ((encoded["attention_mask"],), None)
-    where = "the embeddings layers (the inputs)" if chosen == EMBEDDINGS else f"encoder layer {chosen}"
-    log(f"attributing with {spec.name} at {where}")
-    interactions = run_method(spec.make(loaded.model, layers), inputs, extra, n_steps, show_progress, tolerance)[0]
+    runs = []
+    for item in specs:
+        item_layer = EMBEDDINGS if item.masks_inputs else requested
+        item_where = "the embeddings layers (the inputs)" if item_layer == EMBEDDINGS else f"encoder layer {item_layer}"
+        log(f"attributing with {item.name} at {item_where}")
+        terms = run_method_terms(item.make(loaded.model, layer_pair(loaded.model, item_layer)), inputs, extra, n_steps,
+                                 show_progress, tolerance)
+        # named as the registry names it (ITSM-H / ITSM-O share a class), with what the page needs
+        runs.append(replace(terms.detach().to("cpu"), method=item.name, tokens=[tokens], grid=grid,
+                            image=_as_tensor_image(fitted.display)))
+    interactions = runs[0].cross[0]
     has_cls = interactions.shape[1] == grid[0] * grid[1] + 1
     log("first-order map: Captum LayerIntegratedGradients of the caption-conditioned similarity")
-    first = first_order_map(loaded.model, layers, inputs, extra, n_steps, has_cls, grid)
-    from captum_bilinear.visualization import plot_interaction_figure
+    first = first_order_map(loaded.model, layer_pair(loaded.model, chosen), inputs, extra, n_steps, has_cls, grid)
+    return Explanation(interactions, tokens, spans, labels, model_box, fitted.display, first, spec, chosen, fitted,
+                       runs, caption, loaded.name, grid, has_cls)
 
-    figure = plot_interaction_figure(
-        fitted.display, tokens, interactions, spans, box=model_box, first_order_map=first,
-        first_order_title="Captum LayerIntegratedGradients", grid_size=grid, has_cls=has_cls,
-        title=f"{spec.name} on the {loaded.name}, {where}: \"{caption if len(caption) <= 90 else caption[:87] + '...'}\"",
-        units=spec.units, first_order_units="similarity", span_labels=labels,
-    )
-    return Explanation(interactions, tokens, spans, labels, model_box, fitted.display, first, figure, spec, chosen,
-                       fitted)
 
+def _as_tensor_image(picture: np.ndarray) -> Tensor:
+    import torch
+
+    return torch.tensor(np.asarray(picture, dtype=np.uint8))[None]  # a copy: the display may be read-only

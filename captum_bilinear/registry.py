@@ -125,3 +125,30 @@ def run_method(method: Any, inputs: Tuple[Any, Any], extra: Any, n_steps: Union[
         return method.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, tolerance=tolerance,
                                 show_progress=show_progress)
     return method.attribute(inputs, additional_forward_args=extra)
+
+
+def run_method_terms(method: Any, inputs: Tuple[Any, Any], extra: Any, n_steps: Union[int, str], show_progress: bool,
+                     tolerance: float = 1e-4) -> Any:
+    """As :func:`run_method`, with the method's whole decomposition
+    (:class:`~captum_bilinear.InteractionTerms`, ``attribute_terms``) instead of the
+    interactions alone; what ``explain`` saves and the page shows.
+
+    Example:
+        >>> from captum_bilinear.zoo import generate_scene, scene_inputs
+        >>> from captum_bilinear.loading import load_model
+        >>> loaded = load_model()
+        >>> batch = scene_inputs(generate_scene(0), loaded.tokenizer, loaded.image_processor)
+        >>> layer = (loaded.model.text_model.embeddings, loaded.model.vision_model.embeddings)
+        >>> terms = run_method_terms(make_method("bii", loaded.model, layer), (batch["input_ids"], batch["pixel_values"]),
+        ...                          ((batch["attention_mask"],), None), n_steps=8, show_progress=False)
+        >>> terms.method, terms.cross.shape[2]
+        ('BilinearIntegratedInteractions', 65)
+    """
+    from captum_bilinear import BilinearIntegratedInteractions, InteractionLIME, WeightedBanzhafInteractions
+
+    if isinstance(method, (InteractionLIME, WeightedBanzhafInteractions)):
+        return method.attribute_terms(inputs, additional_forward_args=extra, random_state=0)
+    if isinstance(method, BilinearIntegratedInteractions):
+        return method.attribute_terms(inputs, additional_forward_args=extra, n_steps=n_steps, tolerance=tolerance,
+                                      show_progress=show_progress)
+    return method.attribute_terms(inputs, additional_forward_args=extra)

@@ -26,11 +26,25 @@ What each method puts in it:
   ``cross`` only (``has_intercept`` and ``has_first_order`` False).
 """
 
+import json
+import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
+
+from captum_bilinear._utils.saved_values import from_json, to_json
+
+#: What :meth:`InteractionTerms.save` writes: the format's name and version (a reader
+#: refuses other versions rather than misreading them).
+SAVED_FORMAT = "captum-bilinear InteractionTerms"
+SAVED_FORMAT_VERSION = 1
+#: The files of a saved :class:`InteractionTerms` directory.
+TENSORS_FILE, METADATA_FILE = "terms.safetensors", "terms.json"
+#: The tensor attributes, in the order they are saved.
+_TENSORS = ("intercept", "first_a", "first_b", "cross", "intra_a", "intra_b", "players_a", "players_b",
+            "delta", "n_steps", "error", "image")
 
 
 def _take(value: Optional[Tensor], index: int) -> Optional[Tensor]:
@@ -60,6 +74,15 @@ class InteractionTerms:
         error: ``(batch,)`` the estimated relative error of ``n_steps="auto"`` runs.
         has_intercept, has_first_order: whether the method estimates those terms (when
             not, they are zeros).
+        tokens: optional labels of side a's positions, one list per example (side a the
+            caption: :func:`~captum_bilinear.selection.token_labels`).
+        grid: optional ``(rows, cols)`` patch grid of side b (the image); position 0 is
+            its CLS token when ``P == rows * cols + 1``.
+        image: optional uint8 ``(batch, height, width, 3)``: side b's images as the model
+            saw them (after resizing and cropping), which the grid covers.
+
+    Saved with :meth:`save` and read back with :meth:`load`, exactly (tensors in
+    safetensors, the rest as JSON beside them).
 
     Example:
         >>> terms = InteractionTerms(intercept=torch.tensor([0.5]), first_a=torch.tensor([[1.0, 2.0]]),
@@ -86,9 +109,13 @@ class InteractionTerms:
     error: Optional[Tensor] = None
     has_intercept: bool = True
     has_first_order: bool = True
+    tokens: Optional[List[List[str]]] = None
+    grid: Optional[Tuple[int, int]] = None
+    image: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         batch, positions_a, positions_b = self.cross.shape
+        self._check_context(batch, positions_a, positions_b)
         expected = {
             "intercept": (batch,),
             "first_a": (batch, positions_a),
@@ -103,6 +130,28 @@ class InteractionTerms:
             if value is not None and tuple(value.shape) != shape:
                 raise ValueError(f"{name}: expected shape {shape} to match cross {tuple(self.cross.shape)}, "
                                  f"got {tuple(value.shape)}")
+
+    def _check_context(self, batch: int, positions_a: int, positions_b: int) -> None:
+        """The labels, grid and image fit the terms (a flat label list is one example's)."""
+        if self.tokens is not None:
+            tokens = list(self.tokens)
+            if tokens and all(isinstance(token, str) for token in tokens):
+                tokens = [tokens]
+            if len(tokens) != batch or any(len(row) != positions_a for row in tokens):
+                raise ValueError(f"tokens: expected {batch} list(s) of {positions_a} labels (one per position of "
+                                 f"side a), got lengths {[len(row) for row in tokens]}")
+            self.tokens = [[str(token) for token in row] for row in tokens]
+        if self.grid is not None:
+            rows, cols = (int(value) for value in self.grid)
+            if rows < 1 or cols < 1 or positions_b not in (rows * cols, rows * cols + 1):
+                raise ValueError(f"grid: {tuple(self.grid)} has {rows * cols} patches; side b has {positions_b} "
+                                 "positions (expected rows * cols, or one more for a CLS token)")
+            self.grid = (rows, cols)
+        if self.image is not None:
+            if not isinstance(self.image, Tensor) or self.image.dtype != torch.uint8 or self.image.dim() != 4 \
+                    or self.image.shape[0] != batch or self.image.shape[-1] != 3:
+                shape = tuple(self.image.shape) if isinstance(self.image, Tensor) else type(self.image).__name__
+                raise ValueError(f"image: expected a uint8 tensor of shape ({batch}, height, width, 3), got {shape}")
 
     # ------------------------------------------------------------------ access
 
@@ -126,10 +175,8 @@ class InteractionTerms:
             raise IndexError(f"index: {index} is out of range for a batch of {self.batch_size}")
         index %= self.batch_size
         return replace(
-            self,
-            **{name: _take(getattr(self, name), index) for name in (
-                "intercept", "first_a", "first_b", "cross", "intra_a", "intra_b", "players_a", "players_b",
-                "delta", "n_steps", "error")},
+            self, tokens=None if self.tokens is None else [self.tokens[index]],
+            **{name: _take(getattr(self, name), index) for name in _TENSORS},
         )
 
     def player_masks(self) -> Tuple[Tensor, Tensor]:
@@ -281,6 +328,7 @@ class InteractionTerms:
             cross=move(self.cross), intra_a=move(self.intra_a), intra_b=move(self.intra_b),
             players_a=move(self.players_a, True), players_b=move(self.players_b, True),
             delta=move(self.delta), n_steps=move(self.n_steps, True), error=move(self.error),
+            image=move(self.image, True),
         )
 
     def detach(self) -> "InteractionTerms":
@@ -288,3 +336,97 @@ class InteractionTerms:
             name: getattr(self, name).detach() for name in (
                 "intercept", "first_a", "first_b", "cross", "intra_a", "intra_b", "delta", "error")
             if getattr(self, name) is not None})
+
+    # ---------------------------------------------------------------- saving
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Writes the terms to the directory ``path`` (created): every tensor in
+        ``terms.safetensors``, the rest (method, layers, settings, token labels, grid, the
+        format version) in ``terms.json`` beside it. :meth:`load` reads them back exactly.
+
+        Raises:
+            TypeError: naming the ``settings`` entry that cannot be saved.
+
+        Example:
+            >>> import tempfile
+            >>> terms = InteractionTerms(torch.zeros(1), torch.zeros(1, 2), torch.zeros(1, 5), torch.ones(1, 2, 5),
+            ...                          tokens=[["[BOS]", "dog"]], grid=(2, 2), settings={"n_steps": 8})
+            >>> folder = tempfile.mkdtemp(); terms.save(folder)
+            >>> sorted(os.listdir(folder))
+            ['terms.json', 'terms.safetensors']
+            >>> InteractionTerms.load(folder).tokens
+            [['[BOS]', 'dog']]
+        """
+        from safetensors.torch import save_file
+
+        tensors: Dict[str, Tensor] = {}
+        for name in _TENSORS:
+            value = getattr(self, name)
+            if value is not None:
+                tensors[name] = value.detach().cpu().contiguous().clone()
+        metadata = {
+            "format": SAVED_FORMAT, "format_version": SAVED_FORMAT_VERSION,
+            "method": self.method, "layers": list(self.layers),
+            "settings": to_json(dict(self.settings), tensors, "settings"),
+            "has_intercept": self.has_intercept, "has_first_order": self.has_first_order,
+            "tokens": self.tokens, "grid": None if self.grid is None else list(self.grid),
+            "tensors": sorted(tensors),
+        }
+        os.makedirs(path, exist_ok=True)
+        save_file(tensors, os.path.join(path, TENSORS_FILE),
+                  metadata={"format": SAVED_FORMAT, "format_version": str(SAVED_FORMAT_VERSION)})
+        with open(os.path.join(path, METADATA_FILE), "w", encoding="utf-8") as handle:
+            json.dump(metadata, handle, indent=1)
+
+    @classmethod
+    def load(cls, path: Union[str, "os.PathLike[str]"], device: Union[str, torch.device] = "cpu") -> "InteractionTerms":
+        """The terms :meth:`save` wrote to the directory ``path``, on ``device``.
+
+        Raises:
+            ValueError: naming ``path``: no such directory, a file missing, not a saved
+                InteractionTerms, or a format version this version of captum-bilinear
+                does not read.
+
+        Example:
+            >>> import tempfile
+            >>> terms = InteractionTerms(torch.zeros(1), torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1, 1, 1))
+            >>> folder = tempfile.mkdtemp(); terms.save(folder)
+            >>> bool(InteractionTerms.load(folder).cross.equal(terms.cross))
+            True
+        """
+        from safetensors.torch import load_file
+
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path: expected a directory path, got {type(path).__name__}")
+        if not os.path.isdir(path):
+            raise ValueError(f"path: no such directory: {os.fspath(path)} (expected what InteractionTerms.save wrote)")
+        files = {name: os.path.join(path, name) for name in (METADATA_FILE, TENSORS_FILE)}
+        missing = [name for name, file in files.items() if not os.path.isfile(file)]
+        if missing:
+            raise ValueError(f"path: {os.fspath(path)} has no {' and no '.join(missing)}; "
+                             "expected a directory written by InteractionTerms.save")
+        try:
+            with open(files[METADATA_FILE], encoding="utf-8") as handle:
+                metadata = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"path: cannot read {files[METADATA_FILE]} as JSON ({error})") from error
+        if not isinstance(metadata, dict) or metadata.get("format") != SAVED_FORMAT:
+            raise ValueError(f"path: {files[METADATA_FILE]} is not a saved InteractionTerms "
+                             f"(its format is {metadata.get('format') if isinstance(metadata, dict) else None!r}, "
+                             f"expected {SAVED_FORMAT!r})")
+        version = metadata.get("format_version")
+        if version != SAVED_FORMAT_VERSION:
+            from captum_bilinear import __version__
+
+            raise ValueError(f"path: {os.fspath(path)} was saved in format version {version!r}; captum-bilinear "
+                             f"{__version__} reads version {SAVED_FORMAT_VERSION} only"
+                             + (" (it was written by a newer captum-bilinear: upgrade to read it)"
+                                if isinstance(version, int) and version > SAVED_FORMAT_VERSION else ""))
+        tensors = load_file(files[TENSORS_FILE], device=str(device))
+        fields = {name: tensors.get(name) for name in _TENSORS}
+        return cls(
+            **fields, method=metadata["method"], layers=tuple(metadata["layers"]),
+            settings=from_json(metadata["settings"], tensors), has_intercept=metadata["has_intercept"],
+            has_first_order=metadata["has_first_order"], tokens=metadata["tokens"],
+            grid=None if metadata["grid"] is None else tuple(metadata["grid"]),
+        )

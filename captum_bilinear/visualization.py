@@ -451,3 +451,8 @@ def plot_interaction_figure(
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
+
+
+# The interactive page (HTML) lives in its own module; importable from here (explicit re-exports).
+from captum_bilinear.page import InteractionExplorer as InteractionExplorer  # noqa: E402
+from captum_bilinear.page import interaction_explorer as interaction_explorer  # noqa: E402

@@ -39,6 +39,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    # MathJax from the docs' own _static/mathjax (a copy the package ships), not a CDN:
+    # the formulas render offline
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "myst_parser",
     "nbsphinx",
@@ -53,6 +56,8 @@ exclude_patterns = [
     # report.md, so no file there is a page of its own.
     "evaluation/*.md",
     "_evaluation_body.md",
+    # the embedded explorer is an HTML fragment the explorer page includes
+    "explorer/*",
 ]
 templates_path = []
 
@@ -72,8 +77,11 @@ napoleon_use_rtype = False
 myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
 
-# nbsphinx: the notebooks are committed with their outputs.
+# nbsphinx: the notebooks are committed with their outputs. No require.js from a CDN (it
+# serves only Jupyter widgets, which the tutorials do not have): the pages load nothing
+# from the network (docs/check_offline.py checks the build).
 nbsphinx_execute = "never"
+nbsphinx_requirejs_path = ""
 nbsphinx_allow_errors = False
 nbsphinx_prolog = r"""
 {% set name = env.docname.split('/')[-1] %}
@@ -157,9 +165,26 @@ def _evaluation_body() -> None:
             out.write(body)
 
 
+def _demo_explorer() -> None:
+    """``explorer/demo_explorer.html``: the explorer the explorer page embeds, rendered from
+    the committed data (``explorer/make_demo_explorer.py`` writes it) with the page's
+    current script and style."""
+    import json
+
+    from captum_bilinear.page import InteractionExplorer
+
+    with open(os.path.join(HERE, "explorer", "demo_explorer.json"), encoding="utf-8") as handle:
+        fragment = InteractionExplorer(json.load(handle)).fragment()
+    path = os.path.join(HERE, "explorer", "demo_explorer.html")
+    if not os.path.exists(path) or open(path, encoding="utf-8").read() != fragment:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(fragment)
+
+
 _pandoc_on_path()
 _copy_tutorials()
 _evaluation_body()
+_demo_explorer()
 
 
 # -- every public name is documented -------------------------------------------------
@@ -178,6 +203,8 @@ API_MODULES = (
     "captum_bilinear.datasets",
     "captum_bilinear.selection",
     "captum_bilinear.visualization",
+    "captum_bilinear.page",
+    "captum_bilinear.evaluation.pages",
     "captum_bilinear.references",
     "captum_bilinear.metrics",
     "captum_bilinear.zoo",

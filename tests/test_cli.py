@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 import captum_bilinear.explain as explain_module
 import captum_bilinear.loading as loading_module
-from captum_bilinear.cli import build_parser, main
+from captum_bilinear.cli import build_parser, main, methods_of
 from captum_bilinear.registry import METHODS
 from captum_bilinear.zoo import VOCABULARY, generate_scene
 
@@ -51,6 +51,7 @@ def no_attribution(monkeypatch):
         raise AssertionError("an attribution method ran before the input was checked")
 
     monkeypatch.setattr(explain_module, "run_method", attribution_ran)
+    monkeypatch.setattr(explain_module, "run_method_terms", attribution_ran)
 
 
 def no_model_loading(monkeypatch):
@@ -486,7 +487,10 @@ def test_explain_takes_every_method_of_the_registry_and_embeddings():
     parser = build_parser()
     for short in METHODS:
         args = parser.parse_args(["explain", "--image", "x.png", "--caption", "c", "--out", "o.png", "--method", short])
-        assert args.method == short
+        assert methods_of(args) == [short]
+    every = parser.parse_args(["explain", "--image", "x.png", "--caption", "c", "--out", "o.html", "--method", "icam",
+                               "--method", "all"])
+    assert methods_of(every) == ["icam"] + [short for short in METHODS if short != "icam"]
     base = ["explain", "--image", "x.png", "--caption", "c", "--out", "o.png"]
     assert parser.parse_args(base + ["--layer", "embeddings"]).layer == "embeddings"
     assert parser.parse_args(base + ["--layer", "-2"]).layer == -2
@@ -508,3 +512,67 @@ def test_masking_methods_run_on_the_inputs(scene_file):
     result = explain_module.explain_pair(path, "a purple square", method="ilime", layer=3, n_steps=2,
                                          show_progress=False)
     assert result.layer == "embeddings"
+
+
+# --- issue 21: the page, several methods, saved explanations ----------------------------
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "bii", "--method", "icam"], "--method: a figure shows one method, got 2 (bii, icam); give one "
+                                              "--method, or write the page (--out page.html)"),
+    (["--save", "{file}"], "--save: {file} is a file; expected a directory"),
+    (["--save", "/no/such/dir/saved"], "--save: the directory /no/such/dir does not exist"),
+])
+def test_what_a_figure_cannot_show_and_a_bad_save_are_refused_before_any_work(extra, message, scene_file, tmp_path,
+                                                                               capsys, monkeypatch):
+    _, path = scene_file
+    no_model_loading(monkeypatch)
+    (tmp_path / "file").write_text("x")
+    extra = [item.replace("{file}", str(tmp_path / "file")) for item in extra]
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
+                          str(tmp_path / "f.png"), *extra)
+    assert code == 2
+    one_error_line(stderr, message.replace("{file}", str(tmp_path / "file")))
+
+
+def test_the_page_and_the_figure_render_one_saved_explanation(scene_file, tmp_path, capsys):
+    """``--out page.html --save DIR``: the page holds every method's full matrix as saved;
+    the reloaded explanation draws the figure and the same page."""
+    import base64
+    import json
+    import re
+
+    import numpy as np
+
+    from captum_bilinear.explain import Explanation
+
+    scene, path = scene_file
+    out, saved = tmp_path / "page.html", tmp_path / "saved"
+    code, stdout, _ = run(capsys, "explain", "--image", path, "--caption", scene.caption, "--out", str(out),
+                          "--method", "itsm", "--method", "itsm-o", "--n-steps", "2", "--save", str(saved))
+    assert code == 0 and f"wrote {out} (ITSM-H, ITSM-O and the first-order map" in stdout
+    page = out.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="[^"]+-data">(.*?)</script>', page, re.S).group(1))
+    explanation = Explanation.load(saved)
+    assert [terms.method for terms in explanation.terms] == [m["name"] for m in data["methods"]] == ["ITSM-H", "ITSM-O"]
+    assert data["tokens"] == explanation.tokens and data["grid"] == [8, 8]
+    for method, terms in zip(data["methods"], explanation.terms):
+        decoded = np.frombuffer(base64.b64decode(method["data"]), dtype="<f4").reshape(terms.cross.shape[1:])
+        np.testing.assert_array_equal(decoded, terms.cross[0].float().numpy())
+        assert terms.tokens == [explanation.tokens] and terms.grid == (8, 8)
+        assert terms.image[0].numpy().tolist() == explanation.image.tolist()
+    # the ITSM variants differ: the page names each as the registry does
+    assert not np.array_equal(explanation.terms[0].cross.numpy(), explanation.terms[1].cross.numpy())
+    assert explanation.interactions.equal(explanation.terms[0].cross[0])
+    figure = explanation.figure  # drawn from the reloaded data
+    assert figure.axes and explanation.title().startswith("ITSM-H on the bundled demo CLIP")
+    assert Explanation.load(saved).page(explorer_id="x").data["methods"] == \
+        explanation.page(explorer_id="x").data["methods"]
+    # a saved explanation of another format version is refused by name
+    metadata = json.loads((saved / "explanation.json").read_text())
+    (saved / "explanation.json").write_text(json.dumps({**metadata, "format_version": 2}))
+    with pytest.raises(ValueError, match=r"path: .*explanation.json is 'captum-bilinear Explanation' version 2; "
+                                         r"this captum-bilinear reads 'captum-bilinear Explanation' version 1 only"):
+        Explanation.load(saved)
+    with pytest.raises(ValueError, match="path: .* has no explanation.json"):
+        Explanation.load(tmp_path)

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
                           "pairs, for the per-layer table (default 0: no)")
     run.add_argument("--completeness-examples", type=int, default=10, metavar="N",
                      help="pairs of BII's completeness-error-vs-n_steps plot (default 10; 0: none)")
+    run.add_argument("--keep-terms", action="store_true",
+                     help="keep every pair's terms under OUT/terms/ (InteractionTerms.load reads them) and write each "
+                          "pair's interactive explorer under OUT/pages/, opened from report.html")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -62,5 +65,5 @@ def run(args: Any) -> Optional[dict]:
         dataset=args.dataset, resume=args.resume, device=args.device, images=args.images, captions=args.captions,
         instances=args.instances, synonyms=args.synonyms, root=args.root, split=args.split,
         annotations=args.annotations, limit=args.limit, model=args.model, tolerance=args.tolerance,
-        per_layer_scenes=args.per_layer_scenes,
+        per_layer_scenes=args.per_layer_scenes, keep_terms=getattr(args, "keep_terms", False),
     )

@@ -54,6 +54,8 @@ class EvaluationConfig:
         fit, min_box_patches: image fitting and the box-size filter.
         completeness_examples, completeness_steps: BII's completeness-vs-n_steps plot.
         per_layer_scenes: examples of the per-layer table (0: none).
+        keep_terms: save every pair's terms under ``terms/`` (each pair's explorer in
+            ``pages/`` and ``report.html`` open them; the results do not depend on it).
     """
 
     dataset: str = "demo"
@@ -77,6 +79,7 @@ class EvaluationConfig:
     completeness_examples: int = 10
     completeness_steps: Sequence[int] = COMPLETENESS_STEPS
     per_layer_scenes: int = 0
+    keep_terms: bool = False
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the argument, before any model is loaded."""
@@ -101,7 +104,7 @@ class EvaluationConfig:
     def comparable(self) -> Dict[str, Any]:
         """The settings two runs' records must share to be merged."""
         keep = asdict(self)
-        for name in ("completeness_examples", "completeness_steps", "per_layer_scenes", "limit"):
+        for name in ("completeness_examples", "completeness_steps", "per_layer_scenes", "limit", "keep_terms"):
             keep.pop(name)
         return json.loads(json.dumps(keep))
 
@@ -132,8 +135,10 @@ def example_seed(seed: int, index: int) -> int:
     return int(seed) * 1000003 + int(index)
 
 
-def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig) -> List[Dict[str, Any]]:
-    """The records of one example: every method explained and scored."""
+def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig,
+                     out: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The records of one example: every method explained and scored (its terms kept
+    under ``out`` with ``config.keep_terms``)."""
     from captum_bilinear.datasets.prepare import move_to, prepare_example
     from captum_bilinear.evaluation.scoring import ExampleScorer, Geometry
 
@@ -160,6 +165,12 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
     for name in config.methods:
         method = EVALUATION_METHODS[name]
         terms, seconds = timed_explanation(method, bundle, pair, settings)
+        if config.keep_terms and out is not None:
+            from captum_bilinear.evaluation.pages import keep_pair_terms
+            from captum_bilinear.selection import token_labels
+
+            keep_pair_terms(out, example.example_id, example.caption, method, terms,
+                            token_labels(bundle.tokenizer, prepared.input_ids[0].cpu()), bundle.grid, prepared.display)
         with torch.no_grad():
             record: Dict[str, Any] = {"kind": "example", "method": name, "seconds_per_pair": seconds}
             record.update(scorer.faithfulness_record(terms))
@@ -219,7 +230,7 @@ def run_shard(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: 
     try:
         with _progress(len(remaining), process, show_progress) as bar:
             for example in mine:
-                writer.write_example(example.example_id, evaluate_example(bundle, example, config))
+                writer.write_example(example.example_id, evaluate_example(bundle, example, config, out))
                 # the other ranks advance at about the same pace: one bar for the run
                 bar.update(min(process.world_size, bar.total - bar.n))
     finally:
@@ -274,7 +285,7 @@ def _per_layer_runs(bundle: ModelBundle, dataset: Any, config: EvaluationConfig,
     for spec in per_layer_specs(bundle):
         layer_config = EvaluationConfig(**{**asdict(config), "layer": spec, "methods": methods,
                                            "limit": config.per_layer_scenes, "per_layer_scenes": 0,
-                                           "completeness_examples": 0})
+                                           "completeness_examples": 0, "keep_terms": False})
         layer_out = os.path.join(out, "per_layer", f"layer-{spec}")
         os.makedirs(layer_out, exist_ok=True)
         _check_out(layer_out, layer_config, resume, process)
@@ -415,7 +426,12 @@ def run_evaluation(
             json.dump(results, handle, indent=1, allow_nan=True)
         objects = [r for records in blocks.values() for r in records if r.get("kind") == "object"]
         energies = {m: [r["PGE"] for r in objects if r["method"] == m] for m in config.methods}
-        write_report(results, out, energies, _gallery(bundle, data, objects, config, out))
+        gallery = _gallery(bundle, data, objects, config, out)
+        write_report(results, out, energies, gallery)
+        from captum_bilinear.evaluation.pages import write_pair_pages, write_report_html
+
+        evaluated = [EVALUATION_METHODS[name] for name in config.methods]
+        write_report_html(results, out, objects, evaluated, gallery, write_pair_pages(out, evaluated, objects))
         return results
     finally:
         process.close()

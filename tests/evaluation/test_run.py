@@ -48,6 +48,12 @@ def test_writes_records_results_report_and_plots(small_run):
     report = (out / "report.md").read_text()
     for name in NAMES:
         assert f"| {name} |" in report
+    # report.html beside it, the same tables; no pair's terms kept: it says how to keep them
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for name in NAMES:
+        assert f"<th>{name}</th>" in page
+    assert "--keep-terms" in page and "pages/" not in page
+    assert not (out / "terms").exists() and not (out / "pages").exists()
 
 
 def test_figures_are_in_range(small_run):
