@@ -262,6 +262,7 @@ def _explain(args: argparse.Namespace) -> None:
     result = explain_pair(
         args.image, args.caption, span=args.span, box=args.box, method=methods, model=args.model,
         n_steps=args.n_steps, tolerance=args.tolerance, layer=args.layer, fit=args.fit, log=_log,
+        full=page or save is not None,  # a figure needs its spans and box only; the page and --save every pair
     )
     if save is not None:
         result.save(save)

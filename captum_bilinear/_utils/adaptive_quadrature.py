@@ -45,6 +45,7 @@ class AdaptiveResult(NamedTuple):
     completeness: float  #: the exact completeness residuals' share (the caller's units), summed over panels
     reached: bool  #: whether both are within their tolerances
     panels: List[Tuple[float, float]]  #: the final rule's panels
+    errors: Tensor  #: ``(K, ...)``: each final panel's calibrated Kronrod-Gauss difference (its error estimate)
 
 
 def panel_rule(panels: List[Tuple[float, float]], gauss_nodes: int = PANEL_GAUSS_NODES) -> Tuple[Tensor, Tensor]:
@@ -150,8 +151,9 @@ def integrate_adaptively(
     error, share = float(errors.sum()), float(shares.sum())
     reached = (error <= tolerance or math.isclose(error, tolerance)) and (share <= tolerance or math.isclose(share, tolerance))
     order = sorted(range(len(panels)), key=lambda k: panels[k])
+    scaled = differences * calibrations.to(differences.dtype).view((-1,) + (1,) * (differences.dim() - 1))
     return AdaptiveResult(integrals.sum(0), len(panels) * m, evaluated, error, share, reached,
-                          [panels[k] for k in order])
+                          [panels[k] for k in order], scaled[order])
 
 
 def _bisect(panel: Tuple[float, float]) -> Tuple[Tuple[float, float], Tuple[float, float]]:

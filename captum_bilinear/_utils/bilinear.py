@@ -187,15 +187,40 @@ def bilinear_terms(
                          evaluated)
 
 
+#: The share of ``tolerance`` each phase of ``n_steps="auto"`` gets: the first side's
+#: Jacobian columns (cheap passes, and their error reaches the matrix amplified by the
+#: other side), and the matrix itself from the contraction; the first side's error in the
+#: matrix, estimated by a probe, takes the rest.
+FIRST_SIDE_SHARE = 0.25
+SECOND_SIDE_SHARE = 0.5
+
+
+def _error_probe(panel_errors: Tensor, players: int) -> Tensor:
+    """``(D,)``: the first side's estimated errors (``(K, D, tangents)``, one per panel and
+    column) combined with fixed random signs. Contracted like a column of ``T``, it gives
+    a row whose entries have the root-sum-square of the per-panel, per-group errors of
+    ``A`` as their expected size: the first side's error, seen in the returned matrix."""
+    errors = panel_errors[..., :players]
+    generator = torch.Generator().manual_seed(0)
+    signs = torch.randint(0, 2, (errors.shape[0], 1, players), generator=generator).to(errors.dtype) * 2 - 1
+    return (errors * signs).sum((0, 2))
+
+
 def _to_tolerance(
     first: PathSide, second: PathSide, rule: ToTolerance, embedding_dim: int, scale: float, endpoints: Endpoints,
     a_first: bool, internal_batch_size: Optional[int], progress: Progress,
 ) -> Tuple[Tensor, Tensor, int, float, bool, int]:
-    """Both sides' integrals to ``rule.tolerance``: the first side's Jacobian columns to half
-    of it (relative to the largest column), then the contraction -- the returned matrix,
-    in its groups -- to the other half (relative to its largest entry; the first-order
-    row relative to its own). The completeness residuals, exact per panel, are held to
-    the same shares of the identity's value where the groups cover every position."""
+    """Both sides' integrals to ``rule.tolerance``. The first side's Jacobian columns go to
+    :data:`FIRST_SIDE_SHARE` of it (relative to the largest column); then the contraction
+    -- the returned matrix, in its groups, and the first-order row -- to
+    :data:`SECOND_SIDE_SHARE` (relative to the largest entry; the first-order row to its
+    own). One more cotangent, a random-sign sum of the first side's panel errors, shows
+    how large they are in the matrix; if that is above the rest of the tolerance, the
+    first side is refined further and contracted again. The completeness residuals,
+    exact per panel, are held to the same shares of the identity's value where the
+    groups cover every position. Returns the Jacobian, the contraction (``C`` rows:
+    players, then the first-order row), nodes, the estimated error, whether the
+    tolerance was met and the nodes evaluated."""
     g_in, g_ref, h_in, h_ref = endpoints
     first_ref = g_ref if a_first else h_ref
     second_change = (h_in - h_ref) if a_first else (g_in - g_ref)
@@ -208,40 +233,49 @@ def _to_tolerance(
             return torch.zeros(residuals.shape[0], dtype=residuals.dtype)
         return scale * (residuals @ second_change.to(residuals.dtype)).abs() / identity
 
-    first_result = integrate_adaptively(
-        lambda alphas, weights: _expecting(progress, len(alphas) * min(first.tangent_count, embedding_dim))
-        or first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress),
-        lambda integrals: integrals.sum(-1),
-        lambda alphas: first.embeddings(alphas, internal_batch_size),
-        lambda differences, total: column_relative(differences[..., :players], total[..., :players]),
-        first_completeness, rule.tolerance / 2, rule.max_steps,
-    )
-    jacobian = first_result.integral
-    cotangents = _cotangents(jacobian[:, :players], first_ref)
-
     def second_error(differences: Tensor, total: Tensor) -> Tensor:  # (K, C, positions), (C, positions)
         differences, total = grouped(differences, second.groups), grouped(total, second.groups)
         return torch.maximum(max_relative(differences[:, :players], total[:players]),
-                             max_relative(differences[:, players:], total[players:]))
+                             max_relative(differences[:, players : players + 1], total[players : players + 1]))
 
     def second_completeness(residuals: Tensor) -> Tensor:  # (K, C): the players' rows add up to the delta
         if not checks_completeness:
             return torch.zeros(residuals.shape[0], dtype=residuals.dtype)
         return scale * residuals[:, :players].sum(-1).abs() / identity
 
-    second_result = integrate_adaptively(
-        lambda alphas, weights: _expecting(progress, len(alphas) * len(cotangents))
-        or second.contract(cotangents, alphas, weights, internal_batch_size, progress),
-        lambda integrals: integrals.sum(-1),
-        lambda alphas: second.embeddings(alphas, internal_batch_size).to(cotangents.dtype) @ cotangents.T,
-        second_error, second_completeness,
-        rule.tolerance / 2, rule.max_steps,
-    )
+    evaluated = 0
+    first_tolerance = FIRST_SIDE_SHARE * rule.tolerance
+    for attempt in range(2):
+        first_result = integrate_adaptively(
+            lambda alphas, weights: _expecting(progress, len(alphas) * min(first.tangent_count, embedding_dim))
+            or first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress),
+            lambda integrals: integrals.sum(-1),
+            lambda alphas: first.embeddings(alphas, internal_batch_size),
+            lambda differences, total: column_relative(differences[..., :players], total[..., :players]),
+            first_completeness, first_tolerance, rule.max_steps - evaluated,
+        )
+        jacobian = first_result.integral
+        probe = _error_probe(first_result.errors, players).to(jacobian.dtype)
+        cotangents = torch.cat([_cotangents(jacobian[:, :players], first_ref), probe[None]])
+        second_result = integrate_adaptively(
+            lambda alphas, weights: _expecting(progress, len(alphas) * len(cotangents))
+            or second.contract(cotangents, alphas, weights, internal_batch_size, progress),
+            lambda integrals: integrals.sum(-1),
+            lambda alphas: second.embeddings(alphas, internal_batch_size).to(cotangents.dtype) @ cotangents.T,
+            second_error, second_completeness, SECOND_SIDE_SHARE * rule.tolerance,
+            rule.max_steps - evaluated - first_result.evaluated,
+        )
+        evaluated += first_result.evaluated + second_result.evaluated
+        contracted = grouped(second_result.integral, second.groups)
+        largest = contracted[:players].abs().max().clamp_min(torch.finfo(contracted.dtype).tiny)
+        first_error = float(contracted[-1].abs().max() / largest)
+        if first_error <= rule.tolerance - SECOND_SIDE_SHARE * rule.tolerance or not first_result.reached:
+            break
+        first_tolerance /= 10  # the matrix amplifies the first side's errors: refine it, contract again
     nodes = max(first_result.nodes, second_result.nodes)
-    error = first_result.error + second_result.error
-    reached = first_result.reached and second_result.reached
-    evaluated = first_result.evaluated + second_result.evaluated
-    return jacobian, second_result.integral, nodes, error, reached, evaluated
+    error = first_error + second_result.error
+    reached = first_result.reached and second_result.reached and error <= rule.tolerance * (1 + 1e-9)
+    return jacobian, second_result.integral[:-1], nodes, error, reached, evaluated
 
 
 def _cotangents(jacobian: Tensor, first_reference: Optional[Tensor]) -> Tensor:

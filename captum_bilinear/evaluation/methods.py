@@ -69,6 +69,9 @@ class EvaluationMethod:
             embedding) or ``"output"``.
         text_side: whether it has a caption-side map (LayerGradCam has none).
         explain: ``explain(bundle, pair, settings) -> InteractionTerms``.
+        span_box: ``span_box(bundle, pair, settings, span, box_weights) -> float``, one
+            span's attribution with one box computed without the whole matrix (a hard
+            negative needs no more), or None: from :attr:`explain`'s matrix.
     """
 
     name: str
@@ -77,6 +80,7 @@ class EvaluationMethod:
     layer: str
     text_side: bool
     explain: Callable[[Any, PairInputs, RunSettings], InteractionTerms]
+    span_box: Optional[Callable[[Any, PairInputs, RunSettings, Tuple[int, int], Tensor], float]] = None
 
 
 def as_interaction_terms(result: Any, method: str) -> InteractionTerms:
@@ -130,6 +134,19 @@ def _bii(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTer
         options["tolerance"] = settings.tolerance
     terms = method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, **options)
     return as_interaction_terms(terms, spec.name)
+
+
+def _bii_span_box(bundle: Any, pair: PairInputs, settings: RunSettings, span: Tuple[int, int],
+                  box_weights: Tensor) -> float:
+    """BII of one caption span with one image box, each one group (two passes per node)."""
+    from captum_bilinear.selection import span_mask
+
+    method = METHODS["bii"].make(bundle.model, bundle.layers)
+    options: Dict[str, Any] = {"n_steps": settings.n_steps}
+    if settings.n_steps == "auto" and settings.tolerance is not None:
+        options["tolerance"] = settings.tolerance
+    mask = (span_mask(pair.input_ids.shape[1], [span], rest=False), box_weights)
+    return float(method.attribute(pair.inputs, additional_forward_args=pair.extra, feature_mask=mask, **options).sum())
 
 
 def _plain(short: str) -> Callable[[Any, PairInputs, RunSettings], InteractionTerms]:
@@ -211,7 +228,7 @@ def _layer_grad_cam(bundle: Any, pair: PairInputs, settings: RunSettings) -> Int
 #: ``layer``, ``text_side`` and ``explain`` as in :class:`EvaluationMethod`.
 _Explain = Callable[[Any, PairInputs, RunSettings], InteractionTerms]
 _RUNS: Tuple[Tuple[Union[str, Tuple[str, str]], int, str, bool, _Explain], ...] = (
-    ("bii", 2, "run", True, _bii),
+    ("bii", 2, "run", True, _bii),  # its hard negatives as one group per side: SPAN_BOX
     ("icam", 2, "run", True, _plain("icam")),
     ("ilime", 2, "inputs", True, _interaction_lime),
     ("itsm-o", 2, "output", True, _plain("itsm-o")),
@@ -222,10 +239,14 @@ _RUNS: Tuple[Tuple[Union[str, Tuple[str, str]], int, str, bool, _Explain], ...] 
 )
 
 
+#: The methods whose hard negatives need one span-box value only, computed as groups.
+SPAN_BOX = {"bii": _bii_span_box}
+
+
 def _evaluation_method(key: Union[str, Tuple[str, str]], order: int, layer: str, text_side: bool,
                        explain: _Explain) -> EvaluationMethod:
     name, short = (METHODS[key].name, key) if isinstance(key, str) else key
-    return EvaluationMethod(name, short, order, layer, text_side, explain)
+    return EvaluationMethod(name, short, order, layer, text_side, explain, SPAN_BOX.get(short))
 
 
 #: The evaluated methods, by the name ``results.json`` uses: the interaction methods of

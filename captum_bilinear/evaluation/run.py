@@ -11,7 +11,7 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -165,6 +165,12 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
     for name in config.methods:
         method = EVALUATION_METHODS[name]
         terms, seconds = timed_explanation(method, bundle, pair, settings)
+        negative_results = []
+        if method.order == 2:  # a pair's cost includes its hard negatives'
+            start = time.perf_counter()
+            for negative, negative_pair in zip(prepared.negatives, negatives):
+                negative_results.append(_explain_negative(method, bundle, negative_pair, settings, negative, geometry))
+            seconds += time.perf_counter() - start
         if config.keep_terms and out is not None:
             from captum_bilinear.evaluation.pages import keep_pair_terms
             from captum_bilinear.selection import token_labels
@@ -180,14 +186,24 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
             records.append(record)
             records.extend({"kind": "object", "method": name, **r}
                            for r in scorer.object_records(terms, method.order, method.text_side, prepared.objects))
-        if method.order != 2:
-            continue
-        for negative, negative_pair, negative_score in zip(prepared.negatives, negatives, negative_scores):
-            negative_terms, _ = timed_explanation(method, bundle, negative_pair, settings)
+        for negative, negative_score, (negative_terms, attribution) in zip(prepared.negatives, negative_scores,
+                                                                           negative_results):
             with torch.no_grad():
-                records.append({"kind": "negative", "method": name,
-                                **scorer.negative_record(terms, negative_terms, negative, score, negative_score)})
+                records.append({"kind": "negative", "method": name, **scorer.negative_record(
+                    terms, negative_terms, negative, score, negative_score, attribution_swapped=attribution)})
     return records
+
+
+def _explain_negative(method: Any, bundle: ModelBundle, pair: PairInputs, settings: RunSettings, negative: Any,
+                      geometry: Any) -> Tuple[Optional[Any], Optional[float]]:
+    """A hard negative's terms, or -- for a method that computes one span with one box
+    cheaply (BII, as groups) -- just that attribution."""
+    if method.span_box is None:
+        return timed_explanation(method, bundle, pair, settings)[0], None
+    from captum_bilinear.selection import box_weights
+
+    weights = box_weights(negative.box, geometry.image_size, geometry.grid, geometry.has_cls)
+    return None, method.span_box(bundle, pair, settings, tuple(negative.span), weights)
 
 
 def _check_out(out: str, config: EvaluationConfig, resume: bool, process: Process) -> None:
@@ -238,10 +254,16 @@ def run_shard(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: 
     return len(mine)
 
 
-def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationConfig) -> Dict[str, Dict[str, List[float]]]:
+def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationConfig,
+                        show_progress: bool = False) -> Dict[str, Dict[str, List[float]]]:
     """Median (and quartiles) of BII's relative completeness error over the first
-    examples for each quadrature and number of nodes (the paper's Appendix D)."""
+    examples for each quadrature and number of nodes (the paper's Appendix D).
+
+    The error of a rule needs the sum of ``A`` only: the whole caption as one group
+    (``feature_mask``) gives it from one JVP and two VJPs per node -- the number the full
+    matrix sums to at the same nodes -- instead of two passes per token."""
     import numpy as np
+    from tqdm.auto import tqdm
 
     from captum_bilinear import BilinearIntegratedInteractions
     from captum_bilinear.datasets.prepare import move_to, prepare_example
@@ -253,19 +275,24 @@ def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationCon
         prepared = move_to(prepare_example(example, bundle.tokenizer, bundle.image_processor, bundle.patch_size,
                                            config.fit, config.min_box_patches), bundle.device)
         pairs.append(((prepared.input_ids, prepared.pixel_values), ((prepared.attention_mask,), None)))
+    rules = [(method, [n for n in config.completeness_steps if not (method.startswith("riemann") and n < 2)])
+             for method in COMPLETENESS_METHODS]
     curves: Dict[str, Dict[str, List[float]]] = {}
-    for method in COMPLETENESS_METHODS:
-        usable = [n for n in config.completeness_steps if not (method.startswith("riemann") and n < 2)]
-        errors = np.zeros((len(pairs), len(usable)))
-        for row, (inputs, extra) in enumerate(pairs):
-            identity = bii.similarity_terms(inputs, additional_forward_args=extra).interaction.abs().item()
-            for column, n_steps in enumerate(usable):
-                _, delta = bii.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, method=method,
-                                         return_convergence_delta=True)
-                errors[row, column] = abs(delta.item()) / max(identity, 1e-12)
-        curves[method] = {"n_steps": usable, "median": np.median(errors, axis=0).tolist(),
-                          "q25": np.percentile(errors, 25, axis=0).tolist(),
-                          "q75": np.percentile(errors, 75, axis=0).tolist()}
+    with tqdm(total=len(pairs) * sum(len(steps) for _, steps in rules), desc="completeness curves", unit="rule",
+              disable=not show_progress) as bar:
+        for method, usable in rules:
+            errors = np.zeros((len(pairs), len(usable)))
+            for row, (inputs, extra) in enumerate(pairs):
+                identity = bii.similarity_terms(inputs, additional_forward_args=extra).interaction.abs().item()
+                caption = torch.zeros(inputs[0].shape[1], dtype=torch.long)  # one group: the passes of one token
+                for column, n_steps in enumerate(usable):
+                    _, delta = bii.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, method=method,
+                                             feature_mask=(caption, None), return_convergence_delta=True)
+                    errors[row, column] = abs(delta.item()) / max(identity, 1e-12)
+                    bar.update(1)
+            curves[method] = {"n_steps": usable, "median": np.median(errors, axis=0).tolist(),
+                              "q25": np.percentile(errors, 25, axis=0).tolist(),
+                              "q75": np.percentile(errors, 75, axis=0).tolist()}
     return curves
 
 
@@ -401,7 +428,8 @@ def run_evaluation(
         from captum_bilinear.evaluation.report import write_report
         from captum_bilinear.evaluation.summary import summarize
 
-        curves = completeness_curves(bundle, data, config) if config.completeness_examples > 0 else {}
+        curves = (completeness_curves(bundle, data, config, show_progress) if config.completeness_examples > 0
+                  else {})
         blocks = complete_blocks(out)
         results = summarize(blocks, config.methods)
         results = {

@@ -185,14 +185,17 @@ class ExampleScorer:
         return {"own_positive": result.own_positive, "cross_negative": result.cross_negative,
                 "own_above_cross": result.own_above_cross}
 
-    def negative_record(self, terms: InteractionTerms, negative_terms: InteractionTerms, negative: Any,
-                        score: float, negative_score: float) -> Dict[str, Any]:
+    def negative_record(self, terms: InteractionTerms, negative_terms: Optional[InteractionTerms], negative: Any,
+                        score: float, negative_score: float,
+                        attribution_swapped: Optional[float] = None) -> Dict[str, Any]:
         """δS and δA of a hard negative: the similarity and the swapped words' attribution
-        with the object's box, false caption minus true caption."""
-        result = hard_negative(terms.cross[0], negative_terms.cross[0], negative.original_span, negative.box,
-                               self.geometry.image_size, span_swapped=negative.span, score=score,
-                               score_swapped=negative_score, grid_size=self.geometry.grid,
-                               has_cls=self.geometry.has_cls)
+        with the object's box, false caption minus true caption (``attribution_swapped``:
+        computed as one group on each side instead of from ``negative_terms``)."""
+        result = hard_negative(terms.cross[0], None if negative_terms is None else negative_terms.cross[0],
+                               negative.original_span, negative.box, self.geometry.image_size,
+                               span_swapped=negative.span, score=score, score_swapped=negative_score,
+                               grid_size=self.geometry.grid, has_cls=self.geometry.has_cls,
+                               attribution_swapped=attribution_swapped)
         return {"negative": negative.index, "category": negative.category, "swap": list(negative.swap),
                 "delta_S": result.delta_score, "delta_A": result.delta_attribution,
                 "attribution": result.attribution, "attribution_swapped": result.attribution_swapped}
