@@ -18,7 +18,7 @@ _WHERE = {
     "SimilarityTerms": "captum_bilinear._core.base",
     "TokenPatchSimilarity": "captum_bilinear._core.token_patch_similarity",
     "WeightedBanzhafInteractions": "captum_bilinear._core.weighted_banzhaf",
-    "as_dual_encoder": "captum_bilinear.encoders",
+    "as_dual_encoder": "captum_bilinear.adapters",
     "first_order_projection": "captum_bilinear.first_order",
 }
 
@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from captum_bilinear._core.interaction_lime import InteractionLIME
     from captum_bilinear._core.token_patch_similarity import TokenPatchSimilarity
     from captum_bilinear._core.weighted_banzhaf import WeightedBanzhafInteractions
-    from captum_bilinear.encoders import DualEncoder, as_dual_encoder
+    from captum_bilinear.adapters import as_dual_encoder
+    from captum_bilinear.encoders import DualEncoder
     from captum_bilinear.first_order import ConditionedSimilarity, first_order_projection
     from captum_bilinear.terms import InteractionTerms
 

@@ -1,9 +1,10 @@
 """Dual encoders: two embedding functions and a (cosine) similarity between them.
 
 :class:`DualEncoder` is what every method of this package attributes. Models as users
-hold them -- HuggingFace ``CLIPModel`` / ``SiglipModel``, open_clip CLIP models,
-sentence-transformers ``SentenceTransformer`` -- are wrapped into one automatically by
-:func:`as_dual_encoder`, through the adapters in :mod:`captum_bilinear.adapters`.
+hold them -- HuggingFace dual encoders, open_clip CLIP models, sentence-transformers
+``SentenceTransformer`` -- are wrapped into one automatically by
+:func:`captum_bilinear.adapters.as_dual_encoder` (which builds on this module; this
+module imports no adapter).
 """
 
 import contextlib
@@ -51,6 +52,9 @@ class DualEncoder(nn.Module):
         attribution_context: ``attribution_context() -> context manager`` entered around
             every attribution call (default: none), for settings an encoder needs while it
             is differentiated, e.g. open_clip's attention fast path switched off.
+        towers: ``(tower_a, tower_b)``, the modules holding each side's layers (either may
+            be None: unknown); a layer given for one side that lies in the other side's
+            tower is refused (:meth:`check_layers`).
 
     The modules the encode functions use become submodules, so attributions can check
     that a layer belongs to the model and set it to eval mode (dropout off) during a
@@ -90,6 +94,7 @@ class DualEncoder(nn.Module):
         position_mask_a: Optional[PositionMaskFunction] = None,
         position_mask_b: Optional[PositionMaskFunction] = None,
         attribution_context: Optional[Callable[[], ContextManager[Any]]] = None,
+        towers: Optional[Tuple[Optional[nn.Module], Optional[nn.Module]]] = None,
     ) -> None:
         super().__init__()
         if not callable(encode_a) or not callable(encode_b):
@@ -115,6 +120,9 @@ class DualEncoder(nn.Module):
         self.position_mask_a = position_mask_a
         self.position_mask_b = position_mask_b
         self._attribution_context = attribution_context
+        if towers is not None and (len(towers) != 2 or not all(t is None or isinstance(t, nn.Module) for t in towers)):
+            raise TypeError("towers: expected (tower_a, tower_b), each a torch.nn.Module or None")
+        self._towers = tuple(towers) if towers is not None else (None, None)
         found = modules_behind(encode_a) + modules_behind(encode_b)
         owners = unique_modules(found + list(modules or ()))
         # Registered only when not already a submodule by attribute assignment above.
@@ -189,6 +197,21 @@ class DualEncoder(nn.Module):
             return as_tuple(self.reference_b(inputs, extra))
         return tuple(torch.zeros_like(x) for x in inputs)
 
+    def check_layers(self, layers: Tuple[nn.Module, nn.Module]) -> None:
+        """Refuses a layer given for one side that lies in the other side's tower (see
+        ``towers``; a Siamese encoder has none)."""
+        for index, (layer, own, other) in enumerate(((layers[0], *self._towers), (layers[1], *self._towers[::-1]))):
+            if other is None or (own is not None and _contains(own, layer)) or not _contains(other, layer):
+                continue
+            side, other_side = "ab"[index], "ba"[index]
+            own_name = f" ({type(own).__name__})" if own is not None else ""
+            raise ValueError(
+                f"layer[{index}]: this {type(layer).__name__} is a module of side {other_side}'s encoder "
+                f"({type(other).__name__}), not of side {side}'s{own_name}; pass the layers as (a layer of side a's "
+                "encoder, a layer of side b's), e.g. (model.text_model.encoder.layers[k], "
+                "model.vision_model.encoder.layers[k])"
+            )
+
     def input_positions(self, side: str, inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Optional[Tensor]:
         """bool ``(batch, positions)`` of the positions of side ``"a"`` / ``"b"`` that carry
         input (not padding), or None when every position does (or it is unknown)."""
@@ -199,51 +222,17 @@ class DualEncoder(nn.Module):
         return None if mask is None else mask.to(torch.bool)
 
 
-def as_dual_encoder(
-    model: Any,
-    image_mean: Optional[Sequence[float]] = None,
-    image_std: Optional[Sequence[float]] = None,
-    processor: Any = None,
-) -> DualEncoder:
-    """The model as a :class:`DualEncoder` (a :class:`DualEncoder` is returned as it is).
-
-    Supported (see :mod:`captum_bilinear.adapters` for each one's inputs and default
-    references):
-
-    * HuggingFace ``CLIPModel`` / ``SiglipModel``: side a the text (``input_ids``, extra
-      arguments ``attention_mask``, ``position_ids``), side b the image
-      (``pixel_values``), the cosine of the projected embeddings.
-    * open_clip ``CLIP`` / ``CustomTextCLIP`` (``open_clip.create_model``): side a
-      open_clip's 77-token text, side b its preprocessed images.
-    * sentence-transformers ``SentenceTransformer``: both sides ``input_ids`` with
-      ``attention_mask`` as extra argument, the model's own pooling and similarity.
-
-    Args:
-        model: the model, loaded as usual.
-        image_mean, image_std: pixel statistics for the black reference image; default
-            those of the model (or of ``processor``, when given).
-        processor: optional image processor to read them from (a HF ``CLIPProcessor`` /
-            ``SiglipProcessor`` or open_clip's ``preprocess`` transform).
-
-    Example:
-        >>> from transformers import CLIPConfig, CLIPModel
-        >>> model = CLIPModel(CLIPConfig(
-        ...     text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
-        ...     vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        ...                        image_size=32, patch_size=8),
-        ...     projection_dim=16))
-        >>> as_dual_encoder(model).scale
-        1.0
-    """
-    if isinstance(model, DualEncoder):
-        return model
-    from captum_bilinear.adapters import wrap_model
-
-    return wrap_model(model, image_mean=image_mean, image_std=image_std, processor=processor)
+def _contains(tower: nn.Module, module: nn.Module) -> bool:
+    return any(module is candidate for candidate in tower.modules())
 
 
 def __getattr__(name: str) -> Any:
-    # Moved to captum_bilinear.adapters.hf; importable from here as before.
+    # Old import paths (captum_bilinear.encoders.as_dual_encoder / is_supported_hf_model),
+    # resolved on first use only: this module imports no adapter when it loads.
+    if name == "as_dual_encoder":
+        from captum_bilinear.adapters import as_dual_encoder
+
+        return as_dual_encoder
     if name == "is_supported_hf_model":
         from captum_bilinear.adapters.hf import is_supported_hf_model
 

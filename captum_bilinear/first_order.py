@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from captum_bilinear._utils.callables import as_tuple
-from captum_bilinear.encoders import DualEncoder, as_dual_encoder
+from captum_bilinear.adapters import as_dual_encoder
+from captum_bilinear.encoders import DualEncoder
 
 SIDES = ("a", "b")
 

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from captum_bilinear.encoders import as_dual_encoder
+from captum_bilinear.adapters import as_dual_encoder
 
 #: The layer name that selects both encoders' embeddings layers.
 EMBEDDINGS = "embeddings"

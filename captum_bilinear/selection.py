@@ -653,3 +653,152 @@ def span_label(tokenizer: Any, caption: str, span: Tuple[int, int], tokens: Sequ
     except (NotImplementedError, TypeError, ValueError, KeyError, IndexError):
         return " ".join(tokens[span[0]:span[1]])
     return caption[start:stop] if stop > start else " ".join(tokens[span[0]:span[1]])
+
+
+def naflex_cells(interactions: Any, spatial_shape: Any) -> Tuple[Tensor, Tuple[int, int]]:
+    """One SigLIP-2 (NaFlex) image's interactions over its own patch grid.
+
+    SigLIP-2's processor resizes each image to its own ``(h, w)`` grid of patches
+    (``spatial_shapes``) and pads the ``h * w`` patches to ``max_num_patches`` slots; slot
+    ``j < h * w`` is the cell ``(j // w, j % w)``, the rest are padding. The returned
+    interactions keep the cells in row-major order (no CLS), so the span / box helpers and
+    :func:`~captum_bilinear.visualization.plot_interaction_figure` take them with
+    ``grid_size=grid, has_cls=False`` (boxes in the pixels of the resized image, ``(h *
+    patch_size, w * patch_size)``, as :func:`naflex_image` shows it).
+
+    Args:
+        interactions: ``(positions_a, slots)`` of one example (or ``(batch, positions_a,
+            slots)`` of images sharing this shape).
+        spatial_shape: the image's ``spatial_shapes`` row, ``(h, w)``.
+
+    Returns:
+        ``(interactions over the h * w cells, (h, w))``.
+
+    Example:
+        >>> A = torch.arange(8.).view(1, 8)          # one token x 8 slots
+        >>> cells, grid = naflex_cells(A, torch.tensor([2, 3]))
+        >>> grid, span_image_map(cells, (0, 1), grid, has_cls=False)
+        ((2, 3), tensor([[0., 1., 2.],
+                [3., 4., 5.]]))
+    """
+    tensor = _interactions(interactions)
+    shape = as_tensor(spatial_shape, "spatial_shape").flatten().tolist()
+    if len(shape) != 2:
+        raise ValueError(f"spatial_shape: expected one image's (h, w), got {tuple(shape)}")
+    grid = check_pair(tuple(int(x) for x in shape), "spatial_shape")
+    if grid[0] * grid[1] > tensor.shape[-1]:
+        raise ValueError(f"spatial_shape: a {grid} grid has {grid[0] * grid[1]} cells but the image side has "
+                         f"{tensor.shape[-1]} slots")
+    return tensor[..., : grid[0] * grid[1]], grid
+
+
+def naflex_image(
+    pixel_values: Any,
+    spatial_shape: Any,
+    patch_size: int,
+    image_mean: Sequence[float] = (0.5, 0.5, 0.5),
+    image_std: Sequence[float] = (0.5, 0.5, 0.5),
+) -> Tensor:
+    """One SigLIP-2 image as the model saw it, put back together from its patches:
+    ``(h * patch_size, w * patch_size, channels)`` in ``[0, 1]``, for figures.
+
+    Args:
+        pixel_values: ``(slots, patch_size * patch_size * channels)``, one row of the
+            processor's ``pixel_values`` (each patch's pixels row-major, channel last).
+        spatial_shape: the image's ``(h, w)``.
+        patch_size: the model's ``config.vision_config.patch_size``.
+        image_mean, image_std: the processor's normalization (SigLIP-2: 0.5, 0.5).
+
+    Example:
+        >>> patches = torch.zeros(4, 2 * 2 * 3)      # 4 slots of 2x2 RGB patches
+        >>> naflex_image(patches, (1, 3), 2).shape    # a 1x3 grid: 2x6 pixels
+        torch.Size([2, 6, 3])
+    """
+    values = as_tensor(pixel_values, "pixel_values")
+    (h, w), size = check_pair(tuple(int(x) for x in as_tensor(spatial_shape, "spatial_shape").flatten().tolist()),
+                              "spatial_shape"), int(patch_size)
+    channels = len(image_mean)
+    if values.dim() != 2 or values.shape[-1] != size * size * channels or values.shape[0] < h * w:
+        raise ValueError(f"pixel_values: expected one image's (slots >= {h * w}, {size * size * channels}) patches, "
+                         f"got {tuple(values.shape)}")
+    patches = values[: h * w].reshape(h, w, size, size, channels).permute(0, 2, 1, 3, 4).reshape(h * size, w * size,
+                                                                                                  channels)
+    mean = torch.as_tensor(image_mean, dtype=patches.dtype)
+    std = torch.as_tensor(image_std, dtype=patches.dtype)
+    return (patches * std + mean).clamp(0, 1)
+
+
+def feature_map_grid(model: Any, layer: Any, inputs: Any, additional_forward_args: Any = None) -> Tuple[int, int]:
+    """``(H, W)`` of a convolutional layer's ``(batch, C, H, W)`` output (an EfficientNet
+    block of ALIGN, ``model.visual.layer4`` of a ResNet CLIP), whose ``H * W`` cells are
+    the image positions of ``A`` in row-major order: pass it as ``grid_size`` (with
+    ``has_cls=False``) to the span / box helpers and figures. One pass of side b's encoder.
+
+    Args:
+        model: the model (or :class:`~captum_bilinear.DualEncoder`).
+        layer: the module of side b's encoder.
+        inputs: side b's inputs, e.g. ``pixel_values``.
+        additional_forward_args: side b's additional forward arguments, if any.
+
+    Example:
+        >>> from captum_bilinear import DualEncoder
+        >>> conv = torch.nn.Conv2d(3, 4, 3, stride=2)
+        >>> image = lambda x: conv(x).mean((2, 3))
+        >>> feature_map_grid(DualEncoder(image, image), conv, torch.zeros(1, 3, 9, 13))
+        (4, 6)
+    """
+    from captum_bilinear._utils.callables import as_tuple
+    from captum_bilinear._utils.layer_hooks import _first_tensor_of_output
+    from captum_bilinear.adapters import as_dual_encoder
+
+    dual = as_dual_encoder(model)
+    shapes: List[Tuple[int, ...]] = []
+
+    def keep(module: Any, args: Any, output: Any) -> None:
+        shapes.append(tuple(_first_tensor_of_output(output).shape))
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        with torch.no_grad():
+            dual.embed_b(*as_tuple(inputs), *as_tuple(additional_forward_args))
+    finally:
+        handle.remove()
+    if not shapes:
+        raise ValueError("layer: side b's encoder never calls this module; pass a module of the image tower")
+    if len(shapes[0]) != 4:
+        raise ValueError(f"layer: its output has shape {shapes[0]}, not a (batch, C, H, W) feature map; a transformer "
+                         "layer's patch grid comes from the model's patch size (grid_size / has_cls)")
+    return shapes[0][2], shapes[0][3]
+
+
+def spectrogram_cells(values: Any, freq_ratio: int, grid_size: Optional[Tuple[int, int]] = None) -> Tensor:
+    """CLAP (HTSAT) audio positions unfolded to a (mel band, time) grid.
+
+    HTSAT folds the spectrogram's time axis into ``freq_ratio`` chunks stacked as rows of
+    a square image (chunk ``c``'s mel bins are rows ``c * F .. (c + 1) * F``, its frames
+    the columns) before patching. A stage's ``(H, W)`` grid of positions is unfolded so
+    that chunk ``c``'s rows continue the time axis: cell ``(f, c * W + t)`` is position
+    ``(c * H / freq_ratio + f) * W + t``. Rows are mel bands from low to high, columns
+    time from start to end.
+
+    Args:
+        values: ``(..., positions)`` audio-side values, e.g. ``span_token_map`` of ``A``
+            transposed, or ``A[span].sum(0)``.
+        freq_ratio: ``config.audio_config.spec_size // config.audio_config.num_mel_bins``.
+        grid_size: the stage's ``(H, W)``; None for a square grid.
+
+    Returns:
+        ``(..., H / freq_ratio, freq_ratio * W)``.
+
+    Example:
+        >>> spectrogram_cells(torch.arange(16.), freq_ratio=2)  # 4x4 positions, 2 chunks
+        tensor([[ 0.,  1.,  2.,  3.,  8.,  9., 10., 11.],
+                [ 4.,  5.,  6.,  7., 12., 13., 14., 15.]])
+    """
+    tensor = as_tensor(values, "values")
+    height, width = _grid(grid_size, tensor.shape[-1])
+    ratio = int(freq_ratio)
+    if ratio < 1 or height % ratio:
+        raise ValueError(f"freq_ratio: expected a positive divisor of the grid's {height} rows, got {freq_ratio!r}")
+    grid = tensor.reshape(*tensor.shape[:-1], ratio, height // ratio, width)
+    return grid.transpose(-3, -2).reshape(*tensor.shape[:-1], height // ratio, ratio * width)

@@ -469,6 +469,61 @@ def plot_interaction_figure(
     return fig
 
 
+def spectrogram_heatmap(
+    input_features: Any,
+    cell_map: Any,
+    ax: Optional[Axes] = None,
+    scale: Optional[float] = None,
+    title: Optional[str] = None,
+    alpha: float = 0.8,
+) -> Axes:
+    """A (mel band, time) map laid over the log-mel spectrogram it belongs to (CLAP):
+    the spectrogram in grey, mel bins from low (bottom) to high, frames left to right; the
+    map's colour over it with the opacity of :func:`overlay_alpha`, each cell covering its
+    share of the bins and frames.
+
+    Args:
+        input_features: one clip's features ``(frames, mel_bins)`` (or ``(1, frames,
+            mel_bins)``, the feature extractor's row; a fused clip's first channel).
+        cell_map: ``(bands, time cells)``, e.g.
+            :func:`captum_bilinear.selection.spectrogram_cells` of a caption span's map.
+        ax: the axes to draw on (default: a new figure).
+        scale: the colour limit ``+-scale`` (default: the map's own largest magnitude).
+        title: the axes title.
+        alpha: opacity of the map's colour at ``+-scale``.
+
+    Returns:
+        The axes; ``ax.images[-1]`` is the map (divided by ``scale``, limits ``(-1, 1)``).
+
+    Example:
+        >>> ax = spectrogram_heatmap(torch.zeros(100, 16), torch.tensor([[1.0, 0.0], [0.0, -0.5]]))
+        >>> ax.images[-1].get_array().shape, ax.images[-1].get_clim()
+        ((16, 100), (-1.0, 1.0))
+    """
+    features = torch.as_tensor(_numpy(input_features), dtype=torch.float64)
+    if features.dim() == 3:  # (channels, frames, mel_bins): the clip's (first) channel
+        features = features[0]
+    if features.dim() != 2:
+        raise ValueError(f"input_features: expected one clip's (frames, mel_bins), got {tuple(features.shape)}")
+    values = torch.as_tensor(_numpy(cell_map), dtype=torch.float64)
+    if values.dim() != 2:
+        raise ValueError(f"cell_map: expected (bands, time cells), got {tuple(values.shape)}")
+    frames, bins = features.shape
+    pixels = upsample_map(values, (bins, frames)).numpy()  # rows: bands, low first
+    scale = common_scale(pixels) if scale is None else float(scale)
+    scaled = np.clip(pixels / scale, -1, 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 2.5))
+    ax.imshow(features.T.numpy(), cmap="gray", origin="lower", aspect="auto", interpolation="nearest")
+    ax.imshow(scaled, cmap=CMAP, vmin=-1.0, vmax=1.0, alpha=overlay_alpha(scaled, alpha), origin="lower",
+              aspect="auto", interpolation="nearest")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("mel bin")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
 # The interactive page (HTML) lives in its own module; importable from here (explicit re-exports).
 from captum_bilinear.page import InteractionExplorer as InteractionExplorer  # noqa: E402
 from captum_bilinear.page import interaction_explorer as interaction_explorer  # noqa: E402

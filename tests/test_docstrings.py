@@ -32,6 +32,9 @@ PUBLIC_MODULES = [
     "captum_bilinear.terms", "captum_bilinear.games", "captum_bilinear.images", "captum_bilinear.registry",
     "captum_bilinear.adapters", "captum_bilinear.adapters.hf", "captum_bilinear.adapters.open_clip",
     "captum_bilinear.adapters.sentence_transformers",
+    "captum_bilinear.adapters.hf_clip", "captum_bilinear.adapters.hf_siglip", "captum_bilinear.adapters.hf_siglip2",
+    "captum_bilinear.adapters.hf_altclip", "captum_bilinear.adapters.hf_chinese_clip", "captum_bilinear.adapters.hf_align",
+    "captum_bilinear.adapters.hf_blip", "captum_bilinear.adapters.hf_clap",
 ]
 
 

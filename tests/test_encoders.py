@@ -132,3 +132,31 @@ def test_names_importable_from_encoders_as_before(pixels):
     assert isinstance(wrapped, Dual) and as_dual_encoder(wrapped) is wrapped
     A = BilinearIntegratedInteractions(wrapped, clip_layers(model)).attribute((caption(320, 1125), pixels), n_steps=2)
     assert A.shape == (1, 4, 17)
+
+
+def test_encoders_imports_no_adapter():
+    """The circle encoders -> adapters -> encoders is gone: nothing in encoders.py imports
+    the adapters (as_dual_encoder lives in captum_bilinear.adapters) but the module
+    ``__getattr__`` that resolves the old import path on first use, and loading
+    encoders.py loads no adapter."""
+    import ast
+    import subprocess
+    import sys
+
+    import captum_bilinear.encoders as encoders
+
+    with open(encoders.__file__, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    compatibility = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"]
+    allowed = {id(node) for function in compatibility for node in ast.walk(function)}
+    imports = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in allowed]
+    names = [alias.name for node in imports for alias in node.names] + [
+        node.module or "" for node in imports if isinstance(node, ast.ImportFrom)]
+    assert not [name for name in names if "adapters" in name]
+    code = ("import sys, captum_bilinear.encoders; "
+            "print(sorted(m for m in sys.modules if m.startswith('captum_bilinear.adapters')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+    from captum_bilinear.adapters import as_dual_encoder
+
+    assert encoders.as_dual_encoder is as_dual_encoder

@@ -11,7 +11,7 @@ from captum_bilinear._utils.encoder_side import EncoderSide, ExpansionAcrossExam
 from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, prepare_layers, prepare_pair
-from captum_bilinear.encoders import as_dual_encoder
+from captum_bilinear.adapters import as_dual_encoder
 
 
 class SimilarityTerms(NamedTuple):

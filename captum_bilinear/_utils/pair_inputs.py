@@ -161,6 +161,9 @@ def prepare_layers(model: nn.Module, layer: Any) -> Tuple[nn.Module, nn.Module]:
             raise TypeError(f"layer[{index}]: expected a torch.nn.Module, got {type(module).__name__}")
         if known is not None and not any(module is candidate for candidate in known):
             raise ValueError(f"layer[{index}]: this {type(module).__name__} is not a module of the model")
+    check_layers = getattr(model, "check_layers", None)  # a DualEncoder's: no layer in the other side's tower
+    if callable(check_layers):
+        check_layers((layers[0], layers[1]))
     return layers[0], layers[1]
 
 

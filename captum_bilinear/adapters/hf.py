@@ -1,186 +1,96 @@
-"""HuggingFace ``CLIPModel`` and ``SiglipModel`` as :class:`~captum_bilinear.DualEncoder`.
+"""HuggingFace dual encoders, one route for all of them.
 
-Side a is the text (``input_ids``; additional forward arguments ``attention_mask``,
-``position_ids``), side b the image (``pixel_values``; additional argument
-``interpolate_pos_encoding``); the similarity is the cosine of the projected embeddings
-(scale 1, the logit scale left out). Default references: ``[BOS, PAD..., EOS]`` of
-each caption's length with its EOS where the caption has it (SigLIP: every non-special
-token replaced by PAD), and a black image in the model's normalized pixel space.
-Captions are padded on the right (left padding is refused), as HF's CLIP tokenizers do.
+A model is wrapped by what it has: its ``get_text_features`` with its
+``get_image_features`` or ``get_audio_features`` (BLIP's retrieval model: its
+contrastive ``text_proj`` / ``vision_proj`` heads), the cosine of the two embeddings as
+similarity (scale 1, the logit scale left out). What differs between families -- where
+the text is pooled, its special tokens and default reference, the image normalization
+and default image (or audio) reference, SigLIP-2's patch masks -- lives in one small
+module per family:
+
+============================================  ===============================================
+``CLIPModel``, ``MetaClip2Model``             :mod:`captum_bilinear.adapters.hf_clip`
+``SiglipModel``                               :mod:`captum_bilinear.adapters.hf_siglip`
+``Siglip2Model`` (NaFlex)                     :mod:`captum_bilinear.adapters.hf_siglip2`
+``AltCLIPModel``                              :mod:`captum_bilinear.adapters.hf_altclip`
+``ChineseCLIPModel``                          :mod:`captum_bilinear.adapters.hf_chinese_clip`
+``AlignModel`` (EfficientNet images)          :mod:`captum_bilinear.adapters.hf_align`
+``BlipForImageTextRetrieval``, ``BlipModel``  :mod:`captum_bilinear.adapters.hf_blip`
+``ClapModel`` (text-audio)                    :mod:`captum_bilinear.adapters.hf_clap`
+============================================  ===============================================
+
+Side a is always the text (``input_ids``, its ``attention_mask`` the first additional
+forward argument; captions padded on the right), side b the image (or audio). A layer
+given for one side that belongs to the other tower is refused. Families that an
+installed transformers lacks (SigLIP-2 and MetaCLIP 2 before 4.49 / 4.56) are simply
+not there to be wrapped. Adding a family is one module with ``CLASSES``,
+``sides(model, image_mean, image_std, processor)`` (the
+:class:`~captum_bilinear.DualEncoder` arguments) and ``layer_lists(model)`` (its towers'
+layers), listed in :data:`FAMILIES`.
 """
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from types import ModuleType
+from typing import Any, Optional, Sequence, Tuple
 
-import torch
-from torch import Tensor, nn
+import torch  # noqa: F401  (the examples use it)
+from torch import nn
 
-from captum_bilinear.adapters._checks import (
-    check_attention_mask,
-    check_pixels,
-    check_same_shape,
-    check_token_ids,
-    pair_size,
-)
+from captum_bilinear.adapters import hf_align, hf_altclip, hf_blip, hf_chinese_clip, hf_clap, hf_clip, hf_siglip, hf_siglip2
 from captum_bilinear.encoders import DualEncoder
-from captum_bilinear.references import (
-    CLIP_IMAGE_MEAN,
-    CLIP_IMAGE_STD,
-    SIGLIP_IMAGE_MEAN,
-    SIGLIP_IMAGE_STD,
-    black_image,
-    first_positions_of,
-    special_token_reference,
-    text_reference,
-)
+
+#: The family modules, each with ``CLASSES`` (transformers class names) and ``sides``.
+FAMILIES = (hf_clip, hf_siglip, hf_siglip2, hf_altclip, hf_chinese_clip, hf_align, hf_blip, hf_clap)
+#: Every transformers class name some family wraps.
+SUPPORTED_CLASSES = tuple(name for family in FAMILIES for name in family.CLASSES)
 
 
-def _hf_dual_encoder_classes() -> Tuple[type, ...]:
-    import transformers
+def family_of(model: Any) -> Optional[ModuleType]:
+    """The family module of a transformers ``model`` (its class or a base class defined
+    in transformers), or None.
 
-    names = ("CLIPModel", "SiglipModel")
-    return tuple(getattr(transformers, name) for name in names if hasattr(transformers, name))
+    Example:
+        >>> family_of(torch.nn.Linear(2, 2)) is None
+        True
+    """
+    if not isinstance(model, nn.Module):
+        return None
+    for cls in type(model).__mro__:
+        if cls.__module__.split(".")[0] != "transformers":
+            continue
+        for family in FAMILIES:
+            if cls.__name__ in family.CLASSES:
+                return family
+    return None
 
 
 def is_supported_hf_model(model: Any) -> bool:
-    """Whether ``model`` is a HuggingFace model this adapter wraps (``CLIPModel``,
-    ``SiglipModel``).
+    """Whether ``model`` is a HuggingFace model this adapter wraps (see the table above).
 
     Example:
         >>> is_supported_hf_model(torch.nn.Linear(2, 2))
         False
     """
-    return isinstance(model, nn.Module) and isinstance(model, _hf_dual_encoder_classes())
+    return family_of(model) is not None
 
 
-def _attention_mask_positions(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Optional[Tensor]:
-    """The text side's attention mask (the first additional forward argument), if given."""
-    mask = extra[0] if extra else None
-    return mask.to(torch.bool) if isinstance(mask, Tensor) else None
+def layer_lists(model: Any) -> Tuple[Any, Any]:
+    """The text tower's and the image (or audio) tower's layer lists of a wrapped model:
+    ``layer_lists(model)[0][k]`` and ``[1][k]`` are layers to attribute (ALIGN: its
+    EfficientNet blocks; CLAP: its HTSAT stages).
 
-
-def _clip_end_positions(input_ids: Tensor, eos_token_id: int) -> Tensor:
-    """The position CLIP's text model pools at (see ``CLIPTextTransformer.forward``)."""
-    if eos_token_id == 2:  # legacy configs: the first maximal id
-        return input_ids.argmax(dim=-1)
-    return first_positions_of(input_ids, eos_token_id)
-
-
-def _check_text_arguments(
-    text_config: Any, inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]], extra: Tuple[Any, ...]
-) -> Tensor:
-    """Token ids, baseline ids and ``(attention_mask, position_ids)`` of a HF text tower."""
-    limits = dict(vocab_size=text_config.vocab_size, max_length=text_config.max_position_embeddings)
-    input_ids = check_token_ids(inputs, **limits)
-    if baselines is not None:
-        check_same_shape(check_token_ids(baselines, name="baselines[0]", **limits), input_ids)
-    if len(extra) > 2:
-        raise TypeError(
-            f"additional_forward_args[0]: the text side takes (attention_mask, position_ids), got {len(extra)} arguments"
-        )
-    check_attention_mask(extra[0] if extra else None, input_ids)
-    position_ids = extra[1] if len(extra) > 1 else None
-    if position_ids is not None and (not isinstance(position_ids, Tensor) or position_ids.shape[-1] != input_ids.shape[1]):
-        raise ValueError(
-            f"additional_forward_args[0] (position_ids): expected a Tensor of {input_ids.shape[1]} positions, got "
-            f"{tuple(position_ids.shape) if isinstance(position_ids, Tensor) else type(position_ids).__name__}"
-        )
-    return input_ids
-
-
-def _image_side(model: nn.Module, image_mean: Sequence[float], image_std: Sequence[float]) -> Tuple[Any, Any, Any]:
-    vision_config = model.config.vision_config
-    channels = vision_config.num_channels
-    size = pair_size(vision_config.image_size)
-
-    def encode_image(pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> Any:
-        # transformers < 4.46 has no interpolate_pos_encoding: pass it only when asked for
-        extra = {"interpolate_pos_encoding": True} if interpolate_pos_encoding else {}
-        return model.get_image_features(pixel_values=pixel_values, **extra)
-
-    def reference_image(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
-        return (black_image(inputs[0], image_mean, image_std),)
-
-    def check_image(inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]], extra: Tuple[Any, ...]) -> None:
-        if len(extra) > 1 or (extra and extra[0] is not None and not isinstance(extra[0], bool)):
-            raise ValueError(
-                "additional_forward_args[1]: the image side takes no attention mask; its only additional "
-                f"argument is interpolate_pos_encoding (a bool), got {tuple(type(x).__name__ for x in extra)}"
-            )
-        interpolate = bool(extra and extra[0])
-        hint = "resize them with the model's image processor, or pass additional_forward_args=(..., (True,)) for interpolate_pos_encoding"
-        check_pixels(inputs, channels, image_size=None if interpolate else size, resize_hint=hint)
-        if baselines is not None:
-            check_pixels(baselines, channels, name="baselines[1]")
-
-    return encode_image, reference_image, check_image
-
-
-def _encode_text(model: nn.Module) -> Any:
-    def encode_text(input_ids: Tensor, attention_mask: Optional[Tensor] = None, position_ids: Optional[Tensor] = None) -> Any:
-        return model.get_text_features(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
-
-    return encode_text
-
-
-def _clip_text(model: nn.Module) -> Dict[str, Any]:
-    """CLIP's text reference, text check and per-position heads."""
-    text_config = model.config.text_config
-    eos_token_id = text_config.eos_token_id
-    pad_token_id = text_config.pad_token_id
-
-    def reference_text(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
-        input_ids = inputs[0]
-        if pad_token_id is None or pad_token_id == eos_token_id:
-            raise ValueError(
-                "baselines[0]: the model's config has no pad_token_id distinct from its EOS id; "
-                "pass a text baseline explicitly"
-            )
-        return (text_reference(input_ids, pad_token_id, _clip_end_positions(input_ids, eos_token_id)),)
-
-    def check_text(inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]], extra: Tuple[Any, ...]) -> None:
-        input_ids = _check_text_arguments(text_config, inputs, baselines, extra)
-        ends = _clip_end_positions(input_ids, eos_token_id)
-        if bool((ends < 0).any()):
-            row = int((ends < 0).nonzero()[0])
-            raise ValueError(
-                f"inputs[0]: input_ids row {row} has no EOS token (id {eos_token_id}); CLIP pools at the EOS position"
-            )
-        if baselines is not None:
-            baseline_ends = _clip_end_positions(baselines[0], eos_token_id)
-            if not torch.equal(baseline_ends, ends):
-                raise ValueError(
-                    "baselines[0]: the text baseline's EOS positions "
-                    f"{baseline_ends.tolist()} differ from the input's {ends.tolist()}; CLIP pools at the EOS "
-                    "position, so a reference must keep it (e.g. [BOS, PAD..., EOS])"
-                )
-
-    return dict(
-        reference_a=reference_text,
-        check_a=check_text,
-        token_head_a=lambda hidden: model.text_projection(model.text_model.final_layer_norm(hidden)),
-        token_head_b=lambda hidden: model.visual_projection(model.vision_model.post_layernorm(hidden)),
-    )
-
-
-def _siglip_text(model: nn.Module) -> Dict[str, Any]:
-    """SigLIP's text reference, text check and text head (its image head pools by
-    attention, so it has no per-patch projection)."""
-    text_config = model.config.text_config
-    special_ids = [text_config.pad_token_id, text_config.eos_token_id, text_config.bos_token_id]
-
-    def reference_text(inputs: Tuple[Tensor, ...], extra: Tuple[Any, ...]) -> Tuple[Tensor, ...]:
-        if text_config.pad_token_id is None:
-            raise ValueError("baselines[0]: the model's config has no pad_token_id; pass a text baseline explicitly")
-        return (special_token_reference(inputs[0], text_config.pad_token_id, special_ids),)
-
-    def check_text(inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]], extra: Tuple[Any, ...]) -> None:
-        _check_text_arguments(text_config, inputs, baselines, extra)
-
-    return dict(
-        reference_a=reference_text,
-        check_a=check_text,
-        token_head_a=lambda hidden: model.text_model.head(model.text_model.final_layer_norm(hidden)),
-    )
+    Example:
+        >>> from transformers import CLIPConfig, CLIPModel
+        >>> small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        >>> model = CLIPModel(CLIPConfig(text_config=small, vision_config=dict(small, image_size=32, patch_size=8)))
+        >>> text, image = layer_lists(model)
+        >>> type(text[-2]).__name__, type(image[-2]).__name__
+        ('CLIPEncoderLayer', 'CLIPEncoderLayer')
+    """
+    family = family_of(model)
+    if family is None:
+        raise TypeError(f"model: a {type(model).__name__} is none of the HuggingFace dual encoders wrapped here "
+                        f"({', '.join(SUPPORTED_CLASSES)})")
+    return family.layer_lists(model)
 
 
 def wrap(
@@ -189,13 +99,14 @@ def wrap(
     image_std: Optional[Sequence[float]] = None,
     processor: Any = None,
 ) -> DualEncoder:
-    """A HF ``CLIPModel`` / ``SiglipModel`` as a :class:`DualEncoder`.
+    """A HuggingFace dual encoder as a :class:`DualEncoder`.
 
     Args:
         model: the model, loaded as usual with ``from_pretrained``.
         image_mean, image_std: pixel statistics for the black reference image; default
-            those of the model family's processor (or of ``processor``, when given).
-        processor: optional ``CLIPProcessor`` / ``SiglipProcessor`` to read them from.
+            those of ``processor`` when given, else the family's processor defaults.
+        processor: optional processor (or image processor / feature extractor) to read
+            them from; CLAP's feature extractor gives the silence reference.
 
     Example:
         >>> from transformers import CLIPConfig, CLIPModel
@@ -206,21 +117,8 @@ def wrap(
         ...
         ValueError: inputs[1]: expected images of 32x32 pixels (the model's image size), got 64x64; ...
     """
-    import transformers
-
-    is_siglip = hasattr(transformers, "SiglipModel") and isinstance(model, transformers.SiglipModel)
-    image_processor = getattr(processor, "image_processor", processor)
-    default_mean, default_std = (SIGLIP_IMAGE_MEAN, SIGLIP_IMAGE_STD) if is_siglip else (CLIP_IMAGE_MEAN, CLIP_IMAGE_STD)
-    mean = image_mean if image_mean is not None else getattr(image_processor, "image_mean", None) or default_mean
-    std = image_std if image_std is not None else getattr(image_processor, "image_std", None) or default_std
-    encode_image, reference_image, check_image = _image_side(model, mean, std)
-    return DualEncoder(
-        _encode_text(model),
-        encode_image,
-        reference_b=reference_image,
-        check_b=check_image,
-        output_layer_a=model.text_model.encoder.layers[-1],
-        output_layer_b=model.vision_model.encoder.layers[-1],
-        position_mask_a=_attention_mask_positions,
-        **(_siglip_text if is_siglip else _clip_text)(model),
-    )
+    family = family_of(model)
+    if family is None:
+        raise TypeError(f"model: a {type(model).__name__} is none of the HuggingFace dual encoders wrapped here "
+                        f"({', '.join(SUPPORTED_CLASSES)})")
+    return DualEncoder(**family.sides(model, image_mean, image_std, processor), modules=[model])

@@ -5,7 +5,14 @@ zero-padded after the end-of-text token), side b the images as its ``preprocess`
 makes them; neither side takes additional forward arguments (open_clip builds its own
 attention masks). The similarity is the cosine of ``encode_text`` and
 ``encode_image`` (scale 1, the logit scale left out). Layers are modules of the two
-towers, e.g. ``(model.transformer.resblocks[-2], model.visual.transformer.resblocks[-2])``.
+towers, e.g. ``(model.transformer.resblocks[-2], model.visual.transformer.resblocks[-2])``;
+a layer of the image tower given for the text side is refused.
+
+ResNet image towers (``RN50`` ..., OpenAI's ResNet CLIPs among open_clip's pretrained
+weights) work the same way: a stage such as ``model.visual.layer4`` (or one of its
+blocks) outputs a ``(batch, C, H, W)`` map whose ``H * W`` cells are the image positions
+(row-major; :func:`captum_bilinear.selection.feature_map_grid` gives ``(H, W)``), with
+``C`` as hidden dimension; the attention pool above it makes the embedding.
 
 Default references: for the usual end-of-text pooling (``text_pool_type`` ``"argmax"``
 or ``"eos"``) ``[SOT, 0..., EOT, 0...]``: each text's tokens between the start and the
@@ -221,5 +228,7 @@ def wrap(
         check_b=check_image,
         position_mask_a=lambda inputs, extra: text.positions(inputs[0]),
         attribution_context=without_mha_fast_path,
+        # CLIP keeps its text tower flat on the model: only the image tower is a module
+        towers=(tower if tower is not model else None, visual),
         **heads,
     )

@@ -99,7 +99,7 @@ def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, 
         >>> bundle.name, type(bundle.layers[1]).__name__, bundle.grid, bundle.has_cls
         ('bundled demo CLIP', 'CLIPVisionEmbeddings', (8, 8), True)
     """
-    from captum_bilinear.encoders import as_dual_encoder
+    from captum_bilinear.adapters import as_dual_encoder
     from captum_bilinear.loading import load_model
     from captum_bilinear.zoo import default_layers
 

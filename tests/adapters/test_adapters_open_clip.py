@@ -1,7 +1,8 @@
 """open_clip models taken as they are: the four-term identity against open_clip's own
 ``encode_text`` / ``encode_image`` (random weights, ``pretrained=None``), default
-references, padding after the end-of-text token, argument errors, and the attention
-fast-path switch (off inside a call, restored after it, safe across threads)."""
+references, padding after the end-of-text token, argument errors, the attention
+fast-path switch (off inside a call, restored after it, safe across threads), and
+ResNet image towers (a stage's feature map as positions)."""
 
 import threading
 
@@ -13,8 +14,10 @@ from captum_bilinear import (
     BilinearIntegratedInteractions,
     InteractionCAM,
     TokenPatchSimilarity,
+    WeightedBanzhafInteractions,
     as_dual_encoder,
 )
+from captum_bilinear.selection import feature_map_grid, span_image_map
 from captum_bilinear.references import CLIP_IMAGE_MEAN, CLIP_IMAGE_STD
 
 open_clip = import_optional("open_clip")
@@ -216,3 +219,71 @@ def test_baseline_moving_the_end_of_text_is_refused(model, tokens, images):
     with pytest.raises(ValueError, match=r"baselines\[0\]: the text baseline's end-of-text positions \[2, 2\] differ"):
         BilinearIntegratedInteractions(model, layers(model)).attribute((tokens, images), baselines=(reference, None))
 
+
+
+def make_resnet_clip(seed=0):
+    """A small RN50-shaped open_clip CLIP (ModifiedResNet image tower, one block per
+    stage, attention pool) with random weights; 64x64 images give a 2x2 map at layer4
+    and 4x4 at layer3."""
+    torch.manual_seed(seed)
+    return open_clip.create_model(
+        "RN50", pretrained=None, embed_dim=32,
+        vision_cfg=dict(image_size=64, layers=[1, 1, 1, 1], width=16, head_width=16),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=2),
+    ).double().eval()
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return make_resnet_clip()
+
+
+@pytest.fixture
+def resnet_images():
+    return torch.randn(2, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+
+
+# ResNet's ReLUs put kinks on the path: one stage lower, Gauss-Legendre needs more nodes
+@pytest.mark.parametrize("stage, grid, n_steps", [("layer4", (2, 2), 32), ("layer3", (4, 4), 128)])
+def test_resnet_stage_cells_and_the_identity_against_open_clips_own(resnet, tokens, resnet_images, stage, grid,
+                                                                    n_steps):
+    layer = getattr(resnet.visual, stage)
+    assert feature_map_grid(resnet, layer, resnet_images) == grid
+    bii = BilinearIntegratedInteractions(resnet, (resnet.transformer.resblocks[0], layer))
+    A, delta = bii.attribute((tokens, resnet_images), n_steps=n_steps, return_convergence_delta=True)
+    assert A.shape == (2, 77, grid[0] * grid[1])
+    reference_text = tokens.clone()
+    for row, end in enumerate(tokens.argmax(-1).tolist()):
+        reference_text[row, 1:end] = 0
+    black = as_dual_encoder(resnet).default_baselines_b((resnet_images,), ())[0]
+    mean = torch.tensor(CLIP_IMAGE_MEAN, dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_IMAGE_STD, dtype=torch.float64).view(1, 3, 1, 1)
+    torch.testing.assert_close(black, ((0 - mean) / std).expand_as(resnet_images))
+    identity = four_terms(resnet, tokens, resnet_images, reference_text, black)
+    torch.testing.assert_close(bii.similarity_terms((tokens, resnet_images)).interaction, identity,
+                               rtol=1e-9, atol=1e-12)
+    assert float(((A.sum((1, 2)) - identity) / identity).abs().max()) < 1e-3
+    torch.testing.assert_close(delta, A.sum((1, 2)) - identity, rtol=0, atol=1e-12)
+    # padding after the end-of-text token is exactly zero; the map's cells are row-major
+    for row, end in enumerate(tokens.argmax(-1).tolist()):
+        assert A[row, end + 1:].abs().max() == 0
+    assert span_image_map(A[0], (1, 3), grid, has_cls=False).shape == grid
+
+
+def test_resnet_batch_is_single_and_fixlip_runs_on_the_same_players(resnet, tokens, resnet_images):
+    layer_pair = (resnet.transformer.resblocks[0], resnet.visual.layer4)
+    bii = BilinearIntegratedInteractions(resnet, layer_pair)
+    A = bii.attribute((tokens, resnet_images), n_steps=8)
+    single = bii.attribute((tokens[1:], resnet_images[1:]), n_steps=8)
+    torch.testing.assert_close(A[1:], single, rtol=1e-9, atol=1e-12)
+    W = WeightedBanzhafInteractions(resnet, layer_pair).attribute((tokens, resnet_images), budget=2048,
+                                                                   random_state=0)
+    assert W.shape == A.shape
+    for row, end in enumerate(tokens.argmax(-1).tolist()):
+        assert W[row, end + 1:].abs().max() == 0 and W[row, 1:end].abs().max() > 0
+
+
+def test_a_layer_of_the_image_tower_is_refused_for_the_text_side(resnet, tokens, resnet_images):
+    with pytest.raises(ValueError, match=r"layer\[0\]: this Sequential is a module of side b's encoder "
+                                         r"\(ModifiedResNet\), not of side a's"):
+        BilinearIntegratedInteractions(resnet, (resnet.visual.layer3, resnet.visual.layer4))
