@@ -172,12 +172,10 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         """
         if return_convergence_delta is True:
             _refuse_delta_without_partition(feature_mask)
-        terms = self.attribute_terms(
-            inputs, baselines, additional_forward_args=additional_forward_args, feature_mask=feature_mask,
-            n_steps=n_steps, method=method,
-            tolerance=tolerance, max_steps=max_steps, internal_batch_size=internal_batch_size,
-            attribute_to_layer_input=attribute_to_layer_input, show_progress=show_progress,
-            return_convergence_delta=return_convergence_delta,
+        terms = self._compute(
+            inputs, baselines, additional_forward_args, feature_mask, n_steps, method, tolerance, max_steps,
+            internal_batch_size, return_convergence_delta, attribute_to_layer_input, show_progress,
+            first_order=False,  # A alone: the second side's first-order cotangent is spared
         )
         if return_convergence_delta:
             assert terms.delta is not None
@@ -221,6 +219,17 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
             :class:`~captum_bilinear.InteractionTerms` with ``method``, ``layers`` and
             ``settings`` saying what produced them.
         """
+        return self._compute(inputs, baselines, additional_forward_args, feature_mask, n_steps, method, tolerance,
+                             max_steps, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
+                             show_progress, first_order=True)
+
+    def _compute(
+        self, inputs: Any, baselines: Any, additional_forward_args: Any, feature_mask: FeatureMask, n_steps: StepCount,
+        method: str, tolerance: float, max_steps: int, internal_batch_size: Optional[int],
+        return_convergence_delta: bool, attribute_to_layer_input: bool, show_progress: bool, first_order: bool,
+    ) -> InteractionTerms:
+        """:meth:`attribute_terms`; without ``first_order`` its first-order terms are zeros
+        (``has_first_order`` False) and cost nothing."""
         rule = quadrature_rule(n_steps, method, tolerance, max_steps)
         if n_steps == "auto" and not self._multiply_by_inputs:
             raise ValueError("n_steps: 'auto' checks completeness, which needs multiply_by_inputs=True")
@@ -232,12 +241,13 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         results: List[Tuple[BilinearTerms, Endpoints, bool]] = []
         with evaluation_mode(self.dual_encoder), Progress(show_progress, type(self).__name__) as progress:
             for index, pair in enumerate(self._layer_pairs(side_a, side_b, attribute_to_layer_input)):
-                results.append(self._attribute_pair(pair, rule, internal_batch_size, progress, masks, index))
+                results.append(self._attribute_pair(pair, rule, internal_batch_size, progress, masks, index,
+                                                    first_order))
         return self._terms(results, n_steps, method, tolerance, max_steps, feature_mask is not None)
 
     def _attribute_pair(
         self, pair: LayerPair, rule: Rule, internal_batch_size: Optional[int], progress: Progress,
-        masks: Tuple[Optional[SideMask], Optional[SideMask]], index: int,
+        masks: Tuple[Optional[SideMask], Optional[SideMask]], index: int, first_order: bool = True,
     ) -> Tuple[BilinearTerms, Endpoints, bool]:
         endpoints = Endpoints(*pair.endpoint_embeddings())
         sides = []
@@ -247,7 +257,7 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
             groups = None if mask is None else mask.weights(index, num_positions(activation), f"feature_mask[{which}]")
             sides.append(PathSide(side, activation, reference, self._multiply_by_inputs, groups))
         terms = bilinear_terms(sides[0], sides[1], rule, endpoints.g_input.shape[-1], self.dual_encoder.scale,
-                               endpoints, internal_batch_size, progress)
+                               endpoints, internal_batch_size, progress, first_order)
         if not terms.reached:
             warnings.warn(
                 f"n_steps='auto': max_steps={rule.max_steps} reached with estimated relative error "  # type: ignore[union-attr]
@@ -272,10 +282,13 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         if grouped:
             settings["feature_mask"] = True
         covered = all(partition for _, _, partition in results)
+        has_first_order = results[0][0].first_a is not None
+        first_a = (torch.stack([terms.first_a for terms, _, _ in results]).to(dtype) if has_first_order  # type: ignore[misc]
+                   else cross.new_zeros(cross.shape[:2]))
+        first_b = (torch.stack([terms.first_b for terms, _, _ in results]).to(dtype) if has_first_order  # type: ignore[misc]
+                   else cross.new_zeros(cross.shape[0], cross.shape[2]))
         return InteractionTerms(
-            intercept=intercept,
-            first_a=torch.stack([terms.first_a for terms, _, _ in results]).to(dtype),  # type: ignore[misc]
-            first_b=torch.stack([terms.first_b for terms, _, _ in results]).to(dtype),  # type: ignore[misc]
+            intercept=intercept, first_a=first_a, first_b=first_b, has_first_order=has_first_order,
             cross=cross, method=type(self).__name__, layers=self.layer_names(), settings=settings,
             delta=cross.sum((1, 2)) - identity if covered else None,
             n_steps=torch.tensor([terms.nodes for terms, _, _ in results]),

@@ -15,7 +15,7 @@ against N = 512 Gauss-Legendre on held-out pairs (nodes, time, error reached).
 """
 
 import math
-from typing import Callable, Dict, List, NamedTuple, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -26,10 +26,12 @@ from captum_bilinear._utils.kronrod import kronrod_rule
 #: ``n_steps``: a number of nodes, or ``"auto"``.
 StepCount = Union[int, str]
 
-#: Gauss nodes of each panel's Gauss-Kronrod pair (the panel has ``2 n + 1`` nodes) and
-#: panels to start with; chosen by ``benchmarks/quadrature.py`` (docs: Performance).
+#: Gauss nodes of each panel's Gauss-Kronrod pair (the panel has ``2 n + 1`` nodes), panels
+#: to start with, and the plain forward passes that place them (:func:`pilot_panels`);
+#: chosen by ``benchmarks/quadrature.py`` (docs: Performance).
 PANEL_GAUSS_NODES = 5
-INITIAL_PANELS = 2
+INITIAL_PANELS = 3
+PILOT_POINTS = 17
 
 
 def panel_nodes(gauss_nodes: int = PANEL_GAUSS_NODES) -> int:
@@ -86,7 +88,7 @@ def integrate_adaptively(
     tolerance: float,
     max_nodes: int,
     gauss_nodes: int = PANEL_GAUSS_NODES,
-    initial_panels: int = INITIAL_PANELS,
+    initial: Optional[List[Tuple[float, float]]] = None,
 ) -> AdaptiveResult:
     """Integrates over ``[0, 1]`` until the estimated relative error of the result and the
     exact completeness share are both at most ``tolerance``, or the next round would pass
@@ -103,6 +105,7 @@ def integrate_adaptively(
             largest absolute difference over the largest absolute value).
         completeness: ``(K, C) -> (K,)``: each panel's exact residual as a share of the
             score it must add up to.
+        initial: the panels to start with (default :data:`INITIAL_PANELS` equal ones).
     """
     cache: Dict[float, Tensor] = {}
 
@@ -124,7 +127,8 @@ def integrate_adaptively(
         return kronrod, kronrod - gauss, calibration, kronrod_residual
 
     m = panel_nodes(gauss_nodes)
-    panels = [(k / initial_panels, (k + 1) / initial_panels) for k in range(initial_panels)]
+    panels = list(initial) if initial else [(k / INITIAL_PANELS, (k + 1) / INITIAL_PANELS)
+                                            for k in range(INITIAL_PANELS)]
     integrals, differences, calibrations, residuals = evaluate(panels)
     evaluated = len(panels) * m
     while True:
@@ -154,6 +158,38 @@ def integrate_adaptively(
     scaled = differences * calibrations.to(differences.dtype).view((-1,) + (1,) * (differences.dim() - 1))
     return AdaptiveResult(integrals.sum(0), len(panels) * m, evaluated, error, share, reached,
                           [panels[k] for k in order], scaled[order])
+
+
+def pilot_panels(points: Tensor, values: Tensor, count: int, floor: float = 0.3) -> List[Tuple[float, float]]:
+    """``count`` panels over ``[0, 1]`` with edges among ``points``, narrower where the path
+    turns: each interval between pilot points weighs what its primitive's change differs
+    from its neighbours' (a second difference of ``values``, ``(len(points), C)``), plus
+    ``floor`` spread evenly, and the edges split that weight into equal shares.
+
+    Example:
+        >>> points = torch.linspace(0, 1, 9, dtype=torch.float64)
+        >>> values = torch.tanh(40 * (points - 0.3))[:, None]  # turns sharply near 0.3
+        >>> [(round(lo, 3), round(hi, 3)) for lo, hi in pilot_panels(points, values, 3)]
+        [(0.0, 0.25), (0.25, 0.375), (0.375, 1.0)]
+    """
+    steps = (values[1:] - values[:-1]).flatten(1).norm(dim=1).double()  # (intervals,)
+    bends = (steps[1:] - steps[:-1]).abs()
+    weight = torch.zeros_like(steps)
+    if len(bends):
+        weight[:-1] = torch.maximum(weight[:-1], bends)
+        weight[1:] = torch.maximum(weight[1:], bends)
+    total = float(weight.sum())
+    share = (1 - floor) * weight / total if total > 0 else torch.zeros_like(weight)
+    share = share + floor / len(steps) if total > 0 else torch.full_like(weight, 1 / len(steps))
+    cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), share.cumsum(0)])
+    edges = [0]
+    for k in range(1, count):
+        index = int(torch.argmin((cumulative - k / count).abs()))
+        if edges[-1] < index < len(points) - 1:
+            edges.append(index)
+    edges.append(len(points) - 1)
+    grid = points.tolist()
+    return [(grid[lo], grid[hi]) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
 def _bisect(panel: Tuple[float, float]) -> Tuple[Tuple[float, float], Tuple[float, float]]:
@@ -192,6 +228,6 @@ def check_tolerance(tolerance: object, max_steps: object = None) -> None:
         raise ValueError(f"tolerance: expected a relative error in (0, 1), got {tolerance!r}")
     if max_steps is None:
         return
-    minimum = INITIAL_PANELS * panel_nodes()
+    minimum = INITIAL_PANELS * panel_nodes() + PILOT_POINTS
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < minimum:
         raise ValueError(f"max_steps: expected an int >= {minimum} (the first rule's nodes), got {max_steps!r}")

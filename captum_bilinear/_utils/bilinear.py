@@ -16,17 +16,21 @@ second side's per-position results are summed into its groups at the end.
 """
 
 import math
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from captum_bilinear._utils.adaptive_quadrature import (
+    INITIAL_PANELS,
+    PILOT_POINTS,
     StepCount,
     check_tolerance,
     column_relative,
     integrate_adaptively,
     max_relative,
+    panel_rule,
+    pilot_panels,
 )
 from captum_bilinear._utils.encoder_side import EncoderSide
 from captum_bilinear._utils.groups import complement, grouped, is_partition
@@ -155,17 +159,20 @@ def bilinear_terms(
     endpoints: Optional[Endpoints] = None,
     internal_batch_size: Optional[int] = None,
     progress: Progress = SILENT,
+    first_order: bool = True,
 ) -> BilinearTerms:
-    """Interactions (and with ``endpoints`` the first-order terms) of the sides' players,
-    the cheaper side order chosen."""
+    """Interactions (and with ``endpoints`` and ``first_order`` the first-order terms) of
+    the sides' players, the cheaper side order chosen. ``n_steps="auto"`` needs the
+    endpoints (its completeness check); ``first_order=False`` spares the second side's
+    first-order cotangent."""
     a_first = side_a.pass_count(embedding_dim) <= side_b.pass_count(embedding_dim)
     first, second = (side_a, side_b) if a_first else (side_b, side_a)
     first_ref = second_ref = None
-    if endpoints is not None:
+    if endpoints is not None and first_order:
         g_in, g_ref, h_in, h_ref = endpoints
         first_ref, second_ref = (g_ref, h_ref) if a_first else (h_ref, g_ref)
     if isinstance(rule, FixedRule):
-        progress.expect(len(rule.alphas) * (first.tangent_count + first.players + (endpoints is not None)))
+        progress.expect(len(rule.alphas) * (first.tangent_count + first.players + (first_ref is not None)))
         jacobian = first.integrated_jacobian(rule.alphas, rule.weights, embedding_dim, internal_batch_size, progress)
         cotangents = _cotangents(jacobian[:, : first.players], first_ref)
         contracted = second.contract(cotangents, rule.alphas, rule.weights, internal_batch_size, progress)
@@ -174,17 +181,16 @@ def bilinear_terms(
         if endpoints is None:
             raise ValueError("n_steps='auto' needs the endpoint embeddings")
         jacobian, contracted, nodes, error, reached, evaluated = _to_tolerance(
-            first, second, rule, embedding_dim, scale, endpoints, a_first, internal_batch_size, progress)
+            first, second, rule, embedding_dim, scale, endpoints, a_first, first_ref, internal_batch_size, progress)
     jacobian = jacobian[:, : first.players]
     contracted = grouped(contracted, second.groups)  # (C, players of the second side)
     cross = scale * contracted[: first.players]
-    first_order: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None)
+    terms: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None)
     if second_ref is not None:
         of_first = scale * (second_ref.to(jacobian.dtype) @ jacobian)
         of_second = scale * contracted[first.players]
-        first_order = (of_first, of_second) if a_first else (of_second, of_first)
-    return BilinearTerms(cross if a_first else cross.T, first_order[0], first_order[1], nodes, error, reached,
-                         evaluated)
+        terms = (of_first, of_second) if a_first else (of_second, of_first)
+    return BilinearTerms(cross if a_first else cross.T, terms[0], terms[1], nodes, error, reached, evaluated)
 
 
 #: The share of ``tolerance`` each phase of ``n_steps="auto"`` gets: the first side's
@@ -208,21 +214,20 @@ def _error_probe(panel_errors: Tensor, players: int) -> Tensor:
 
 def _to_tolerance(
     first: PathSide, second: PathSide, rule: ToTolerance, embedding_dim: int, scale: float, endpoints: Endpoints,
-    a_first: bool, internal_batch_size: Optional[int], progress: Progress,
+    a_first: bool, first_ref: Optional[Tensor], internal_batch_size: Optional[int], progress: Progress,
 ) -> Tuple[Tensor, Tensor, int, float, bool, int]:
     """Both sides' integrals to ``rule.tolerance``. The first side's Jacobian columns go to
     :data:`FIRST_SIDE_SHARE` of it (relative to the largest column); then the contraction
     -- the returned matrix, in its groups, and the first-order row -- to
     :data:`SECOND_SIDE_SHARE` (relative to the largest entry; the first-order row to its
-    own). One more cotangent, a random-sign sum of the first side's panel errors, shows
-    how large they are in the matrix; if that is above the rest of the tolerance, the
-    first side is refined further and contracted again. The completeness residuals,
-    exact per panel, are held to the same shares of the identity's value where the
-    groups cover every position. Returns the Jacobian, the contraction (``C`` rows:
-    players, then the first-order row), nodes, the estimated error, whether the
-    tolerance was met and the nodes evaluated."""
+    own). One more cotangent, a random-sign sum of the first side's panel errors,
+    contracted on the contraction's first panels, shows how large they are in the
+    matrix; if that is above the rest of the tolerance, the first side is refined further
+    and contracted again. The completeness residuals, exact per panel, are held to the
+    same shares of the identity's value where the groups cover every position. Returns
+    the Jacobian, the contraction (``C`` rows: players, then the first-order row if any),
+    nodes, the estimated error, whether the tolerance was met and the nodes evaluated."""
     g_in, g_ref, h_in, h_ref = endpoints
-    first_ref = g_ref if a_first else h_ref
     second_change = (h_in - h_ref) if a_first else (g_in - g_ref)
     identity = max(abs(float(endpoints.identity(scale))), 1e-12)
     checks_completeness = first.partition and second.partition
@@ -236,46 +241,76 @@ def _to_tolerance(
     def second_error(differences: Tensor, total: Tensor) -> Tensor:  # (K, C, positions), (C, positions)
         differences, total = grouped(differences, second.groups), grouped(total, second.groups)
         return torch.maximum(max_relative(differences[:, :players], total[:players]),
-                             max_relative(differences[:, players : players + 1], total[players : players + 1]))
+                             max_relative(differences[:, players:], total[players:]))
 
     def second_completeness(residuals: Tensor) -> Tensor:  # (K, C): the players' rows add up to the delta
         if not checks_completeness:
             return torch.zeros(residuals.shape[0], dtype=residuals.dtype)
         return scale * residuals[:, :players].sum(-1).abs() / identity
 
+    first_values = _PathValues(first, internal_batch_size)
+    second_values = _PathValues(second, internal_batch_size)
     evaluated = 0
     first_tolerance = FIRST_SIDE_SHARE * rule.tolerance
     for attempt in range(2):
         first_result = integrate_adaptively(
             lambda alphas, weights: _expecting(progress, len(alphas) * min(first.tangent_count, embedding_dim))
             or first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress),
-            lambda integrals: integrals.sum(-1),
-            lambda alphas: first.embeddings(alphas, internal_batch_size),
+            lambda integrals: integrals.sum(-1), first_values,
             lambda differences, total: column_relative(differences[..., :players], total[..., :players]),
-            first_completeness, first_tolerance, rule.max_steps - evaluated,
+            first_completeness, first_tolerance, rule.max_steps - evaluated, initial=first_values.panels(),
         )
         jacobian = first_result.integral
-        probe = _error_probe(first_result.errors, players).to(jacobian.dtype)
-        cotangents = torch.cat([_cotangents(jacobian[:, :players], first_ref), probe[None]])
+        cotangents = _cotangents(jacobian[:, :players], first_ref)
         second_result = integrate_adaptively(
             lambda alphas, weights: _expecting(progress, len(alphas) * len(cotangents))
             or second.contract(cotangents, alphas, weights, internal_batch_size, progress),
             lambda integrals: integrals.sum(-1),
-            lambda alphas: second.embeddings(alphas, internal_batch_size).to(cotangents.dtype) @ cotangents.T,
+            lambda alphas: second_values(alphas).to(cotangents.dtype) @ cotangents.T,
             second_error, second_completeness, SECOND_SIDE_SHARE * rule.tolerance,
-            rule.max_steps - evaluated - first_result.evaluated,
+            rule.max_steps - evaluated - first_result.evaluated, initial=second_values.panels(),
         )
         evaluated += first_result.evaluated + second_result.evaluated
+        # the first side's errors as the matrix sees them: one more cotangent on the first panels
+        probe = _error_probe(first_result.errors, players).to(jacobian.dtype)
+        alphas, weights = panel_rule(second_values.panels())
+        probed = second.contract(probe[None], alphas, weights[: len(weights) // 2].sum(0, keepdim=True),
+                                 internal_batch_size)  # one cotangent: not counted as nodes evaluated
         contracted = grouped(second_result.integral, second.groups)
         largest = contracted[:players].abs().max().clamp_min(torch.finfo(contracted.dtype).tiny)
-        first_error = float(contracted[-1].abs().max() / largest)
+        first_error = float(grouped(probed, second.groups).abs().max() / largest)
         if first_error <= rule.tolerance - SECOND_SIDE_SHARE * rule.tolerance or not first_result.reached:
             break
         first_tolerance /= 10  # the matrix amplifies the first side's errors: refine it, contract again
     nodes = max(first_result.nodes, second_result.nodes)
     error = first_error + second_result.error
     reached = first_result.reached and second_result.reached and error <= rule.tolerance * (1 + 1e-9)
-    return jacobian, second_result.integral[:-1], nodes, error, reached, evaluated
+    return jacobian, second_result.integral, nodes, error, reached, evaluated
+
+
+class _PathValues:
+    """A side's embeddings along its path (the primitive of the completeness check), and
+    the first panels placed by them: a few plain forward passes show where the embedding
+    turns, and the panels are narrower there (:data:`PILOT_POINTS`)."""
+
+    def __init__(self, side: PathSide, internal_batch_size: Optional[int]) -> None:
+        self.side = side
+        self.internal_batch_size = internal_batch_size
+        self._initial: Optional[List[Tuple[float, float]]] = None
+        self._known: Dict[float, Tensor] = {}
+
+    def __call__(self, alphas: Tensor) -> Tensor:
+        missing = [float(a) for a in alphas.tolist() if float(a) not in self._known]
+        if missing:
+            values = self.side.embeddings(torch.tensor(missing, dtype=torch.float64), self.internal_batch_size)
+            self._known.update(zip(missing, values))
+        return torch.stack([self._known[float(a)] for a in alphas.tolist()])
+
+    def panels(self) -> List[Tuple[float, float]]:
+        if self._initial is None:
+            points = torch.linspace(0, 1, PILOT_POINTS, dtype=torch.float64)
+            self._initial = pilot_panels(points, self(points), INITIAL_PANELS)
+        return self._initial
 
 
 def _cotangents(jacobian: Tensor, first_reference: Optional[Tensor]) -> Tensor:
