@@ -228,6 +228,6 @@ def check_tolerance(tolerance: object, max_steps: object = None) -> None:
         raise ValueError(f"tolerance: expected a relative error in (0, 1), got {tolerance!r}")
     if max_steps is None:
         return
-    minimum = INITIAL_PANELS * panel_nodes() + PILOT_POINTS
+    minimum = INITIAL_PANELS * panel_nodes()
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < minimum:
         raise ValueError(f"max_steps: expected an int >= {minimum} (the first rule's nodes), got {max_steps!r}")

@@ -250,7 +250,7 @@ def _to_tolerance(
 
     first_values = _PathValues(first, internal_batch_size)
     second_values = _PathValues(second, internal_batch_size)
-    evaluated = 0
+    evaluated = [0, 0]  # per side: max_steps bounds each
     first_tolerance = FIRST_SIDE_SHARE * rule.tolerance
     for attempt in range(2):
         first_result = integrate_adaptively(
@@ -258,7 +258,7 @@ def _to_tolerance(
             or first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress),
             lambda integrals: integrals.sum(-1), first_values,
             lambda differences, total: column_relative(differences[..., :players], total[..., :players]),
-            first_completeness, first_tolerance, rule.max_steps - evaluated, initial=first_values.panels(),
+            first_completeness, first_tolerance, rule.max_steps - evaluated[0], initial=first_values.panels(),
         )
         jacobian = first_result.integral
         cotangents = _cotangents(jacobian[:, :players], first_ref)
@@ -268,9 +268,10 @@ def _to_tolerance(
             lambda integrals: integrals.sum(-1),
             lambda alphas: second_values(alphas).to(cotangents.dtype) @ cotangents.T,
             second_error, second_completeness, SECOND_SIDE_SHARE * rule.tolerance,
-            rule.max_steps - evaluated - first_result.evaluated, initial=second_values.panels(),
+            rule.max_steps - evaluated[1], initial=second_values.panels(),
         )
-        evaluated += first_result.evaluated + second_result.evaluated
+        evaluated[0] += first_result.evaluated
+        evaluated[1] += second_result.evaluated
         # the first side's errors as the matrix sees them: one more cotangent on the first panels
         probe = _error_probe(first_result.errors, players).to(jacobian.dtype)
         alphas, weights = panel_rule(second_values.panels())
@@ -285,7 +286,7 @@ def _to_tolerance(
     nodes = max(first_result.nodes, second_result.nodes)
     error = first_error + second_result.error
     reached = first_result.reached and second_result.reached and error <= rule.tolerance * (1 + 1e-9)
-    return jacobian, second_result.integral, nodes, error, reached, evaluated
+    return jacobian, second_result.integral, nodes, error, reached, sum(evaluated)
 
 
 class _PathValues:

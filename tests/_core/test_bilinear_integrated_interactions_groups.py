@@ -173,17 +173,20 @@ def test_passes_per_node_follow_the_groups_of_the_first_side(pair, monkeypatch):
     monkeypatch.setattr(bilinear, "integrated_jvps", counted_jvps)
     monkeypatch.setattr(bilinear, "integrated_vjps", counted_vjps)
 
-    def rows(mask):
+    def rows(mask, terms=False):
         counts.update(jvp=0, vjp=0)
-        bii.attribute((input_ids[:1], pixel_values[:1]), n_steps=16, feature_mask=mask)
+        run = bii.attribute_terms if terms else bii.attribute
+        run((input_ids[:1], pixel_values[:1]), n_steps=16, feature_mask=mask)
         return dict(counts)
 
-    assert rows(None) == {"jvp": 16 * 8, "vjp": 16 * (8 + 1)}  # the caption goes first: 8 tokens
-    # three spans (and what they leave out, so that completeness is checked): 4 tangents, 3 + 1 cotangents
-    assert rows((span_mask(8, [(1, 3), (3, 5), (5, 7)], rest=False), None)) == {"jvp": 16 * 4, "vjp": 16 * 4}
-    # one box on the image: the image goes first with 2 tangents (box and rest), the caption has 1 + 1 cotangents
+    assert rows(None) == {"jvp": 16 * 8, "vjp": 16 * 8}  # the caption goes first: 8 tokens
+    # the terms' first-order values of the image side: one more cotangent
+    assert rows(None, terms=True) == {"jvp": 16 * 8, "vjp": 16 * (8 + 1)}
+    # three spans (and what they leave out, so that completeness is checked): 4 tangents, 3 cotangents
+    assert rows((span_mask(8, [(1, 3), (3, 5), (5, 7)], rest=False), None)) == {"jvp": 16 * 4, "vjp": 16 * 3}
+    # one box on the image: the image goes first with 2 tangents (box and rest), the caption has 1 cotangent
     box = box_weights((0, 0, 16, 16), (32, 32), (4, 4))
-    assert rows((None, box)) == {"jvp": 16 * 2, "vjp": 16 * 2}
+    assert rows((None, box)) == {"jvp": 16 * 2, "vjp": 16 * 1}
 
 
 def test_integrated_jacobians_groups_are_the_positions_summed(pair):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from captum_bilinear._utils.adaptive_quadrature import (
+    INITIAL_PANELS,
     column_relative,
     integrate_adaptively,
     max_relative,
@@ -78,13 +79,14 @@ def test_reaches_the_closed_form_and_its_estimate_is_not_below_the_error(toleran
     actual = float(np.abs(result.integral.numpy() - EXACT).max() / np.abs(EXACT).max())
     assert result.reached and result.error <= tolerance and result.completeness <= tolerance
     assert actual <= tolerance
-    assert actual <= max(result.error, 1e-14)  # the estimate does not claim more than was reached
+    # the estimate is of the error reached (calibrated, not a bound): not far below it
+    assert actual <= max(2 * result.error, 1e-14)
     assert sum(calls) == result.evaluated and result.nodes <= result.evaluated
 
 
 def test_refines_where_the_integrand_is_rough():
     result, _ = run(1e-9)
-    assert result.nodes > 2 * panel_nodes()
+    assert result.nodes > INITIAL_PANELS * panel_nodes()
     narrowest = min(result.panels, key=lambda panel: panel[1] - panel[0])
     assert narrowest[0] == 0.0  # sqrt(alpha + EPS) is rough at 0, sin(20 alpha) is not
     assert result.panels[-1][1] - result.panels[-1][0] > 8 * (narrowest[1] - narrowest[0])
@@ -97,7 +99,7 @@ def test_a_smooth_integrand_stops_at_the_first_panels():
     result = integrate_adaptively(integrate, lambda q: q.sum(-1, keepdim=True),
                                   lambda a: (torch.sin(a) + a**2)[:, None], max_relative,
                                   lambda residual: residual.abs().sum(-1), 1e-8, 4096)
-    assert result.evaluated == 2 * panel_nodes() and result.reached
+    assert result.evaluated == INITIAL_PANELS * panel_nodes() and result.reached
     assert float(result.integral[0]) == pytest.approx(math.sin(1), abs=1e-14)
 
 
