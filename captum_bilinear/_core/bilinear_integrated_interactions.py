@@ -198,6 +198,7 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         return_convergence_delta: bool = True,
         attribute_to_layer_input: bool = False,
         show_progress: bool = False,
+        first_order: bool = True,
     ) -> InteractionTerms:
         r"""The whole decomposition of the score, as :class:`~captum_bilinear.InteractionTerms`.
 
@@ -213,15 +214,18 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
 
         Args:
             as :meth:`attribute` (``return_convergence_delta`` is ignored: the delta is
-            in the terms whenever the groups cover every position).
+            in the terms whenever the groups cover every position), and
+            first_order: compute the first-order terms (one more contraction pass per
+                node); False leaves them zero (``has_first_order`` False).
 
         Returns:
             :class:`~captum_bilinear.InteractionTerms` with ``method``, ``layers`` and
             ``settings`` saying what produced them.
         """
+        check_flag(first_order, "first_order")
         return self._compute(inputs, baselines, additional_forward_args, feature_mask, n_steps, method, tolerance,
                              max_steps, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
-                             show_progress, first_order=True)
+                             show_progress, first_order=first_order)
 
     def _compute(
         self, inputs: Any, baselines: Any, additional_forward_args: Any, feature_mask: FeatureMask, n_steps: StepCount,

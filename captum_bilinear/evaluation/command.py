@@ -10,6 +10,11 @@ from captum_bilinear._utils.step_limit import MAX_STEPS
 
 DATASETS = ("demo", "coco", "flickr30k-entities", "hnc")
 
+#: Examples whose p-faithfulness every method gets (the first ones): it needs every pair's
+#: interaction, BII's whole matrix, where the other metrics need one row per object span
+#: and one column per box (docs: Evaluation; None: every example).
+FAITHFULNESS_EXAMPLES = 40
+
 
 def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int]) -> None:
     """The ``evaluate`` subcommand's options (``positive`` parses a positive int)."""
@@ -49,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
                           "pairs, for the per-layer table (default 0: no)")
     run.add_argument("--completeness-examples", type=int, default=10, metavar="N",
                      help="pairs of BII's completeness-error-vs-n_steps plot (default 10; 0: none)")
+    run.add_argument("--faithfulness-examples", type=faithfulness_count, default=FAITHFULNESS_EXAMPLES, metavar="N",
+                     help=f"the first N pairs get every method's p-faithfulness, which needs BII's whole matrix "
+                          f"(default {FAITHFULNESS_EXAMPLES}; 'all': every pair); on the others BII computes the "
+                          "object spans and boxes the other metrics read")
     run.add_argument("--keep-terms", action="store_true",
                      help="keep every pair's terms under OUT/terms/ (InteractionTerms.load reads them) and write each "
                           "pair's interactive explorer under OUT/pages/, opened from report.html")
@@ -57,13 +66,41 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
 
 def run(args: Any) -> Optional[dict]:
     """Runs the evaluation the parsed ``args`` describe."""
+    import os
+
     from captum_bilinear.evaluation.run import run_evaluation
 
-    return run_evaluation(
+    results = run_evaluation(
         n_scenes=args.scenes, seed=args.seed, out=args.out, methods=args.methods, n_steps=args.n_steps,
         layer=args.layer, completeness_scenes=args.completeness_examples, show_progress=not args.no_progress,
         dataset=args.dataset, resume=args.resume, device=args.device, images=args.images, captions=args.captions,
         instances=args.instances, synonyms=args.synonyms, root=args.root, split=args.split,
         annotations=args.annotations, limit=args.limit, model=args.model, tolerance=args.tolerance,
         per_layer_scenes=args.per_layer_scenes, keep_terms=getattr(args, "keep_terms", False),
+        faithfulness_examples=getattr(args, "faithfulness_examples", FAITHFULNESS_EXAMPLES),
     )
+    if results:  # rank 0
+        report = os.path.join(args.out, "report.md")
+        seconds = results.get("settings", {}).get("seconds")
+        took = f" in {seconds / 60:.1f} min" if isinstance(seconds, (int, float)) else ""
+        print(f"evaluated {results['dataset'].get('examples')} pairs{took}; the report: {report} "
+              f"(and {os.path.join(args.out, 'report.html')}), the numbers: {os.path.join(args.out, 'results.json')}")
+    return results
+
+
+def faithfulness_count(value: str) -> Optional[int]:
+    """``--faithfulness-examples``: a non-negative int, or ``all`` (None).
+
+    Example:
+        >>> faithfulness_count("all"), faithfulness_count("12")
+        (None, 12)
+    """
+    if value == "all":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative int or 'all', got {value!r}")
+    return count

@@ -10,12 +10,13 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from captum_bilinear.first_order import LIG_STEPS_WITH_AUTO
+from captum_bilinear.evaluation.command import FAITHFULNESS_EXAMPLES
 from captum_bilinear.evaluation.bundle import LayerSpec, ModelBundle, load_bundle, parse_layer
 from captum_bilinear.evaluation.distributed import Process, current_process
 from captum_bilinear.evaluation.methods import (
@@ -53,6 +54,8 @@ class EvaluationConfig:
         limit: the first ``limit`` examples only.
         fit, min_box_patches: image fitting and the box-size filter.
         completeness_examples, completeness_steps: BII's completeness-vs-n_steps plot.
+        faithfulness_examples: the first examples get every method's p-faithfulness
+            (None: all); on the others BII computes only what the other metrics read.
         per_layer_scenes: examples of the per-layer table (0: none).
         keep_terms: save every pair's terms under ``terms/`` (each pair's explorer in
             ``pages/`` and ``report.html`` open them; the results do not depend on it).
@@ -78,6 +81,7 @@ class EvaluationConfig:
     min_box_patches: float = 1.0
     completeness_examples: int = 10
     completeness_steps: Sequence[int] = COMPLETENESS_STEPS
+    faithfulness_examples: Optional[int] = FAITHFULNESS_EXAMPLES
     per_layer_scenes: int = 0
     keep_terms: bool = False
 
@@ -100,6 +104,9 @@ class EvaluationConfig:
                 raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
             raise ValueError(f"limit: expected a positive int, got {self.limit!r}")
+        if self.faithfulness_examples is not None and (isinstance(self.faithfulness_examples, bool) or not isinstance(
+                self.faithfulness_examples, int) or self.faithfulness_examples < 0):
+            raise ValueError(f"faithfulness_examples: expected None or a non-negative int, got {self.faithfulness_examples!r}")
 
     def comparable(self) -> Dict[str, Any]:
         """The settings two runs' records must share to be merged."""
@@ -162,15 +169,24 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
         "score": score, "objects": len(prepared.objects), "negatives": len(prepared.negatives),
         "dropped": prepared.dropped,
     }]
+    # p-faithfulness needs every pair's interaction: the whole matrix, on the first examples only
+    faithful = config.faithfulness_examples is None or example.index < config.faithfulness_examples
     for name in config.methods:
         method = EVALUATION_METHODS[name]
-        terms, seconds = timed_explanation(method, bundle, pair, settings)
+        maps = None
+        start = time.perf_counter()
+        if method.explain_objects is not None and not faithful and not config.keep_terms:
+            terms, maps = method.explain_objects(
+                bundle, pair, settings, [o.span for o in prepared.objects], [n.original_span for n in prepared.negatives],
+                _box_weights([o.box for o in prepared.objects], geometry))
+            terms = terms.to("cpu")
+        else:
+            terms = method.explain(bundle, pair, settings).to("cpu")
         negative_results = []
         if method.order == 2:  # a pair's cost includes its hard negatives'
-            start = time.perf_counter()
             for negative, negative_pair in zip(prepared.negatives, negatives):
                 negative_results.append(_explain_negative(method, bundle, negative_pair, settings, negative, geometry))
-            seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
         if config.keep_terms and out is not None:
             from captum_bilinear.evaluation.pages import keep_pair_terms
             from captum_bilinear.selection import token_labels
@@ -179,19 +195,27 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
                             token_labels(bundle.tokenizer, prepared.input_ids[0].cpu()), bundle.grid, prepared.display)
         with torch.no_grad():
             record: Dict[str, Any] = {"kind": "example", "method": name, "seconds_per_pair": seconds}
-            record.update(scorer.faithfulness_record(terms))
+            if faithful:
+                record.update(scorer.faithfulness_record(terms))
             record.update(scorer.completeness_record(terms))
             if method.order == 2:
-                record.update(scorer.discrimination_record(terms, prepared.objects))
+                record.update(scorer.discrimination_record(terms, prepared.objects, maps))
             records.append(record)
             records.extend({"kind": "object", "method": name, **r}
-                           for r in scorer.object_records(terms, method.order, method.text_side, prepared.objects))
-        for negative, negative_score, (negative_terms, attribution) in zip(prepared.negatives, negative_scores,
-                                                                           negative_results):
+                           for r in scorer.object_records(terms, method.order, method.text_side, prepared.objects, maps))
+        for number, (negative, negative_score, (negative_terms, attribution)) in enumerate(zip(
+                prepared.negatives, negative_scores, negative_results)):
             with torch.no_grad():
                 records.append({"kind": "negative", "method": name, **scorer.negative_record(
-                    terms, negative_terms, negative, score, negative_score, attribution_swapped=attribution)})
+                    terms, negative_terms, negative, score, negative_score, attribution_swapped=attribution,
+                    maps=maps, number=number)})
     return records
+
+
+def _box_weights(boxes: List[Any], geometry: Any) -> torch.Tensor:
+    from captum_bilinear.selection import box_weights
+
+    return box_weights(boxes, geometry.image_size, geometry.grid, geometry.has_cls)
 
 
 def _explain_negative(method: Any, bundle: ModelBundle, pair: PairInputs, settings: RunSettings, negative: Any,
@@ -200,10 +224,7 @@ def _explain_negative(method: Any, bundle: ModelBundle, pair: PairInputs, settin
     cheaply (BII, as groups) -- just that attribution."""
     if method.span_box is None:
         return timed_explanation(method, bundle, pair, settings)[0], None
-    from captum_bilinear.selection import box_weights
-
-    weights = box_weights(negative.box, geometry.image_size, geometry.grid, geometry.has_cls)
-    return None, method.span_box(bundle, pair, settings, tuple(negative.span), weights)
+    return None, method.span_box(bundle, pair, settings, tuple(negative.span), _box_weights([negative.box], geometry))
 
 
 def _check_out(out: str, config: EvaluationConfig, resume: bool, process: Process) -> None:
@@ -440,7 +461,8 @@ def run_evaluation(
                 "scenes": config.scenes if data.name == "demo" else None, "seed": config.seed,
                 "n_steps": config.n_steps, "tolerance": config.tolerance,
                 "lig_n_steps": config.n_steps if isinstance(config.n_steps, int) else LIG_STEPS_WITH_AUTO, "p": 0.5,
-                "n_coalitions": 256, "limit": config.limit, "fit": config.fit,
+                "n_coalitions": 256, "faithfulness_examples": config.faithfulness_examples,
+                "limit": config.limit, "fit": config.fit,
                 "min_box_patches": config.min_box_patches, "processes": process.world_size,
                 "named_objects": results["objects"], "seconds": time.perf_counter() - started,
                 "torch": torch.__version__, "machine": f"{platform.machine()}, {os.cpu_count()} cores",

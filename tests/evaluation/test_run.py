@@ -273,3 +273,27 @@ def test_failure_gallery_gets_exactly_the_objects_below_0_2(small_run, monkeypat
     assert real([case] * 5, display, str(tmp_path / "five.png"), "M", most=4) == 4
     assert os.path.getsize(tmp_path / "five.png") > 0
     assert real([], display, str(tmp_path / "none.png"), "M") == 0 and not os.path.exists(tmp_path / "none.png")
+
+
+def test_bii_groups_give_the_records_of_the_whole_matrix(tmp_path):
+    """Off the p-faithfulness pairs BII computes the object spans, the replaced words and
+    the boxes as groups, and each hard negative's span with its box as one group each:
+    at the same nodes every record equals the one from the whole matrix."""
+    options = dict(methods=["bii"], completeness_scenes=0, show_progress=False, n_steps=12)
+    run_evaluation(3, seed=4, out=str(tmp_path / "whole"), faithfulness_examples=None, **options)
+    run_evaluation(3, seed=4, out=str(tmp_path / "groups"), faithfulness_examples=0, **options)
+    for kind, key, values in (("object", "object", ("PGA", "PGE", "CID", "CII", "CTD", "CTI")),
+                              ("negative", "negative", ("delta_A", "delta_S", "attribution")),
+                              ("example", "method", ("own_positive", "cross_negative", "completeness_error"))):
+        whole = {(r["example_id"], r[key]): r for r in read_records(str(tmp_path / "whole"), kind)}
+        groups = {(r["example_id"], r[key]): r for r in read_records(str(tmp_path / "groups"), kind)}
+        assert whole.keys() == groups.keys() and whole
+        for name, record in whole.items():
+            for value in values:
+                if value in record and record[value] == record[value]:  # not nan
+                    # the delta is a small difference of float32 sums: its round-off, not the quadrature's
+                    rel = 1e-3 if value == "completeness_error" else 1e-5
+                    assert groups[name][value] == pytest.approx(record[value], rel=rel, abs=1e-7), (name, value)
+        if kind == "example":
+            assert all("p_faithfulness" in r for r in whole.values())
+            assert not any("p_faithfulness" in r for r in groups.values())
