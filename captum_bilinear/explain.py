@@ -283,7 +283,7 @@ def drawn_interactions(
         ...                            ((batch["attention_mask"],), None), [(2, 4)], (0, 0, 16, 16), (64, 64), (8, 8),
         ...                            n_steps=8, tolerance=1e-2, show_progress=False)
         >>> drawn.span_rows.shape, drawn.box_column.shape, drawn.first_order.shape
-        (torch.Size([1, 65]), torch.Size([7]), torch.Size([65]))
+        (torch.Size([1, 65]), torch.Size([24]), torch.Size([65]))
     """
     options = dict(additional_forward_args=extra, n_steps=n_steps, tolerance=tolerance, show_progress=show_progress)
     positions_a = inputs[0].shape[1]

@@ -240,8 +240,10 @@ def _to_tolerance(
 
     def second_error(differences: Tensor, total: Tensor) -> Tensor:  # (K, C, positions), (C, positions)
         differences, total = grouped(differences, second.groups), grouped(total, second.groups)
-        return torch.maximum(max_relative(differences[:, :players], total[:players]),
-                             max_relative(differences[:, players:], total[players:]))
+        error = max_relative(differences[:, :players], total[:players])
+        if total.shape[0] > players:  # the first-order row, relative to its own largest entry
+            error = torch.maximum(error, max_relative(differences[:, players:], total[players:]))
+        return error
 
     def second_completeness(residuals: Tensor) -> Tensor:  # (K, C): the players' rows add up to the delta
         if not checks_completeness:
