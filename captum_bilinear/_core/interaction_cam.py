@@ -1,6 +1,7 @@
 """InteractionCAM (Sammani et al. 2023): Jacobians times activations, combined bilinearly."""
 
-from typing import Any, Iterable, Iterator, Optional, Tuple
+from typing import Any, Optional, Tuple
+from collections.abc import Iterable, Iterator
 
 import torch
 from captum.attr import GradientAttribution
