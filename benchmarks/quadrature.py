@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, nargs="+", default=None)
     parser.add_argument("--reference", type=int, default=0)
     parser.add_argument("--json")
+    parser.add_argument("--cache", help="a folder keeping the reference matrices between runs")
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--index", type=int)
     parser.add_argument("--out")
@@ -107,7 +108,14 @@ def main() -> None:
     reference = args.reference or 512
     rows: Dict[str, Dict[str, List[Dict[str, float]]]] = {t: {str(x): [] for x in tolerances} for t in args.trees}
     for index in range(args.first, args.first + args.pairs):
-        ref = np.array(run_worker(args.trees[0], index, args.seed, [], reference)["reference"])
+        cached = args.cache and os.path.join(args.cache, f"reference-{args.seed}-{index}-{reference}.npy")
+        if cached and os.path.exists(cached):
+            ref = np.load(cached)
+        else:
+            ref = np.array(run_worker(args.trees[0], index, args.seed, [], reference)["reference"])
+            if cached:
+                os.makedirs(args.cache, exist_ok=True)
+                np.save(cached, ref)
         for tree in args.trees:
             results = run_worker(tree, index, args.seed, tolerances, 0)
             for tolerance in tolerances:

@@ -141,19 +141,19 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
                 positions. The convergence delta needs every position in exactly one
                 group (``return_convergence_delta=True`` with positions left out is refused).
             n_steps: quadrature nodes per path integral, or ``"auto"``: Gauss-Kronrod
-                panels (11 nodes each, two to start), bisected per example where the
-                estimated error of the result -- each panel's Kronrod-Gauss difference
-                on the returned matrix, calibrated by the two rules' exact completeness
-                residuals (one plain forward pass per panel boundary) -- or the exact
-                completeness residual is above the panel's share of ``tolerance``.
+                panels (11 nodes each; three to start, placed by a few plain forward
+                passes where the path turns), bisected per example where the estimated
+                error of the result -- each panel's Kronrod-Gauss difference on the
+                returned matrix, calibrated by the two rules' exact completeness
+                residuals (one plain forward pass per panel boundary) -- is above the
+                panel's share of ``tolerance``.
             method: Captum's approximation method for an int ``n_steps``:
                 ``"gausslegendre"`` (default), ``"riemann_left"``, ``"riemann_right"``,
                 ``"riemann_middle"``, ``"riemann_trapezoid"``.
-            tolerance: ``n_steps="auto"``'s relative error: of the returned matrix
-                (estimated, relative to its largest entry; the first side's Jacobian
-                columns and the first-order terms relative to their own largest) and of
-                completeness (exact, relative to the score the interactions decompose).
-                Default 1e-4; the commands use 1e-2 for figures (docs: Performance).
+            tolerance: ``n_steps="auto"``'s relative error of the returned matrix
+                (estimated, relative to its largest entry; the first-order terms relative
+                to their own largest). Default 1e-4; the commands use 1e-2 for figures
+                (docs: Performance). The convergence delta is computed either way.
             max_steps: ``n_steps="auto"``'s most nodes evaluated per side and example;
                 reaching it warns with the error reached.
             internal_batch_size: at most this many interpolated activations per forward /

@@ -107,7 +107,7 @@ class FixedRule(NamedTuple):
 
 class ToTolerance(NamedTuple):
     """``n_steps="auto"``: Gauss-Kronrod panels refined until the estimated relative error
-    of what is returned and the exact completeness residuals are within ``tolerance``."""
+    of what is returned is within ``tolerance``."""
 
     tolerance: float
     max_steps: int
@@ -223,8 +223,8 @@ def _to_tolerance(
     own). One more cotangent, a random-sign sum of the first side's panel errors,
     contracted on the contraction's first panels, shows how large they are in the
     matrix; if that is above the rest of the tolerance, the first side is refined further
-    and contracted again. The completeness residuals, exact per panel, are held to the
-    same shares of the identity's value where the groups cover every position. Returns
+    and contracted again. The completeness residuals, exact per panel, calibrate the
+    estimates (and are reported, not held to the tolerance). Returns
     the Jacobian, the contraction (``C`` rows: players, then the first-order row if any),
     nodes, the estimated error, whether the tolerance was met and the nodes evaluated."""
     g_in, g_ref, h_in, h_ref = endpoints

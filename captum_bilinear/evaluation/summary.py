@@ -108,8 +108,13 @@ def class_wise(records: List[Dict[str, Any]], method: str) -> Dict[str, Dict[str
 MIN_SCORES_FOR_SIGNIFICANCE = 20
 
 
+#: deepsig's bootstrap iterations (its default).
+BOOTSTRAP_ITERATIONS = 1000
+
+
 def almost_stochastic_order(scores_a: Sequence[float], scores_b: Sequence[float], seed: int = 0,
-                            minimum: int = MIN_SCORES_FOR_SIGNIFICANCE) -> Dict[str, Any]:
+                            minimum: int = MIN_SCORES_FOR_SIGNIFICANCE,
+                            iterations: int = BOOTSTRAP_ITERATIONS) -> Dict[str, Any]:
     """``deepsig.aso(scores_a, scores_b)``: ``epsilon_min`` < 0.5 says A's scores are
     almost stochastically larger (the smaller, the stronger); ``nan`` without deepsig or
     with fewer than ``minimum`` scores a side.
@@ -126,12 +131,13 @@ def almost_stochastic_order(scores_a: Sequence[float], scores_b: Sequence[float]
     except ImportError:
         return {"epsilon_min": float("nan"), "note": "deepsig is not installed (pip install 'captum-bilinear[datasets]')"}
     epsilon = aso(np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float), confidence_level=0.95,
-                  num_bootstrap_iterations=1000, show_progress=False, seed=seed)
+                  num_bootstrap_iterations=iterations, show_progress=False, seed=seed)
     return {"epsilon_min": float(epsilon)}
 
 
 def significance(records: List[Dict[str, Any]], methods: Sequence[str], reference: Optional[str] = None,
-                 minimum: int = MIN_SCORES_FOR_SIGNIFICANCE) -> List[Dict[str, Any]]:
+                 minimum: int = MIN_SCORES_FOR_SIGNIFICANCE, iterations: int = BOOTSTRAP_ITERATIONS,
+                 ) -> List[Dict[str, Any]]:
     """ASO of the reference method's PGE (default BII, else the first method) against
     every other method's, both ways (``nan`` with fewer than ``minimum`` objects).
 
@@ -148,9 +154,9 @@ def significance(records: List[Dict[str, Any]], methods: Sequence[str], referenc
         if other == reference:
             continue
         rows.append({"a": reference, "b": other,
-                     **almost_stochastic_order(pge[reference], pge[other], minimum=minimum)})
+                     **almost_stochastic_order(pge[reference], pge[other], minimum=minimum, iterations=iterations)})
         rows.append({"a": other, "b": reference,
-                     **almost_stochastic_order(pge[other], pge[reference], minimum=minimum)})
+                     **almost_stochastic_order(pge[other], pge[reference], minimum=minimum, iterations=iterations)})
     return rows
 
 
