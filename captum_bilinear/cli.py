@@ -27,8 +27,8 @@ DESCRIPTION = ("Second-order (token-patch) attributions for dual encoders: expla
                "(COCO, Flickr30k Entities, HNC or held-out demo scenes).")
 
 #: The library's argument names and the flags that set them.
-#: ``explain`` / ``demo``'s default tolerance: at the demo model's embeddings 1e-2 took 56
-#: nodes where 1e-4 took 88 on tutorial 01's held-out scene, and colours cannot show 1 %.
+#: ``explain`` / ``demo``'s default tolerance: the relative error of the drawn maps (and of
+#: completeness); a figure's colours cannot show 1 % of their scale (docs: Performance).
 FIGURE_TOLERANCE = 1e-2
 
 FLAGS = {
@@ -93,8 +93,8 @@ def _method_options(parser: argparse.ArgumentParser) -> None:
                         help=f"BII's quadrature nodes (at most {MAX_STEPS}; also the first-order map's), or 'auto' (the default): "
                              "as many as --tolerance needs, per pair")
     parser.add_argument("--tolerance", type=positive_float, default=FIGURE_TOLERANCE,
-                        help=f"relative completeness error of --n-steps auto (default {FIGURE_TOLERANCE:g}: a figure's "
-                             "colours cannot show 1 %%; the evaluation uses 1e-4)")
+                        help=f"relative error of --n-steps auto: of the drawn maps (estimated) and of completeness "
+                             f"(default {FIGURE_TOLERANCE:g}: a figure's colours cannot show 1 %% of their scale)")
     parser.add_argument("--layer", type=layer_choice, metavar="embeddings|INDEX",
                         help="layer pair the gradient methods attribute: 'embeddings' or an encoder layer index "
                              "(default: the model's default); the masking methods (ilime, fixlip) mask the inputs")
@@ -267,6 +267,7 @@ def _explain(args: argparse.Namespace) -> None:
     result = explain_pair(
         args.image, args.caption, span=args.span, box=args.box, method=methods, model=args.model,
         n_steps=args.n_steps, tolerance=args.tolerance, layer=args.layer, fit=args.fit, log=_log,
+        full=page or save is not None,  # a figure needs its spans and box only; the page and --save every pair
     )
     if save is not None:
         result.save(save)

@@ -12,23 +12,37 @@ them with its flags. Every check of the input runs before any attribution does.
 """
 
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from torch import Tensor
 
+import torch
+
 from captum_bilinear._utils.adaptive_quadrature import StepCount, check_tolerance
 from captum_bilinear._utils.model_state import leaves_inference_mode
+from captum_bilinear._utils.checks import check_flag
 from captum_bilinear._utils.step_limit import check_step_limit
 from captum_bilinear.first_order import first_order_map
 from captum_bilinear.images import FITS, FittedImage, fit_image, image_to_patches, is_naflex_processor, read_image
 from captum_bilinear.loading import EMBEDDINGS, Layer, check_layer, layer_pair, load_model
 from captum_bilinear.registry import MethodSpec, method_spec, run_method_terms
-from captum_bilinear.selection import caption_words, encode_caption, noun_phrase_spans, span_label, token_labels, token_span
+from captum_bilinear.selection import (
+    box_weights,
+    caption_words,
+    encode_caption,
+    noun_phrase_spans,
+    patch_grid,
+    span_mask,
+    span_label,
+    token_labels,
+    token_span,
+)
 from captum_bilinear.terms import InteractionTerms
 
 # Moved to their own modules; importable from here under their old names (explicit re-exports).
@@ -57,7 +71,9 @@ class Explanation:
     (:attr:`figure`) and the interactive page (:meth:`page`) are two renderings of it;
     :meth:`save` / :meth:`load` keep it."""
 
-    interactions: Tensor  #: ``(positions_a, positions_b)`` of the first method
+    #: ``(positions_a, positions_b)`` of the first method; None when only what the figure
+    #: draws was computed (``full=False``: :attr:`span_rows` and :attr:`box_column`)
+    interactions: Optional[Tensor]
     tokens: List[str]
     spans: List[Tuple[int, int]]
     labels: List[str]  #: each span's words as the caption writes them
@@ -73,6 +89,15 @@ class Explanation:
     model_name: str = ""
     grid: Tuple[int, int] = (0, 0)  #: the image side's patch grid
     has_cls: bool = True
+    #: ``(len(spans), positions_b)``: each span's interactions with every image position
+    #: (the first method's; computed as groups when ``full=False``)
+    span_rows: Optional[Tensor] = None
+    box_column: Optional[Tensor] = None  #: ``(positions_a,)``: the box's interactions with every token
+
+    @property
+    def full(self) -> bool:
+        """Whether every token x patch interaction is kept (what the page and :meth:`save` need)."""
+        return self.interactions is not None
 
     @property
     def methods(self) -> List[MethodSpec]:
@@ -99,6 +124,7 @@ class Explanation:
             self.image, self.tokens, self.interactions, self.spans, box=self.box, first_order_map=self.first_order,
             first_order_title=FIRST_ORDER_TITLE, grid_size=self.grid, has_cls=self.has_cls, title=self.title(),
             units=self.method.units, first_order_units="similarity", span_labels=self.labels,
+            span_rows=None if self.full else self.span_rows, box_column=None if self.full else self.box_column,
         )
 
     def page(self, explorer_id: Optional[str] = None) -> Any:
@@ -106,6 +132,7 @@ class Explanation:
         (:func:`~captum_bilinear.page.interaction_explorer`): ``.save("page.html")``."""
         from captum_bilinear.page import interaction_explorer
 
+        self._needs_every_interaction("the page")
         runs = self.terms or [InteractionTerms(*(self.interactions.new_zeros(shape) for shape in (
             (1,), (1, len(self.tokens)), (1, self.interactions.shape[1]))), self.interactions[None],
             method=self.method.name)]
@@ -126,6 +153,12 @@ class Explanation:
             title=f"{names}: \"{self.caption}\"",
         )
 
+    def _needs_every_interaction(self, what: str) -> None:
+        if not self.full:
+            raise ValueError(f"full: {what} holds every token x patch interaction, but this explanation computed "
+                             "only what its figure draws (the spans and the box as groups); run "
+                             "explain_pair(..., full=True)")
+
     def _repr_html_(self) -> str:
         return self.page()._repr_html_()
 
@@ -137,6 +170,7 @@ class Explanation:
         ``explanation.json``. :meth:`load` reads it back."""
         from safetensors.torch import save_file
 
+        self._needs_every_interaction("a saved explanation")
         os.makedirs(path, exist_ok=True)
         shorts = []
         for terms in self.terms:
@@ -194,6 +228,81 @@ class Explanation:
                    None if metadata["box"] is None else tuple(metadata["box"]), image, tensors["first_order"], spec,
                    metadata["layer"], fitted, terms, metadata["caption"], metadata["model_name"],
                    tuple(metadata["grid"]), metadata["has_cls"])
+
+
+class DrawnInteractions(NamedTuple):
+    """What the figure draws of BII, computed as groups (:func:`drawn_interactions`)."""
+
+    span_rows: Tensor  #: ``(len(spans), positions_b)``
+    box_column: Optional[Tensor]  #: ``(positions_a,)``, None without a box
+    first_order: Tensor  #: ``(positions_b,)``: integrated gradients of the caption-conditioned similarity
+    summary: str  #: one line on the quadrature: nodes, estimated error, completeness delta
+
+
+def quadrature_summary(terms: InteractionTerms) -> str:
+    """One line on how BII's terms were integrated: nodes per side, the estimated relative
+    error (``n_steps="auto"``) and the convergence delta relative to the score the
+    interactions decompose.
+
+    Example:
+        >>> import torch
+        >>> terms = InteractionTerms(torch.zeros(1), torch.zeros(1, 2), torch.zeros(1, 2), torch.ones(1, 2, 2),
+        ...                          n_steps=torch.tensor([33]), error=torch.tensor([2e-3]),
+        ...                          delta=torch.tensor([1e-3]), settings={"nodes_evaluated": [88]})
+        >>> quadrature_summary(terms)
+        'quadrature: 33 nodes per side (88 evaluated), estimated relative error 0.002, completeness delta +0.001 (2.5e-04 of the 3.999 the interactions add up to)'
+    """
+    parts = []
+    if terms.n_steps is not None:
+        evaluated = terms.settings.get("nodes_evaluated")
+        parts.append(f"{int(terms.n_steps[0])} nodes per side" + (f" ({evaluated[0]} evaluated)" if evaluated else ""))
+    if terms.error is not None and not math.isnan(float(terms.error[0])):
+        parts.append(f"estimated relative error {float(terms.error[0]):.2g}")
+    if terms.delta is not None:
+        delta = float(terms.delta[0])
+        decomposed = float(terms.cross[0].sum()) - delta
+        parts.append(f"completeness delta {delta:+.2g} ({abs(delta) / max(abs(decomposed), 1e-12):.1e} of the "
+                     f"{decomposed:.4g} the interactions add up to)")
+    return "quadrature: " + ", ".join(parts)
+
+
+def drawn_interactions(
+    bii: Any, inputs: Tuple[Tensor, Tensor], extra: Any, spans: Sequence[Tuple[int, int]],
+    box: Optional[Sequence[float]], image_size: Tuple[int, int], grid: Tuple[int, int], n_steps: StepCount,
+    tolerance: float, show_progress: bool,
+) -> DrawnInteractions:
+    """BII's share of the figure, as groups of positions: one call with the spans (and the
+    rest of the caption) as the caption's groups -- the spans' image maps, and, since the
+    groups cover the caption, the first-order map ``first_b + A.sum(0)``, the integrated
+    gradients of the caption-conditioned similarity -- and, with a box, one call with the
+    box as the image's group (its caption map). The passes per node follow the groups,
+    not the tokens.
+
+    Example:
+        >>> from captum_bilinear import BilinearIntegratedInteractions
+        >>> from captum_bilinear.zoo import generate_scene, load_demo_model, scene_inputs
+        >>> model, tokenizer, processor = load_demo_model()
+        >>> batch = scene_inputs(generate_scene(0), tokenizer, processor)
+        >>> bii = BilinearIntegratedInteractions(model, (model.text_model.embeddings, model.vision_model.embeddings))
+        >>> drawn = drawn_interactions(bii, (batch["input_ids"], batch["pixel_values"]),
+        ...                            ((batch["attention_mask"],), None), [(2, 4)], (0, 0, 16, 16), (64, 64), (8, 8),
+        ...                            n_steps=8, tolerance=1e-2, show_progress=False)
+        >>> drawn.span_rows.shape, drawn.box_column.shape, drawn.first_order.shape
+        (torch.Size([1, 65]), torch.Size([24]), torch.Size([65]))
+    """
+    options = dict(additional_forward_args=extra, n_steps=n_steps, tolerance=tolerance, show_progress=show_progress)
+    positions_a = inputs[0].shape[1]
+    span_terms = bii.attribute_terms(inputs, feature_mask=(span_mask(positions_a, spans), None), **options)
+    cross = span_terms.cross[0].detach().cpu()
+    first_order = span_terms.first_b[0].detach().cpu() + cross.sum(0)
+    summary = quadrature_summary(span_terms)
+    box_column = None
+    if box is not None:
+        has_cls = cross.shape[1] == grid[0] * grid[1] + 1
+        box_terms = bii.attribute_terms(inputs, feature_mask=(None, box_weights(box, image_size, grid, has_cls)),
+                                        **options)
+        box_column = box_terms.cross[0, :, 0].detach().cpu()
+    return DrawnInteractions(cross[: len(spans)], box_column, first_order, summary)
 
 
 def _check_methods(method: Any) -> List[MethodSpec]:
@@ -273,6 +382,7 @@ def explain_pair(
     fit: str = "crop",
     show_progress: bool = True,
     log: Callable[[str], None] = lambda message: None,
+    full: bool = False,
 ) -> Explanation:
     """Explains one image-caption pair: every token x patch interaction of each method,
     and Captum's first-order map; the result draws the paper's Figure 1
@@ -289,11 +399,10 @@ def explain_pair(
             ``icam``, ``ilime``, ``itsm``, ``itsm-o``, ``fixlip``), or a list of them: the
             figure shows the first, the page every one.
         model: a HF CLIP / SigLIP directory or hub id (default: the bundled demo model).
-        n_steps: BII's quadrature nodes (at most 4096, which also bounds the first-order
-            LIG's), or ``"auto"``: as many as ``tolerance`` needs (the first-order LIG then
-            uses :data:`LIG_STEPS_WITH_AUTO`).
-        tolerance: relative completeness error of ``n_steps="auto"`` (default 1e-2, a
-            figure's accuracy; measurements use 1e-4).
+        n_steps: BII's quadrature nodes (at most 4096; also the first-order map's), or
+            ``"auto"``: as many as ``tolerance`` needs.
+        tolerance: relative error of ``n_steps="auto"`` (of the computed maps, and of
+            completeness; default 1e-2, a figure's accuracy: docs, Performance).
         layer: the layer pair the gradient methods attribute: an encoder layer index or
             ``"embeddings"`` (default: the model's default). The masking methods
             (InteractionLIME, FIxLIP) mask the inputs, i.e. run at the embeddings.
@@ -301,9 +410,14 @@ def explain_pair(
             processor does, or ``"pad"`` to a square first (:func:`~captum_bilinear.images.fit_image`).
         show_progress: progress bars.
         log: receives one-line messages on what is done (how the image was fitted, ...).
+        full: compute every token x patch interaction (what the page and
+            :meth:`Explanation.save` need). By default BII computes what the figure draws:
+            the spans (and the rest of the caption) as groups of tokens, the box as a group
+            of patches, and the first-order map from the same passes; the other methods
+            compute their whole matrix either way.
 
     Returns:
-        An :class:`Explanation` (the full matrix of every method in ``terms``).
+        An :class:`Explanation` (with ``full``, the full matrix of every method in ``terms``).
 
     Raises:
         ValueError: naming the argument (``image_path``, ``caption``, ``span``, ``box``,
@@ -320,7 +434,10 @@ def explain_pair(
         >>> scene = generate_scene(3, mode="full")
         >>> path = os.path.join(tempfile.mkdtemp(), "scene.png"); Image.fromarray(scene.image).save(path)
         >>> result = explain_pair(path, scene.caption, n_steps=8, show_progress=False)
-        >>> result.interactions.shape[1]  # CLS + 8 x 8 patches of the demo model
+        >>> result.span_rows.shape  # each noun phrase with CLS + 8 x 8 patches of the demo model
+        torch.Size([4, 65])
+        >>> result = explain_pair(path, scene.caption, n_steps=8, show_progress=False, full=True)
+        >>> result.interactions.shape[1]
         65
         >>> result.page().save(os.path.join(os.path.dirname(path), "page.html"))  # the interactive page
     """
@@ -362,8 +479,10 @@ def explain_pair(
         image_extra = (pixel_attention_mask, spatial_shapes)
     inputs = (input_ids, pixel_values)
     extra = ((encoded["attention_mask"],), image_extra)
-    runs = []
-    for item in specs:
+    check_flag(full, "full")
+    runs: List[InteractionTerms] = []
+    drawn: Optional[DrawnInteractions] = None
+    for item in specs if full else specs[:1]:  # the figure draws the first method; the page shows every one
         item_layer = EMBEDDINGS if item.masks_inputs else requested
         item_where = "the embeddings layers (the inputs)" if item_layer == EMBEDDINGS else f"encoder layer {item_layer}"
         if item.reads_outputs:  # ITSM-O: the title named the layer it was given, which it does not read
@@ -371,17 +490,38 @@ def explain_pair(
                 log(f"layer: {item.name} compares the encoders' last hidden states; layer={layer} is not used for it")
             item_where = OUTPUTS
         log(f"attributing with {item.name} at {item_where}")
-        terms = run_method_terms(item.make(loaded.model, layer_pair(loaded.model, item_layer)), inputs, extra, n_steps,
-                                 show_progress, tolerance)
+        method_object = item.make(loaded.model, layer_pair(loaded.model, item_layer))
+        if item.short == "bii" and not full:  # what the figure draws, as groups
+            drawn = drawn_interactions(method_object, inputs, extra, spans, model_box, fitted.size[::-1], grid,
+                                       n_steps, tolerance, show_progress)
+            log(drawn.summary)
+            continue
+        terms = run_method_terms(method_object, inputs, extra, n_steps, show_progress, tolerance)
+        if item.short == "bii":
+            log(quadrature_summary(terms))
         # named as the registry names it (ITSM-H / ITSM-O share a class), with what the page needs
         runs.append(replace(terms.detach().to("cpu"), method=item.name, tokens=[tokens], grid=grid,
                             image=_as_tensor_image(fitted.display)))
-    interactions = runs[0].cross[0]
-    has_cls = interactions.shape[1] == grid[0] * grid[1] + 1
-    log("first-order map: Captum LayerIntegratedGradients of the caption-conditioned similarity")
-    first = first_order_map(loaded.model, layer_pair(loaded.model, chosen), inputs, extra, n_steps, has_cls, grid)
+    positions_b = runs[0].cross.shape[2] if runs else drawn.span_rows.shape[1]  # type: ignore[union-attr]
+    has_cls = positions_b == grid[0] * grid[1] + 1
+    if drawn is not None and specs[0].short == "bii":
+        first = patch_grid(drawn.first_order, grid, has_cls)
+        log("first-order map: integrated gradients of the caption-conditioned similarity at the image layer, "
+            "from BII's passes (what Captum's LayerIntegratedGradients computes)")
+    else:
+        log("first-order map: integrated gradients of the caption-conditioned similarity at the image layer "
+            "(what Captum's LayerIntegratedGradients computes)")
+        first = first_order_map(loaded.model, layer_pair(loaded.model, chosen), inputs, extra, n_steps, has_cls, grid,
+                                tolerance=tolerance)
+    if runs and runs[0].method == spec.name:
+        interactions: Optional[Tensor] = runs[0].cross[0]
+        span_rows = torch.stack([runs[0].cross[0, start:stop].sum(0) for start, stop in spans])
+        box_column = None
+    else:
+        assert drawn is not None
+        interactions, span_rows, box_column = None, drawn.span_rows, drawn.box_column
     return Explanation(interactions, tokens, spans, labels, model_box, fitted.display, first, spec, chosen, fitted,
-                       runs, caption, loaded.name, grid, has_cls)
+                       runs, caption, loaded.name, grid, has_cls, span_rows, box_column)
 
 
 def _as_tensor_image(picture: np.ndarray) -> Tensor:

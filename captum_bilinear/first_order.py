@@ -108,14 +108,26 @@ def first_order_projection(interactions: Tensor, side: str = "b") -> Tensor:
 
 
 def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra: Any, n_steps: Union[int, str],
-                    has_cls: bool, grid_size: Tuple[int, int]) -> Tensor:
-    """Captum's ``LayerIntegratedGradients`` of the caption-conditioned similarity at the
-    image layer, from the black image, summed over hidden dims: a ``(grid_h, grid_w)`` map
-    (``n_steps="auto"``: Captum's LIG takes an int; :data:`LIG_STEPS_WITH_AUTO`).
+                    has_cls: bool, grid_size: Tuple[int, int], tolerance: float = 1e-2) -> Tensor:
+    """The integrated gradients of the caption-conditioned similarity ``f(a, .)`` at the
+    image layer ``layer[1]``, from the model's default image reference, summed over hidden
+    dims: a ``(grid_h, grid_w)`` map. It is what Captum's ``LayerIntegratedGradients`` of
+    :class:`ConditionedSimilarity` gives (the tests compare them), computed at the layer:
+    the caption as one group of BII's players, ``first_b + A.sum(0)`` (one JVP and two VJPs
+    per node, the layers below run once) instead of the whole model per node.
+
+    Args:
+        model: a HF CLIP / SigLIP model or a :class:`DualEncoder`.
+        layer: ``(text layer, image layer)``.
+        inputs: ``(input_ids, pixel_values)`` of one pair.
+        extra: ``(extra_a, extra_b)`` additional forward arguments.
+        n_steps: quadrature nodes, or ``"auto"`` with ``tolerance``.
+        has_cls, grid_size: the image side's layout.
+        tolerance: ``n_steps="auto"``'s relative error.
 
     Example:
-        >>> from captum_bilinear.zoo import generate_scene, scene_inputs
         >>> from captum_bilinear.loading import load_model
+        >>> from captum_bilinear.zoo import generate_scene, scene_inputs
         >>> loaded = load_model()
         >>> batch = scene_inputs(generate_scene(0), loaded.tokenizer, loaded.image_processor)
         >>> layer = (loaded.model.text_model.encoder.layers[3], loaded.model.vision_model.encoder.layers[3])
@@ -123,21 +135,10 @@ def first_order_map(model: Any, layer: Any, inputs: Tuple[Tensor, Tensor], extra
         ...                 ((batch["attention_mask"],), None), n_steps=4, has_cls=True, grid_size=(8, 8)).shape
         torch.Size([8, 8])
     """
-    from captum.attr import LayerIntegratedGradients
-
+    from captum_bilinear._core.bilinear_integrated_interactions import BilinearIntegratedInteractions
     from captum_bilinear.selection import patch_grid
 
-    from captum_bilinear._utils.model_state import outside_inference_mode
-
-    dual = as_dual_encoder(model)
-    # Captum's gradients record nothing under the caller's torch.inference_mode() (and
-    # refuse tensors made in it): leave it, with normal copies of such tensors.
-    with torch.inference_mode(False):
-        (input_ids, pixel_values), extra = outside_inference_mode((tuple(inputs), extra))
-        forward = ConditionedSimilarity(dual, input_ids, side="b", fixed_additional_forward_args=extra[0])
-        image_extra = as_tuple(extra[1])  # NaFlex: (pixel_attention_mask, spatial_shapes)
-        (baseline,) = dual.default_baselines_b((pixel_values,), image_extra)
-        steps = LIG_STEPS_WITH_AUTO if n_steps == "auto" else n_steps
-        attributions = LayerIntegratedGradients(forward, layer[1]).attribute(
-            pixel_values, baselines=baseline, additional_forward_args=image_extra or None, n_steps=steps)
-    return patch_grid(attributions.sum(-1)[0], grid_size, has_cls)
+    caption = torch.zeros(inputs[0].shape[1], dtype=torch.long)  # the whole caption, one group
+    terms = BilinearIntegratedInteractions(model, layer).attribute_terms(
+        inputs, additional_forward_args=extra, feature_mask=(caption, None), n_steps=n_steps, tolerance=tolerance)
+    return patch_grid((terms.first_b[0] + terms.cross[0, 0]).detach(), grid_size, has_cls)

@@ -112,18 +112,24 @@ def cross_values(game: Any, coalitions_a: Tensor, coalitions_b: Tensor) -> Tenso
 class LayerMaskingGame:
     """``nu(M) = scale * <g(z_a[M]), h(z_b[M])>``: a dual encoder's similarity when the
     player positions outside ``M`` take the reference's activation at the attributed layers
-    (non-player positions keep the input's activation).
+    (non-player positions keep the input's activation). With ``groups_a`` a player is a
+    group of positions, masked together.
 
     Args:
         side_a, side_b: one example's encoder sides (from the methods' layer pairs).
         input_a, reference_a: side a's layer activations for the input and the reference.
         input_b, reference_b: side b's.
-        players_a, players_b: LongTensors of the layer positions that are players.
+        players_a, players_b: LongTensors of the layer positions that are players, or
+            with ``groups_a`` / ``groups_b`` of the groups (rows) that are players.
         scale: the similarity's scale.
         internal_batch_size: at most this many masked activations per encoder pass.
+        groups_a, groups_b: optional bool ``(G, positions)``: row ``g`` the layer positions
+            of group ``g`` (``feature_mask``), all of which take the reference's activation
+            when player ``g`` is absent; positions in no player's group are always present.
 
     Attributes:
-        positions_a, positions_b: the players' layer positions (``players_a``, ``players_b``).
+        positions_a, positions_b: the players' positions in the explanation (``players_a``,
+            ``players_b``): layer positions, or group ids with groups.
 
     Example:
         >>> from captum_bilinear import DualEncoder, WeightedBanzhafInteractions
@@ -136,6 +142,14 @@ class LayerMaskingGame:
         ...                         pair.reference_b, torch.tensor([0, 1]), torch.tensor([0, 1]))
         >>> game(torch.tensor([[True, True, True, True], [True, False, False, True]])).tolist()  # 1*3 + 2*4, 1*0 + 0*4
         [11.0, 0.0]
+
+        Side b's two positions as one group (one player):
+
+        >>> grouped = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b,
+        ...                            pair.reference_b, torch.tensor([0, 1]), torch.tensor([0]),
+        ...                            groups_b=torch.tensor([[True, True]]))
+        >>> grouped.n_players, grouped(torch.tensor([[True, True, True], [True, False, False]])).tolist()
+        (3, [11.0, 0.0])
     """
 
     def __init__(
@@ -150,8 +164,16 @@ class LayerMaskingGame:
         players_b: Tensor,
         scale: float = 1.0,
         internal_batch_size: Optional[int] = None,
+        groups_a: Optional[Tensor] = None,
+        groups_b: Optional[Tensor] = None,
     ) -> None:
         self._sides = ((side_a, input_a, reference_a), (side_b, input_b, reference_b))
+        for name, groups, activation in (("groups_a", groups_a, input_a), ("groups_b", groups_b, input_b)):
+            if groups is not None and (groups.dim() != 2 or groups.shape[1] != num_positions(activation)):
+                raise ValueError(f"{name}: expected (groups, {num_positions(activation)}) membership of the layer's "
+                                 f"positions, got shape {tuple(groups.shape)}")
+        self._groups = tuple(None if groups is None else groups.cpu()[players.cpu()].to(torch.bool)
+                             for groups, players in ((groups_a, players_a), (groups_b, players_b)))
         self.positions_a, self.positions_b = players_a, players_b
         self.n_players_a, self.n_players_b = players_a.numel(), players_b.numel()
         self.n_players = self.n_players_a + self.n_players_b
@@ -161,8 +183,13 @@ class LayerMaskingGame:
     def _embeddings(self, side: int, coalitions: Tensor) -> Tensor:
         encoder, activation, reference = self._sides[side]
         players = self.positions_a if side == 0 else self.positions_b
-        keep = torch.ones(coalitions.shape[0], num_positions(activation), dtype=torch.bool)
-        keep[:, players] = coalitions.cpu()
+        groups = self._groups[side]
+        if groups is None:
+            keep = torch.ones(coalitions.shape[0], num_positions(activation), dtype=torch.bool)
+            keep[:, players] = coalitions.cpu()
+        else:  # a position is masked when the player of its group is absent
+            absent = (~coalitions.cpu().to(torch.bool)).to(torch.float64)
+            keep = (absent @ groups.to(torch.float64)) == 0
         return masked_embeddings(encoder, activation, reference, keep, self.internal_batch_size)
 
     def embeddings(self, coalitions_a: Tensor, coalitions_b: Tensor) -> Tuple[Tensor, Tensor]:

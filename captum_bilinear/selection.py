@@ -329,6 +329,60 @@ def box_image_map(
     return patch_grid(on_b, grid_size_b, has_cls)
 
 
+# ------------------------------------------------------------- groups as players
+
+
+def span_mask(positions_a: int, spans: Sequence[Tuple[int, int]], rest: bool = True) -> Tensor:
+    """A side-a ``feature_mask`` with each span as a group: the tokens of ``spans[k]`` get id
+    ``k``, the other positions id ``len(spans)`` (``rest=True``: every position in a group,
+    so the convergence delta stays defined and ``A`` summed over the groups is ``A``
+    summed) or ``-1`` (left out).
+
+    Example:
+        >>> span_mask(7, [(1, 3), (4, 6)])
+        tensor([2, 0, 0, 2, 1, 1, 2])
+        >>> span_mask(7, [(1, 3)], rest=False)
+        tensor([-1,  0,  0, -1, -1, -1, -1])
+    """
+    if isinstance(positions_a, bool) or not isinstance(positions_a, int) or positions_a < 1:
+        raise ValueError(f"positions_a: expected a positive int, got {positions_a!r}")
+    mask = torch.full((positions_a,), len(spans) if rest else -1, dtype=torch.long)
+    for index, span in enumerate(spans):
+        start, stop = check_span(span, positions_a)
+        if bool((mask[start:stop] != mask.new_tensor(len(spans) if rest else -1)).any()):
+            raise ValueError(f"spans: span {index} {(start, stop)} overlaps an earlier one; group ids give each "
+                             "position one group")
+        mask[start:stop] = index
+    return mask
+
+
+def box_weights(
+    boxes: Any, image_size: Tuple[int, int], grid_size: Optional[Tuple[int, int]] = None, has_cls: bool = True,
+) -> Tensor:
+    """A side-b ``feature_mask`` of group weights, one group per box: each patch weighted by
+    its share inside the box (:func:`box_patch_weights`; CLS 0), so that the grouped ``A``
+    is :func:`box_token_map` of the full one. float64 ``(len(boxes), positions_b)``.
+
+    Args:
+        boxes: one box ``(x0, y0, x1, y1)`` or a sequence of them, in pixels.
+        image_size, grid_size, has_cls: the image side's layout (``grid_size`` None: the
+            grid of a square image of ``image_size``... must be given for non-square grids).
+
+    Example:
+        >>> box_weights((0, 0, 8, 8), image_size=(16, 16), grid_size=(2, 2))
+        tensor([[0., 1., 0., 0., 0.]], dtype=torch.float64)
+    """
+    if grid_size is None:
+        raise ValueError("grid_size: expected (grid_h, grid_w), the image side's patch grid")
+    many = not (len(boxes) == 4 and all(isinstance(v, (int, float)) or (isinstance(v, Tensor) and v.dim() == 0)
+                                          for v in boxes))
+    listed = list(boxes) if many else [boxes]
+    offset = 1 if has_cls else 0
+    rows = [torch.cat([torch.zeros(offset, dtype=torch.float64),
+                       box_patch_weights(box, image_size, grid_size).flatten()]) for box in listed]
+    return torch.stack(rows)
+
+
 def _offsets(tokenizer: Any, caption: str) -> List[Tuple[int, int]]:
     try:
         encoding = tokenizer(caption, return_offsets_mapping=True)

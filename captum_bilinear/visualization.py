@@ -31,7 +31,7 @@ from matplotlib.ticker import FuncFormatter
 from torch import Tensor
 
 from captum_bilinear._utils.checks import check_box, check_pair
-from captum_bilinear.selection import SPECIAL_TOKENS, box_token_map, span_image_map, upsample_map
+from captum_bilinear.selection import SPECIAL_TOKENS, box_token_map, patch_grid, upsample_map
 
 #: Diverging colour map: blue negative, white zero, red positive.
 CMAP = "bwr"
@@ -327,7 +327,7 @@ def _caption_lines(tokens: Sequence[str], width_inches: float, fontsize: int) ->
 def plot_interaction_figure(
     image: Any,
     tokens: Sequence[str],
-    interactions: Tensor,
+    interactions: Optional[Tensor],
     spans: Union[Tuple[int, int], Sequence[Tuple[int, int]]],
     box: Optional[Sequence[float]] = None,
     first_order_map: Optional[Any] = None,
@@ -342,6 +342,8 @@ def plot_interaction_figure(
     max_columns: int = MAX_COLUMNS,
     span_labels: Optional[Sequence[str]] = None,
     share_first_order_scale: bool = False,
+    span_rows: Optional[Tensor] = None,
+    box_column: Optional[Tensor] = None,
 ) -> Figure:
     """The paper's Figure 1 in one call: each caption span's map on the image, an image
     box's colours on the caption, and (optionally) a first-order Captum map of the same
@@ -380,6 +382,10 @@ def plot_interaction_figure(
         max_columns: image panels per row.
         span_labels: the spans' panel titles (default: their tokens' labels joined by
             spaces; pass the caption's words where a word is split into several tokens).
+        span_rows, box_column: what the figure draws, computed without the whole matrix
+            (``interactions=None``; e.g. BII with the spans and the box as groups,
+            ``feature_mask``): each span's row ``(len(spans), positions_b)`` and the box's
+            column ``(positions_a,)``.
 
     Returns:
         The matplotlib figure (save it with ``fig.savefig(path)``).
@@ -391,8 +397,10 @@ def plot_interaction_figure(
         >>> [title for ax in fig.axes for title in (ax.get_title(), ax.get_title(loc="left")) if title]
         ['input, box in green', '"red dot" -> image', 'box (green) -> caption, spans in bold']
     """
-    matrix = torch.as_tensor(_numpy(interactions), dtype=torch.float64)
-    if matrix.dim() != 2 or matrix.shape[0] != len(tokens):
+    matrix = None if interactions is None else torch.as_tensor(_numpy(interactions), dtype=torch.float64)
+    if matrix is None and span_rows is None:
+        raise ValueError("interactions: expected (positions_a, positions_b), or span_rows (and box_column) instead")
+    if matrix is not None and (matrix.dim() != 2 or matrix.shape[0] != len(tokens)):
         raise ValueError(
             f"interactions: expected (positions_a, positions_b) with positions_a = {len(tokens)} tokens, "
             f"got {tuple(matrix.shape)}"
@@ -406,9 +414,17 @@ def plot_interaction_figure(
     picture = image_array(image)
     image_size = check_pair(picture.shape[:2], "image")
     neutral = special_positions(tokens) if special is None else [int(i) for i in special]
-    span_maps = [span_image_map(matrix, span, grid_size, has_cls) for span in span_list]
-    cls_values = [float(matrix[start:stop, 0].sum()) for start, stop in span_list] if has_cls else None
-    box_values = box_token_map(matrix, box, image_size, grid_size, has_cls) if box is not None else None
+    if matrix is not None:
+        span_rows = torch.stack([matrix[start:stop].sum(0) for start, stop in span_list])
+        box_column = box_token_map(matrix, box, image_size, grid_size, has_cls) if box is not None else None
+    rows = torch.as_tensor(_numpy(span_rows), dtype=torch.float64)
+    if rows.dim() != 2 or rows.shape[0] != len(span_list):
+        raise ValueError(f"span_rows: expected one row per span ({len(span_list)}), got {tuple(rows.shape)}")
+    span_maps = [patch_grid(row, grid_size, has_cls) for row in rows]
+    cls_values = [float(row[0]) for row in rows] if has_cls else None
+    box_values = None if box is None else torch.as_tensor(_numpy(box_column), dtype=torch.float64)
+    if box_values is not None and box_values.shape != (len(tokens),):
+        raise ValueError(f"box_column: expected one value per token ({len(tokens)}), got {tuple(box_values.shape)}")
     on_scale = [v for i, v in enumerate(box_values.tolist()) if i not in neutral] if box_values is not None else []
     first_order_units = units if first_order_units is None else first_order_units
     separate = first_order_map is not None and not (share_first_order_scale and first_order_units == units)

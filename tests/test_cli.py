@@ -502,6 +502,9 @@ def test_explain_at_the_embeddings_layers(scene_file):
     scene, path = scene_file
     result = explain_module.explain_pair(path, scene.caption, layer="embeddings", n_steps=2, show_progress=False)
     assert result.layer == "embeddings"
+    assert result.interactions is None and result.span_rows.shape == (len(result.spans), 65)  # what is drawn
+    result = explain_module.explain_pair(path, scene.caption, layer="embeddings", n_steps=2, show_progress=False,
+                                         full=True)
     assert result.interactions.shape == (len(result.tokens), 65)
 
 

@@ -93,3 +93,27 @@ def test_the_first_order_map_and_explain_under_inference_mode_equal_their_result
     assert expected.first_order.abs().max() > 1e-3
     torch.testing.assert_close(got.interactions, expected.interactions, rtol=1e-6, atol=1e-9)
     torch.testing.assert_close(got.first_order, expected.first_order, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("layer", ["embeddings", 1])
+def test_first_order_map_is_captums_lig_of_the_caption_conditioned_similarity(pixels, layer):
+    """explain's first-order map (the caption as one group of BII's players, first_b +
+    A.sum(0)) against Captum's LayerIntegratedGradients of the conditioned similarity from
+    the black image, at the same Gauss-Legendre nodes (the caption side's quadrature is
+    converged on this model, so only the image side's nodes matter)."""
+    from captum_bilinear.first_order import first_order_map
+    from captum_bilinear.selection import patch_grid
+
+    model = make_clip(dtype=torch.float64)
+    pixel_values, input_ids = pixels.double(), caption(320, 1125, 539)
+    layers = ((model.text_model.embeddings, model.vision_model.embeddings) if layer == "embeddings"
+              else clip_layers(model, layer))
+    first = first_order_map(model, layers, (input_ids, pixel_values), (None, None), n_steps=32, has_cls=True,
+                            grid_size=(4, 4))
+    forward = ConditionedSimilarity(model, input_ids, side="b")
+    expected = LayerIntegratedGradients(forward, layers[1]).attribute(
+        pixel_values, baselines=black_image(pixel_values), n_steps=32).sum(-1)[0]
+    torch.testing.assert_close(first, patch_grid(expected, (4, 4)), rtol=1e-6, atol=1e-9)
+    auto = first_order_map(model, layers, (input_ids, pixel_values), (None, None), n_steps="auto", has_cls=True,
+                           grid_size=(4, 4), tolerance=1e-6)
+    torch.testing.assert_close(auto, first, rtol=0, atol=1e-6 * float(first.abs().max()))

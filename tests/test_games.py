@@ -2,6 +2,7 @@
 masking game of one's own against shapiq's exact Faith-Banzhaf index of the same game."""
 
 import numpy as np
+import pytest
 import shapiq
 import torch
 from conftest import PAD, caption, features, make_clip
@@ -46,6 +47,33 @@ def test_layer_masking_game_is_the_similarity_of_hand_masked_activations():
         pairs = game.cross_values(coalitions[:, :2], coalitions[:, 2:])
         torch.testing.assert_close(pairs.diagonal(), expected)
         torch.testing.assert_close(pairs[0, 1], model(masked_a[:1], masked_b[1:])[0])
+
+
+def test_layer_masking_game_of_groups_masks_each_groups_positions_together():
+    """Players that are groups (rows of ``groups_a`` / ``groups_b``; only some of them
+    players): the similarity of activations masked by hand, group by group."""
+    torch.manual_seed(1)
+    encode_a, encode_b = nn.Sequential(nn.Identity(), Mixing()), nn.Sequential(nn.Identity(), Mixing())
+    model = DualEncoder(encode_a, encode_b, scale=2.0)
+    z_a, z_b = torch.randn(1, 4, 4, dtype=torch.float64), torch.randn(1, 5, 4, dtype=torch.float64)
+    r_a, r_b = torch.randn(1, 4, 4, dtype=torch.float64), torch.randn(1, 5, 4, dtype=torch.float64)
+    method = WeightedBanzhafInteractions(model, (encode_a[0], encode_b[0]))
+    (pair,) = list(method._layer_pairs(*method._prepare((z_a, z_b), (r_a, r_b), None), False))
+    groups_a = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0]], dtype=torch.bool)  # position 2 in no group
+    groups_b = torch.tensor([[1, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 1]], dtype=torch.bool)
+    game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b, pair.reference_b,
+                            torch.tensor([0, 1]), torch.tensor([0, 2]), model.scale, groups_a=groups_a,
+                            groups_b=groups_b)  # group 1 of side b is no player: always present
+    assert (game.n_players_a, game.n_players_b) == (2, 2) and game.positions_b.tolist() == [0, 2]
+    coalitions = torch.tensor([[True, False, False, True], [False, True, True, False], [True, True, True, True]])
+    keep_a = torch.tensor([[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    keep_b = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    with torch.no_grad():
+        expected = model(torch.where(keep_a.unsqueeze(-1), z_a, r_a), torch.where(keep_b.unsqueeze(-1), z_b, r_b))
+        torch.testing.assert_close(game(coalitions), expected)
+    with pytest.raises(ValueError, match=r"groups_b: expected \(groups, 5\) membership"):
+        LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b, pair.reference_b,
+                         torch.tensor([0]), torch.tensor([0]), groups_b=torch.ones(1, 4, dtype=torch.bool))
 
 
 def test_cross_values_without_a_fast_path_evaluates_every_joined_coalition():

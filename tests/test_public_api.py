@@ -113,6 +113,14 @@ def test_one_signature_shape(method, keywords):
     assert {name: defaults.get(name, "missing") for name in keywords} == keywords
 
 
+@pytest.mark.parametrize("method", [method for method, _ in ATTRIBUTE_METHODS],
+                         ids=lambda value: getattr(value, "__qualname__", ""))
+def test_every_method_takes_feature_mask(method):
+    """One name for groups of positions as players across the package's methods."""
+    parameter = inspect.signature(method).parameters.get("feature_mask")
+    assert parameter is not None and parameter.kind == inspect.Parameter.KEYWORD_ONLY and parameter.default is None
+
+
 @pytest.mark.parametrize(
     "cls, keywords",
     [(BilinearIntegratedInteractions, {}), (InteractionCAM, {}), (InteractionLIME, {}),

@@ -109,8 +109,9 @@ plt.show()
 # the non-attributed arguments per side, here the caption's attention mask. The default
 # references are the caption's `[BOS, PAD..., EOS]` and a black image.
 # `A` has one row per caption token and one column per image position (CLS first).
-# `n_steps="auto"` picks the quadrature nodes for this pair: enough for a relative
-# completeness error of `tolerance` (more on that below).
+# `n_steps="auto"` picks the quadrature nodes for this pair: until the matrix has
+# converged to a relative error of `tolerance` (1e-2: a figure's accuracy; more on that
+# below).
 
 # %%
 batch = scene_inputs(scene, tokenizer, processor)
@@ -119,7 +120,7 @@ extra = ((batch["attention_mask"],), None)       # (side a's extra args, side b'
 
 bii = BilinearIntegratedInteractions(model, layers)
 start = time.perf_counter()
-A, delta = bii.attribute(inputs, additional_forward_args=extra, n_steps="auto", tolerance=1e-4,
+A, delta = bii.attribute(inputs, additional_forward_args=extra, n_steps="auto", tolerance=1e-2,
                          return_convergence_delta=True)
 print(f"A: {tuple(A.shape)} (batch, tokens, CLS + 8x8 patches) in {time.perf_counter() - start:.1f} s")
 print(f"convergence delta: {delta.item():+.2e}")
@@ -153,35 +154,51 @@ print(f"sum A = {A.sum().item():+.4f};  sum A - delta = {(A.sum() - delta).item(
 #
 # Both path integrals use the same quadrature nodes. The delta is free to compute, so
 # look at it: below, Gauss-Legendre (the default rule of an int `n_steps`) and a right
-# Riemann sum with a growing number of nodes, and `n_steps="auto"`, relative to the
-# identity's value.
+# Riemann sum with a growing number of nodes, relative to the identity's value. The
+# delta needs only the sum of `A`, so the caption is one group here
+# (`feature_mask`, Captum's name: every token gets group id 0): one pass per node
+# instead of one per token, and the same sum the full matrix has at the same nodes.
 
 # %%
 identity = terms.interaction.abs().item()
+whole_caption = (torch.zeros(inputs[0].shape[1], dtype=torch.long), None)   # group ids per token; None: every patch
 rows = []
 for method, n_steps in [("gausslegendre", 8), ("gausslegendre", 16), ("gausslegendre", 32),
                         ("gausslegendre", 64), ("gausslegendre", 128), ("gausslegendre", 256),
                         ("riemann_right", 64), ("riemann_right", 256)]:
     _, d = bii.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, method=method,
-                         return_convergence_delta=True)
+                         feature_mask=whole_caption, return_convergence_delta=True)
     rows.append((method, str(n_steps), d.item()))
-for tolerance in (1e-2, 1e-4):
-    auto = bii.attribute_terms(inputs, additional_forward_args=extra, n_steps="auto", tolerance=tolerance)
-    rows.append((f"auto, tol {tolerance:g}", f"{int(auto.n_steps[0])}", auto.delta.item()))
 print(f"{'method':17s} {'n_steps':>7s} {'delta':>10s} {'|delta| / |identity|':>21s}")
 for method, n_steps, d in rows:
     print(f"{method:17s} {n_steps:>7s} {d:+10.2e} {abs(d) / identity:21.4%}")
 
 # %% [markdown]
-# At the embeddings layers a trained model is rough along the path: 8 to 32
-# Gauss-Legendre nodes leave errors of 8 - 80 %, 64 nodes 0.5 %, 128 nodes 0.01 %, and
-# at 256 the delta is float32 round-off; a right Riemann sum is still 0.8 % off at 256.
-# Captum's habitual 50 would leave about 1 % here. How many nodes a pair needs varies
-# from pair to pair (128 - 256 for 1e-4 on held-out scenes), so `n_steps="auto"` chooses
-# per pair: 56 nodes for a tolerance of 1e-2 (0.26 % reached), 88 for 1e-4 (0.0015 %),
-# fewer than the 128 a fixed N needs for this one. `attribute_terms` reports the nodes
-# and the error bound per example (`terms.n_steps`, `terms.error`); `max_steps` caps the
-# cost and warns when the tolerance is out of reach.
+# QUADRATURE-PROSE
+#
+# `n_steps="auto"` chooses per pair, and it stops when what it returns has converged:
+# Gauss-Kronrod panels, bisected where the estimated error of the matrix (or the exact
+# completeness residual) is above the panel's share of `tolerance` (the method page has
+# how). Here with the objects' phrases as groups (`span_mask`), against the same groups
+# at 256 Gauss-Legendre nodes:
+
+# %%
+from captum_bilinear.selection import span_mask
+
+spans = [obj.span for obj in scene.objects]
+phrases = (span_mask(inputs[0].shape[1], spans), None)   # each phrase a group, the rest of the caption one more
+reference = bii.attribute(inputs, additional_forward_args=extra, n_steps=256, feature_mask=phrases)
+print(f"{'tolerance':>9s} {'nodes':>5s} {'estimated error':>15s} {'map error vs N=256':>18s} "
+      f"{'|delta| / |identity|':>20s}")
+for tolerance in (1e-2, 1e-4):
+    auto = bii.attribute_terms(inputs, additional_forward_args=extra, n_steps="auto", tolerance=tolerance,
+                               feature_mask=phrases)
+    error = ((auto.cross - reference).abs().max() / reference.abs().max()).item()
+    print(f"{tolerance:9g} {int(auto.n_steps[0]):5d} {auto.error.item():15.1e} {error:18.1e} "
+          f"{abs(auto.delta.item()) / identity:20.2e}")
+
+# %% [markdown]
+# AUTO-PROSE
 #
 # ## Spans: a phrase of the caption on the image
 #
@@ -316,6 +333,37 @@ print("each span's largest box is its own:", bool((matrix.argmax(1) == torch.ara
 # square" with the cross's. One scene proves little: the evaluation page has the
 # pointing game over held-out scenes for every method, and
 # `demo_settings()["pointing_game"]` has BII's per layer.
+#
+# ## Only what you draw: groups as players
+#
+# A figure shows a few phrases and a box; the pointing game reads span maps and box
+# maps. BII's passes per node follow the players of the side that goes first, so with
+# the phrases as groups of tokens it computes their rows only, and with a box as a group
+# of patches (weighted by each patch's share inside it, `box_weights`) the box's column:
+# the same numbers the full matrix sums to.
+
+# %%
+from captum_bilinear.selection import box_weights
+
+start = time.perf_counter()
+rows_of_phrases = bii.attribute(inputs, additional_forward_args=extra, n_steps=64, feature_mask=phrases)
+grouped_seconds = time.perf_counter() - start
+start = time.perf_counter()
+full = bii.attribute(inputs, additional_forward_args=extra, n_steps=64)
+full_seconds = time.perf_counter() - start
+summed = torch.stack([full[0, a:b].sum(0) for a, b in spans])
+print(f"phrases as groups: {tuple(rows_of_phrases.shape)} in {grouped_seconds:.1f} s; full matrix "
+      f"{tuple(full.shape)} in {full_seconds:.1f} s (64 nodes each)")
+print(f"largest difference to the full matrix summed: "
+      f"{((rows_of_phrases[0, :len(spans)] - summed).abs().max() / summed.abs().max()).item():.1e} (relative)")
+box = scene.objects[0].box
+column = bii.attribute(inputs, additional_forward_args=extra, n_steps=64,
+                       feature_mask=(None, box_weights(box, image_size, (8, 8))))
+print(f"box as a group: {tuple(column.shape)}; against box_token_map of the full matrix: "
+      f"{((column[0, :, 0] - box_token_map(full[0], box, image_size)).abs().max()).item():.1e}")
+
+# %% [markdown]
+# GROUPS-PROSE
 #
 # ## Next
 #

@@ -114,21 +114,34 @@ class DualLayerAttribution(LayerAttribution):
     def _player_games(
         self, side_a: SideBatch, side_b: SideBatch, players: Tuple[Optional[Tensor], Optional[Tensor]],
         attribute_to_layer_input: bool, internal_batch_size: Optional[int],
+        groups: Tuple[Any, Any] = (None, None),
     ) -> Iterator[Tuple[Any, Tensor, Tensor, Tensor]]:
         """Per example, the layer-masking game of its players (the selected positions that
-        carry input) and ``(game, players_a mask, players_b mask, input_a activation)``."""
-        from captum_bilinear._utils.players import player_mask
+        carry input; with ``groups``, a side's checked ``feature_mask``, its groups that
+        have such a position) and ``(game, players_a mask, players_b mask, input_a
+        activation)``, the masks over positions (over groups for a grouped side)."""
+        from captum_bilinear._utils.players import group_players, player_mask
         from captum_bilinear._utils.positions import num_positions
         from captum_bilinear.games import LayerMaskingGame
 
         for index, pair in enumerate(self._layer_pairs(side_a, side_b, attribute_to_layer_input)):
-            positions_a, positions_b = num_positions(pair.input_a), num_positions(pair.input_b)
-            mask_a = player_mask(players[0], positions_a, "players[0]", self._input_positions(side_a, "a", index, positions_a))
-            mask_b = player_mask(players[1], positions_b, "players[1]", self._input_positions(side_b, "b", index, positions_b))
+            masks, members = [], []
+            for which, (side, activation) in enumerate(((side_a, pair.input_a), (side_b, pair.input_b))):
+                positions = num_positions(activation)
+                carries_input = self._input_positions(side, "ab"[which], index, positions)
+                if groups[which] is None:
+                    masks.append(player_mask(players[which], positions, f"players[{which}]", carries_input))
+                    members.append(None)
+                else:
+                    member, is_player = group_players(groups[which], index, positions, f"feature_mask[{which}]",
+                                                      carries_input)
+                    masks.append(is_player)
+                    members.append(member)
             game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b,
-                                    pair.reference_b, mask_a.nonzero().squeeze(1), mask_b.nonzero().squeeze(1),
-                                    self.dual_encoder.scale, internal_batch_size)
-            yield game, mask_a, mask_b, pair.input_a
+                                    pair.reference_b, masks[0].nonzero().squeeze(1), masks[1].nonzero().squeeze(1),
+                                    self.dual_encoder.scale, internal_batch_size, groups_a=members[0],
+                                    groups_b=members[1])
+            yield game, masks[0], masks[1], pair.input_a
 
     def _prepare(
         self, inputs: Any, baselines: Any, additional_forward_args: Any, with_baselines: bool = True

@@ -1,7 +1,7 @@
 """Bilinear integrated interactions (Moeller et al., TMLR 2025)."""
 
 import warnings
-from typing import Any, List, Literal, Optional, Tuple, Union, overload
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union, overload
 
 import torch
 from captum.attr import GradientAttribution
@@ -11,8 +11,10 @@ from torch import Tensor
 from captum_bilinear._core.base import DualLayerAttribution, FourTermConvergenceDelta, LayerPair
 from captum_bilinear._utils.bilinear import BilinearTerms, Endpoints, PathSide, Rule, bilinear_terms, quadrature_rule
 from captum_bilinear._utils.checks import check_flag
+from captum_bilinear._utils.groups import FeatureMask, SideMask, check_feature_mask, is_partition
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
+from captum_bilinear._utils.positions import num_positions
 from captum_bilinear._utils.progress import Progress
 from captum_bilinear._utils.adaptive_quadrature import StepCount
 from captum_bilinear.terms import InteractionTerms
@@ -87,16 +89,18 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
 
     @overload
     def attribute(self, inputs: Tuple[Any, Any], baselines: Optional[Tuple[Any, Any]] = None, *,
-                  additional_forward_args: Optional[Tuple[Any, Any]] = None, n_steps: StepCount = 50,
-                  method: str = "gausslegendre", tolerance: float = 1e-4, max_steps: int = 1024,
-                  internal_batch_size: Optional[int] = None, return_convergence_delta: Literal[False] = False,
+                  additional_forward_args: Optional[Tuple[Any, Any]] = None, feature_mask: FeatureMask = None,
+                  n_steps: StepCount = 50, method: str = "gausslegendre", tolerance: float = 1e-4,
+                  max_steps: int = 1024, internal_batch_size: Optional[int] = None,
+                  return_convergence_delta: Literal[False] = False,
                   attribute_to_layer_input: bool = False, show_progress: bool = False) -> Tensor: ...
 
     @overload
     def attribute(self, inputs: Tuple[Any, Any], baselines: Optional[Tuple[Any, Any]] = None, *,
-                  additional_forward_args: Optional[Tuple[Any, Any]] = None, n_steps: StepCount = 50,
-                  method: str = "gausslegendre", tolerance: float = 1e-4, max_steps: int = 1024,
-                  internal_batch_size: Optional[int] = None, return_convergence_delta: Literal[True],
+                  additional_forward_args: Optional[Tuple[Any, Any]] = None, feature_mask: FeatureMask = None,
+                  n_steps: StepCount = 50, method: str = "gausslegendre", tolerance: float = 1e-4,
+                  max_steps: int = 1024, internal_batch_size: Optional[int] = None,
+                  return_convergence_delta: Literal[True],
                   attribute_to_layer_input: bool = False, show_progress: bool = False) -> Tuple[Tensor, Tensor]: ...
 
     @log_usage()
@@ -106,6 +110,7 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         n_steps: StepCount = 50,
         method: str = "gausslegendre",
         tolerance: float = 1e-4,
@@ -125,16 +130,30 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
                 Each baseline has its input's shape (or batch 1), or is a number.
             additional_forward_args: ``(extra_a, extra_b)``, non-attributed arguments
                 passed after each side's inputs, e.g. ``((attention_mask,), None)``.
-            n_steps: quadrature nodes per path integral, or ``"auto"``: composite
-                Gauss-Legendre (8 nodes per panel, 16 to start) whose rough panels are
-                bisected, per example, until each side's completeness residual (exact, per
-                panel and embedding dimension, from one plain forward pass per panel
-                boundary) bounds the convergence delta by ``tolerance`` times the score the
-                interactions decompose.
+            feature_mask: ``(mask_a, mask_b)``, Captum's ``feature_mask`` for layer
+                positions: each side None (every position its own player) or an integer
+                Tensor ``(batch, positions)`` / ``(positions,)`` giving each position of that
+                side's layer a group id ``0 .. G-1`` (``-1``: left out); a float Tensor
+                ``(G, positions)`` / ``(batch, G, positions)`` gives group weights instead
+                (e.g. :func:`~captum_bilinear.selection.box_weights`). ``A`` is then
+                ``(batch, G_a, G_b)``, the full matrix summed over the groups, and the
+                passes per node follow the groups of the side that goes first, not its
+                positions. The convergence delta needs every position in exactly one
+                group (``return_convergence_delta=True`` with positions left out is refused).
+            n_steps: quadrature nodes per path integral, or ``"auto"``: Gauss-Kronrod
+                panels (11 nodes each; three to start, placed by a few plain forward
+                passes where the path turns), bisected per example where the estimated
+                error of the result -- each panel's Kronrod-Gauss difference on the
+                returned matrix, calibrated by the two rules' exact completeness
+                residuals (one plain forward pass per panel boundary) -- is above the
+                panel's share of ``tolerance``.
             method: Captum's approximation method for an int ``n_steps``:
                 ``"gausslegendre"`` (default), ``"riemann_left"``, ``"riemann_right"``,
                 ``"riemann_middle"``, ``"riemann_trapezoid"``.
-            tolerance: ``n_steps="auto"``'s relative completeness error (default 1e-4).
+            tolerance: ``n_steps="auto"``'s relative error of the returned matrix
+                (estimated, relative to its largest entry; the first-order terms relative
+                to their own largest). Default 1e-4; the commands use 1e-2 for figures
+                (docs: Performance). The convergence delta is computed either way.
             max_steps: ``n_steps="auto"``'s most nodes evaluated per side and example;
                 reaching it warns with the error reached.
             internal_batch_size: at most this many interpolated activations per forward /
@@ -147,14 +166,16 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
 
         Returns:
             ``A`` of shape ``(batch, positions_a, positions_b)`` (hidden dimensions summed,
-            no position dropped) and, if requested, ``delta`` of shape ``(batch,)``:
+            no position dropped; ``(batch, G_a, G_b)`` with ``feature_mask``) and, if
+            requested, ``delta`` of shape ``(batch,)``:
             ``A.sum((1, 2)) - [f(a,b) - f(r_a,b) - f(a,r_b) + f(r_a,r_b)]``.
         """
-        terms = self.attribute_terms(
-            inputs, baselines, additional_forward_args=additional_forward_args, n_steps=n_steps, method=method,
-            tolerance=tolerance, max_steps=max_steps, internal_batch_size=internal_batch_size,
-            attribute_to_layer_input=attribute_to_layer_input, show_progress=show_progress,
-            return_convergence_delta=return_convergence_delta,
+        if return_convergence_delta is True:
+            _refuse_delta_without_partition(feature_mask)
+        terms = self._compute(
+            inputs, baselines, additional_forward_args, feature_mask, n_steps, method, tolerance, max_steps,
+            internal_batch_size, return_convergence_delta, attribute_to_layer_input, show_progress,
+            first_order=False,  # A alone: the second side's first-order cotangent is spared
         )
         if return_convergence_delta:
             assert terms.delta is not None
@@ -168,6 +189,7 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         n_steps: StepCount = 50,
         method: str = "gausslegendre",
         tolerance: float = 1e-4,
@@ -176,6 +198,7 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         return_convergence_delta: bool = True,
         attribute_to_layer_input: bool = False,
         show_progress: bool = False,
+        first_order: bool = True,
     ) -> InteractionTerms:
         r"""The whole decomposition of the score, as :class:`~captum_bilinear.InteractionTerms`.
 
@@ -185,17 +208,32 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         sum to ``f(a, b)`` up to quadrature: the first-order terms of side a cost nothing
         beyond ``A``, those of side b one more cotangent per node. ``delta`` is the
         interactions' convergence delta (as :meth:`attribute` returns it), ``n_steps`` the
-        nodes used per example, ``error`` (``n_steps="auto"``) the residual bound
-        relative to the score the interactions decompose.
+        nodes used per example, ``error`` (``n_steps="auto"``) the estimated relative
+        error of the result. With ``feature_mask`` every term is per group (``first_a``
+        ``(batch, G_a)``, ...); ``delta`` is None when the groups leave positions out.
 
         Args:
             as :meth:`attribute` (``return_convergence_delta`` is ignored: the delta is
-            always in the terms).
+            in the terms whenever the groups cover every position), and
+            first_order: compute the first-order terms (one more contraction pass per
+                node); False leaves them zero (``has_first_order`` False).
 
         Returns:
             :class:`~captum_bilinear.InteractionTerms` with ``method``, ``layers`` and
             ``settings`` saying what produced them.
         """
+        check_flag(first_order, "first_order")
+        return self._compute(inputs, baselines, additional_forward_args, feature_mask, n_steps, method, tolerance,
+                             max_steps, internal_batch_size, return_convergence_delta, attribute_to_layer_input,
+                             show_progress, first_order=first_order)
+
+    def _compute(
+        self, inputs: Any, baselines: Any, additional_forward_args: Any, feature_mask: FeatureMask, n_steps: StepCount,
+        method: str, tolerance: float, max_steps: int, internal_batch_size: Optional[int],
+        return_convergence_delta: bool, attribute_to_layer_input: bool, show_progress: bool, first_order: bool,
+    ) -> InteractionTerms:
+        """:meth:`attribute_terms`; without ``first_order`` its first-order terms are zeros
+        (``has_first_order`` False) and cost nothing."""
         rule = quadrature_rule(n_steps, method, tolerance, max_steps)
         if n_steps == "auto" and not self._multiply_by_inputs:
             raise ValueError("n_steps: 'auto' checks completeness, which needs multiply_by_inputs=True")
@@ -203,46 +241,76 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         check_flag(return_convergence_delta, "return_convergence_delta")
         check_flag(show_progress, "show_progress")
         side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)
-        results: List[Tuple[BilinearTerms, Endpoints]] = []
+        masks = check_feature_mask(feature_mask, side_a.batch_size)
+        results: List[Tuple[BilinearTerms, Endpoints, bool]] = []
         with evaluation_mode(self.dual_encoder), Progress(show_progress, type(self).__name__) as progress:
-            for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input):
-                results.append(self._attribute_pair(pair, rule, internal_batch_size, progress))
-        return self._terms(results, n_steps, method, tolerance, max_steps)
+            for index, pair in enumerate(self._layer_pairs(side_a, side_b, attribute_to_layer_input)):
+                results.append(self._attribute_pair(pair, rule, internal_batch_size, progress, masks, index,
+                                                    first_order))
+        return self._terms(results, n_steps, method, tolerance, max_steps, feature_mask is not None)
 
     def _attribute_pair(
-        self, pair: LayerPair, rule: Rule, internal_batch_size: Optional[int], progress: Progress
-    ) -> Tuple[BilinearTerms, Endpoints]:
+        self, pair: LayerPair, rule: Rule, internal_batch_size: Optional[int], progress: Progress,
+        masks: Tuple[Optional[SideMask], Optional[SideMask]], index: int, first_order: bool = True,
+    ) -> Tuple[BilinearTerms, Endpoints, bool]:
         endpoints = Endpoints(*pair.endpoint_embeddings())
-        side_a = PathSide(pair.side_a, pair.input_a, pair.reference_a, self._multiply_by_inputs)
-        side_b = PathSide(pair.side_b, pair.input_b, pair.reference_b, self._multiply_by_inputs)
-        terms = bilinear_terms(side_a, side_b, rule, endpoints.g_input.shape[-1], self.dual_encoder.scale,
-                               endpoints, internal_batch_size, progress)
+        sides = []
+        for which, (side, activation, reference, mask) in enumerate((
+                (pair.side_a, pair.input_a, pair.reference_a, masks[0]),
+                (pair.side_b, pair.input_b, pair.reference_b, masks[1]))):
+            groups = None if mask is None else mask.weights(index, num_positions(activation), f"feature_mask[{which}]")
+            sides.append(PathSide(side, activation, reference, self._multiply_by_inputs, groups))
+        terms = bilinear_terms(sides[0], sides[1], rule, endpoints.g_input.shape[-1], self.dual_encoder.scale,
+                               endpoints, internal_batch_size, progress, first_order)
         if not terms.reached:
             warnings.warn(
-                f"n_steps='auto': max_steps={rule.max_steps} reached with relative completeness error "  # type: ignore[union-attr]
+                f"n_steps='auto': max_steps={rule.max_steps} reached with estimated relative error "  # type: ignore[union-attr]
                 f"{terms.error:.2g} (tolerance {rule.tolerance:g}); raise max_steps or the tolerance",  # type: ignore[union-attr]
                 stacklevel=4,
             )
-        return terms, endpoints
+        return terms, endpoints, sides[0].partition and sides[1].partition
 
-    def _terms(self, results: List[Tuple[BilinearTerms, Endpoints]], n_steps: StepCount, method: str,
-               tolerance: float, max_steps: int) -> InteractionTerms:
+    def _terms(self, results: List[Tuple[BilinearTerms, Endpoints, bool]], n_steps: StepCount, method: str,
+               tolerance: float, max_steps: int, grouped: bool) -> InteractionTerms:
         scale = self.dual_encoder.scale
-        cross = torch.stack([terms.cross for terms, _ in results])
+        cross = torch.stack([terms.cross for terms, _, _ in results])
         dtype = cross.dtype
-        intercept = torch.stack([scale * torch.dot(e.g_reference.to(dtype), e.h_reference.to(dtype)) for _, e in results])
-        identity = torch.stack([e.identity(scale).to(dtype) for _, e in results])
-        settings = {"n_steps": n_steps, "method": "composite gausslegendre" if n_steps == "auto" else method,
-                    "multiply_by_inputs": self._multiply_by_inputs}
+        intercept = torch.stack([scale * torch.dot(e.g_reference.to(dtype), e.h_reference.to(dtype))
+                                 for _, e, _ in results])
+        identity = torch.stack([e.identity(scale).to(dtype) for _, e, _ in results])
+        settings: Dict[str, Any] = {"n_steps": n_steps, "method": "gauss-kronrod panels" if n_steps == "auto" else method,
+                                    "multiply_by_inputs": self._multiply_by_inputs}
         if n_steps == "auto":
             settings.update(tolerance=tolerance, max_steps=max_steps,
-                            nodes_evaluated=[terms.evaluated for terms, _ in results])
+                            nodes_evaluated=[terms.evaluated for terms, _, _ in results])
+        if grouped:
+            settings["feature_mask"] = True
+        covered = all(partition for _, _, partition in results)
+        has_first_order = results[0][0].first_a is not None
+        first_a = (torch.stack([terms.first_a for terms, _, _ in results]).to(dtype) if has_first_order  # type: ignore[misc]
+                   else cross.new_zeros(cross.shape[:2]))
+        first_b = (torch.stack([terms.first_b for terms, _, _ in results]).to(dtype) if has_first_order  # type: ignore[misc]
+                   else cross.new_zeros(cross.shape[0], cross.shape[2]))
         return InteractionTerms(
-            intercept=intercept,
-            first_a=torch.stack([terms.first_a for terms, _ in results]).to(dtype),  # type: ignore[misc]
-            first_b=torch.stack([terms.first_b for terms, _ in results]).to(dtype),  # type: ignore[misc]
+            intercept=intercept, first_a=first_a, first_b=first_b, has_first_order=has_first_order,
             cross=cross, method=type(self).__name__, layers=self.layer_names(), settings=settings,
-            delta=cross.sum((1, 2)) - identity,
-            n_steps=torch.tensor([terms.nodes for terms, _ in results]),
-            error=torch.tensor([terms.error for terms, _ in results], dtype=torch.float64),
+            delta=cross.sum((1, 2)) - identity if covered else None,
+            n_steps=torch.tensor([terms.nodes for terms, _, _ in results]),
+            error=torch.tensor([terms.error for terms, _, _ in results], dtype=torch.float64),
         )
+
+
+def _refuse_delta_without_partition(feature_mask: FeatureMask) -> None:
+    """The convergence delta compares the sum of ``A`` with the four-term identity, which
+    only groups covering every position add up to: say so before any pass."""
+    masks = check_feature_mask(feature_mask, batch=None) if feature_mask is not None else (None, None)
+    for which, mask in enumerate(masks):
+        if mask is None:
+            continue
+        leaves_out = bool((mask.values < 0).any()) if not mask.is_weights else not all(
+            is_partition(weights) for weights in mask.values)
+        if leaves_out:
+            raise ValueError(
+                f"return_convergence_delta: feature_mask[{which}] leaves positions out of every group (id -1, or "
+                "weights that are not one group per position), so A does not add up to the four-term identity and "
+                "has no convergence delta; put every position in a group or drop return_convergence_delta")

@@ -9,12 +9,14 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_bilinear._utils.encoder_side import EncoderSide, ExpansionAcrossExamples
-from captum_bilinear._utils.adaptive_quadrature import StepCount, integrate_to_tolerance
+from captum_bilinear._utils.adaptive_quadrature import StepCount, integrate_adaptively, max_relative
 from captum_bilinear._utils.bilinear import FixedRule, Rule, quadrature_rule
 from captum_bilinear._utils.integration import integrated_vjps, path_embeddings
 from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.checks import check_flag
+from captum_bilinear._utils.groups import check_feature_mask, grouped, is_partition
 from captum_bilinear._utils.model_state import check_differentiable, evaluation_mode, outside_inference_mode
+from captum_bilinear._utils.positions import num_positions
 from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size, side_baselines, side_tensors
 from captum_bilinear._utils.callables import as_tuple, embedding_of, modules_behind
 
@@ -142,16 +144,17 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
 
     @overload
     def attribute(self, inputs: Union[Tensor, Tuple[Tensor, ...]], baselines: Any = None, *,
-                  additional_forward_args: Any = None, n_steps: StepCount = 50, method: str = "gausslegendre",
-                  tolerance: float = 1e-4, max_steps: int = 1024, internal_batch_size: Optional[int] = None,
-                  return_convergence_delta: Literal[False] = False, attribute_to_layer_input: bool = False) -> Tensor: ...
+                  additional_forward_args: Any = None, feature_mask: Optional[Tensor] = None, n_steps: StepCount = 50,
+                  method: str = "gausslegendre", tolerance: float = 1e-4, max_steps: int = 1024,
+                  internal_batch_size: Optional[int] = None, return_convergence_delta: Literal[False] = False,
+                  attribute_to_layer_input: bool = False) -> Tensor: ...
 
     @overload
     def attribute(self, inputs: Union[Tensor, Tuple[Tensor, ...]], baselines: Any = None, *,
-                  additional_forward_args: Any = None, n_steps: StepCount = 50, method: str = "gausslegendre",
-                  tolerance: float = 1e-4, max_steps: int = 1024, internal_batch_size: Optional[int] = None,
-                  return_convergence_delta: Literal[True], attribute_to_layer_input: bool = False,
-                  ) -> Tuple[Tensor, Tensor]: ...
+                  additional_forward_args: Any = None, feature_mask: Optional[Tensor] = None, n_steps: StepCount = 50,
+                  method: str = "gausslegendre", tolerance: float = 1e-4, max_steps: int = 1024,
+                  internal_batch_size: Optional[int] = None, return_convergence_delta: Literal[True],
+                  attribute_to_layer_input: bool = False) -> Tuple[Tensor, Tensor]: ...
 
     @log_usage()
     def attribute(  # type: ignore[override]
@@ -160,6 +163,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
         baselines: Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]] = None,
         *,
         additional_forward_args: Any = None,
+        feature_mask: Optional[Tensor] = None,
         n_steps: StepCount = 50,
         method: str = "gausslegendre",
         tolerance: float = 1e-4,
@@ -175,10 +179,15 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
             baselines: Captum's forms: None (zeros), a number, or Tensors of the
                 inputs' shapes (or batch 1).
             additional_forward_args: further arguments passed after the inputs.
+            feature_mask: Captum's ``feature_mask`` for the layer's positions: None, or
+                group ids ``(batch, positions)`` / ``(positions,)`` (``0 .. G-1``, ``-1``
+                left out), or float group weights ``(G, positions)``; the attributions
+                are then ``(batch, D, G)``, hidden dimensions summed within each group.
             n_steps, method: quadrature, as in Captum (default Gauss-Legendre); or
-                ``n_steps="auto"``: composite Gauss-Legendre panels bisected per example
-                until the completeness residuals (per panel, per output dimension) sum to
-                at most ``tolerance`` times ``|F(inputs) - F(baselines)|``.
+                ``n_steps="auto"``: Gauss-Kronrod panels bisected per example until the
+                estimated error of the attributions (relative to their largest entry) and
+                the exact completeness residuals (relative to ``|F(inputs) - F(baselines)|``)
+                are within ``tolerance``.
             tolerance, max_steps: ``n_steps="auto"``'s relative error and most nodes
                 per example (reaching it warns with the error reached).
             internal_batch_size: at most this many (node, output dimension) rows per pass
@@ -187,9 +196,10 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
             attribute_to_layer_input: attribute to the layer's input instead of output.
 
         Returns:
-            ``attributions`` of shape ``(batch, D, *activation shape without batch)`` and, if
-            requested, ``delta`` ``(batch, D)``: the attributions' sum over the activation
-            minus ``F_k(inputs) - F_k(baselines)``.
+            ``attributions`` of shape ``(batch, D, *activation shape without batch)``
+            (``(batch, D, G)`` with ``feature_mask``) and, if requested, ``delta``
+            ``(batch, D)``: the attributions' sum over the activation minus
+            ``F_k(inputs) - F_k(baselines)`` (refused when groups leave positions out).
         """
         rule = quadrature_rule(n_steps, method, tolerance, max_steps)
         if n_steps == "auto" and not self._multiply_by_inputs:
@@ -199,6 +209,12 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
         check_differentiable(self._owners, "forward_func")
         side = SideBatch(*_with_baselines(inputs, baselines, ("inputs", "baselines")),
                          outside_inference_mode(as_tuple(additional_forward_args)))
+        mask, _ = check_feature_mask((feature_mask, None), side.batch_size)
+        if return_convergence_delta and mask is not None and (
+                bool((mask.values < 0).any()) if not mask.is_weights else not all(map(is_partition, mask.values))):
+            raise ValueError("return_convergence_delta: feature_mask leaves positions out of every group, so the "
+                             "attributions do not add up to F(inputs) - F(baselines); put every position in a group "
+                             "or drop return_convergence_delta")
         tap = LayerTap(self.layer, attribute_to_layer_input)
         attributions, deltas = [], []
         examples = ExpansionAcrossExamples(self.forward_func, tap)
@@ -210,7 +226,9 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
                 delta = activation - reference
                 direction = delta if self._multiply_by_inputs else torch.ones_like(delta)
                 change = endpoints[0] - endpoints[1]
-                jacobian = self._integrate(encoder, reference, delta, direction, rule, change, internal_batch_size)
+                groups = None if mask is None else mask.weights(index, num_positions(activation), "feature_mask")
+                jacobian = self._integrate(encoder, reference, delta, direction, rule, change, internal_batch_size,
+                                           groups)
                 attributions.append(jacobian)
                 change = change.to(jacobian.dtype)
                 deltas.append(jacobian.flatten(1).sum(1) - change)
@@ -221,24 +239,26 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
 
     @staticmethod
     def _integrate(encoder: EncoderSide, reference: Tensor, delta: Tensor, direction: Tensor, rule: Rule,
-                   change: Tensor, internal_batch_size: Optional[int]) -> Tensor:
-        """``(D, *activation)``: one example's integrated Jacobian with ``rule``."""
+                   change: Tensor, internal_batch_size: Optional[int], groups: Optional[Tensor] = None) -> Tensor:
+        """``(D, *activation)`` (``(D, G)`` with ``groups``): one example's integrated
+        Jacobian with ``rule``."""
         identity = torch.eye(change.shape[-1], dtype=delta.dtype, device=delta.device)
 
         def integrate(alphas: Tensor, weights: Tensor) -> Tensor:
             return integrated_vjps(encoder, reference, delta, direction, alphas, weights, identity,
-                                   internal_batch_size, sum_hidden_dims=False)
+                                   internal_batch_size, sum_hidden_dims=groups is not None)
 
         if isinstance(rule, FixedRule):
-            return integrate(rule.alphas, rule.weights)
-        target = rule.tolerance * max(float(change.norm()), 1e-12)
-        result = integrate_to_tolerance(
+            return grouped(integrate(rule.alphas, rule.weights), groups)
+        scale = max(float(change.norm()), 1e-12)
+        result = integrate_adaptively(
             integrate, lambda integrals: integrals.flatten(2).sum(-1),
             lambda alphas: path_embeddings(encoder, reference, delta, alphas, internal_batch_size),
-            lambda residual: residual.norm(dim=-1), target, rule.max_steps,
+            lambda differences, total: max_relative(grouped(differences, groups), grouped(total, groups)),
+            lambda residual: residual.norm(dim=-1) / scale, rule.tolerance, rule.max_steps,
         )
         if not result.reached:
-            warnings.warn(f"n_steps='auto': max_steps={rule.max_steps} reached with relative completeness error "
-                          f"{result.error / (target / rule.tolerance):.2g} (tolerance {rule.tolerance:g}); raise "
-                          "max_steps or the tolerance", stacklevel=4)
-        return result.integral
+            warnings.warn(f"n_steps='auto': max_steps={rule.max_steps} reached with estimated relative error "
+                          f"{result.error:.2g} and relative completeness error {result.completeness:.2g} (tolerance "
+                          f"{rule.tolerance:g}); raise max_steps or the tolerance", stacklevel=4)
+        return grouped(result.integral, groups)

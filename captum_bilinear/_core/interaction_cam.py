@@ -2,6 +2,7 @@
 
 import warnings
 from typing import Any, Optional, Tuple
+from collections.abc import Iterable, Iterator
 
 import torch
 from captum.attr import GradientAttribution
@@ -10,8 +11,10 @@ from torch import Tensor
 
 from captum_bilinear._utils.bilinear import PathSide, bilinear_interactions
 from captum_bilinear._core.base import DualLayerAttribution
+from captum_bilinear._utils.groups import FeatureMask, SideMask, check_feature_mask
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import SideBatch, check_internal_batch_size
+from captum_bilinear._utils.positions import num_positions
 from captum_bilinear.terms import InteractionTerms
 
 
@@ -44,6 +47,14 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
         >>> terms = InteractionCAM(model, layer).attribute_terms(inputs)  # cross = A, nothing else
         >>> torch.equal(terms.cross, A), terms.has_first_order, terms.players_a.tolist()
         (True, False, [[True, True, True]])
+
+        Groups as players (``feature_mask``): the word, and the image's CLS and 16 patches
+        in two halves; the same as ``A`` summed over the groups, from fewer passes:
+
+        >>> halves = torch.cat([torch.tensor([-1]), torch.arange(16) // 8])
+        >>> grouped = InteractionCAM(model, layer).attribute(inputs, feature_mask=(torch.tensor([-1, 0, -1]), halves))
+        >>> grouped.shape, torch.allclose(grouped[0, 0], torch.stack([A[0, 1, 1:9].sum(), A[0, 1, 9:].sum()]))
+        (torch.Size([1, 1, 2]), True)
     """
 
     def __init__(self, model: Any, layer: Any) -> None:
@@ -71,6 +82,7 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         internal_batch_size: Optional[int] = None,
         attribute_to_layer_input: bool = False,
     ) -> Tensor:
@@ -83,14 +95,24 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
                 ``(baselines_a, baselines_b)`` whose layer activations are subtracted
                 (``J (z - r)``; either may be None for the model's default reference).
             additional_forward_args: ``(extra_a, extra_b)``, e.g. ``((attention_mask,), None)``.
+            feature_mask: ``(mask_a, mask_b)``, Captum's ``feature_mask`` for layer
+                positions: each side None (every position its own player) or an integer
+                Tensor ``(batch, positions)`` / ``(positions,)`` giving each position of that
+                side's layer a group id ``0 .. G-1`` (``-1``: left out); a float Tensor
+                ``(G, positions)`` / ``(batch, G, positions)`` gives group weights instead
+                (e.g. :func:`~captum_bilinear.selection.box_weights`). ``A`` is then
+                ``(batch, G_a, G_b)``, the full matrix summed over the groups, and the
+                passes follow the groups of the side that goes first, not its positions
+                (as in :class:`~captum_bilinear.BilinearIntegratedInteractions`).
             internal_batch_size: at most this many rows per forward / backward pass.
             attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
 
         Returns:
-            ``(batch, positions_a, positions_b)`` interactions.
+            ``(batch, positions_a, positions_b)`` interactions (``(batch, G_a, G_b)`` with
+            ``feature_mask``).
         """
         return self.attribute_terms(
-            inputs, baselines, additional_forward_args=additional_forward_args,
+            inputs, baselines, additional_forward_args=additional_forward_args, feature_mask=feature_mask,
             internal_batch_size=internal_batch_size, attribute_to_layer_input=attribute_to_layer_input,
         ).cross
 
@@ -101,34 +123,39 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         internal_batch_size: Optional[int] = None,
         attribute_to_layer_input: bool = False,
     ) -> InteractionTerms:
         """The interactions as :class:`~captum_bilinear.InteractionTerms`: ``cross = A``
         only (no intercept, no first-order terms: both zeros, ``has_intercept`` and
         ``has_first_order`` False); ``players_a`` / ``players_b`` are the positions that
-        carry input (attention mask 1), where the model says which. Takes the arguments
-        of :meth:`attribute` (the class's example shows both).
+        carry input (attention mask 1), where the model says which (with ``feature_mask``:
+        the groups with weight on such a position). Takes the arguments of
+        :meth:`attribute` (the class's example shows both).
         """
         check_internal_batch_size(internal_batch_size)
         side_a, side_b = self._prepare(inputs, baselines, additional_forward_args, with_baselines=baselines is not None)
+        masks = check_feature_mask(feature_mask, side_a.batch_size)
         one_node = torch.ones(1, dtype=torch.float64)
         results, players_a, players_b = [], [], []
         with evaluation_mode(self.dual_encoder):
             pairs = self._layer_pairs(side_a, side_b, attribute_to_layer_input, zero_references=baselines is None)
-            for index, pair in enumerate(pairs):
+            for index, (pair, groups) in enumerate(_with_groups(pairs, masks)):
                 with torch.no_grad():
                     embedding_dim = pair.side_a.embed_from(pair.input_a).shape[-1]
                 if index == 0 and baselines is None:
                     self._warn_if_scale_invariant(pair)
                 matrix = bilinear_interactions(
-                    PathSide(pair.side_a, pair.input_a, pair.reference_a, True),
-                    PathSide(pair.side_b, pair.input_b, pair.reference_b, True),
+                    PathSide(pair.side_a, pair.input_a, pair.reference_a, True, groups[0]),
+                    PathSide(pair.side_b, pair.input_b, pair.reference_b, True, groups[1]),
                     one_node, one_node, embedding_dim, self.dual_encoder.scale, internal_batch_size,
                 )
                 results.append(matrix)
-                players_a.append(self._carries_input(side_a, "a", index, matrix.shape[0]))
-                players_b.append(self._carries_input(side_b, "b", index, matrix.shape[1]))
+                players_a.append(_grouped_players(self._carries_input(side_a, "a", index, num_positions(pair.input_a)),
+                                                  groups[0]))
+                players_b.append(_grouped_players(self._carries_input(side_b, "b", index, num_positions(pair.input_b)),
+                                                  groups[1]))
         cross = torch.stack(results)
         batch, positions_a, positions_b = cross.shape
         return InteractionTerms(
@@ -136,7 +163,8 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
             first_b=cross.new_zeros(batch, positions_b), cross=cross,
             players_a=torch.stack(players_a).to(cross.device), players_b=torch.stack(players_b).to(cross.device),
             method=type(self).__name__, layers=self.layer_names(),
-            settings=dict(references="zero" if baselines is None else "baselines"),
+            settings=dict(references="zero" if baselines is None else "baselines",
+                          **({} if feature_mask is None else {"feature_mask": True})),
             has_intercept=False, has_first_order=False,
         )
 
@@ -170,3 +198,20 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
     def _carries_input(self, side: SideBatch, which: str, index: int, positions: int) -> Tensor:
         mask = self._input_positions(side, which, index, positions)
         return torch.ones(positions, dtype=torch.bool) if mask is None else mask.detach().cpu().bool()
+
+
+def _with_groups(pairs: Iterable[Any], masks: Tuple[Optional[SideMask], Optional[SideMask]]) -> Iterator[Any]:
+    """Each example's layer pair with its sides' ``(G, positions)`` group weights (None:
+    every position its own player)."""
+    for index, pair in enumerate(pairs):
+        sides = enumerate(zip(masks, (pair.input_a, pair.input_b)))
+        yield pair, tuple(None if mask is None else mask.weights(index, num_positions(z), f"feature_mask[{which}]")
+                          for which, (mask, z) in sides)
+
+
+def _grouped_players(carries_input: Tensor, groups: Optional[Tensor]) -> Tensor:
+    """bool ``(G,)``: the groups with weight on a position that carries input (without
+    groups: ``carries_input`` itself)."""
+    if groups is None:
+        return carries_input
+    return (groups[:, carries_input.cpu()] != 0).any(1)

@@ -21,7 +21,8 @@ from captum_bilinear._utils.coalitions import ExampleStreams, RandomState, minim
 from captum_bilinear._utils.integration import accumulation_dtype
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
-from captum_bilinear._utils.players import PlayerSelection, check_players
+from captum_bilinear._utils.groups import FeatureMask
+from captum_bilinear._utils.players import PlayerSelection, check_masking_groups, check_players
 from captum_bilinear.games import check_cross_modal_game
 from captum_bilinear.terms import InteractionTerms
 
@@ -38,7 +39,8 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
     Binary keep-masks ``x_a`` (``S`` player positions of layer a) and ``x_b`` (``P`` of
     layer b), each player kept with probability ``p``, give masked pairs: a dropped
     position takes the baseline's activation at the layer. Players are every position
-    that carries input (padding never is) or those ``players`` selects. The surrogate
+    that carries input (padding never is), those ``players`` selects, or groups of
+    positions (``feature_mask``, each group kept or dropped as a whole). The surrogate
 
     .. math::
 
@@ -96,6 +98,14 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         >>> terms = InteractionLIME(model, layer).attribute_terms(inputs, n_samples=200, random_state=0)
         >>> torch.equal(terms.cross, W), terms.has_first_order  # the surrogate's matrix and constant
         (True, False)
+
+        Groups as players (``feature_mask``): the caption's two words as one feature,
+        the image's CLS and its four quadrants of patches as five:
+
+        >>> quadrants = torch.cat([torch.tensor([0]), 1 + torch.arange(16) // 8 * 2 + torch.arange(16) % 4 // 2])
+        >>> InteractionLIME(model, layer).attribute(inputs, feature_mask=(torch.tensor([-1, 0, 0, -1]), quadrants),
+        ...                                         random_state=0).shape
+        torch.Size([1, 1, 5])
     """
 
     def __init__(self, model: Any, layer: Any, p: float = 0.7) -> None:
@@ -120,6 +130,7 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         n_samples: Optional[int] = None,
         alpha: float = 0.01,
         random_state: RandomState = None,
@@ -138,6 +149,17 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
                 baseline's activation at the layer. Either may be None for the default
                 reference (HF CLIP: ``[BOS, PAD..., EOS]`` captions and a black image).
             additional_forward_args: ``(extra_a, extra_b)``, e.g. ``((attention_mask,), None)``.
+            feature_mask: ``(mask_a, mask_b)``, Captum's ``feature_mask`` for layer
+                positions: each side None (every position its own player) or an integer
+                Tensor ``(batch, positions)`` / ``(positions,)`` giving each position of that
+                side's layer a group id ``0 .. G-1`` (``-1``: left out). Each group is one
+                player (one feature of the surrogate): its positions are kept or take the
+                baseline's activation together; left-out positions are no player (always
+                kept), and padding is never part of a player (a group of padding only is
+                no player: zero terms). ``W`` is then ``(batch, G_a, G_b)`` and ``S``, ``P``
+                below count the groups. Float group weights (which
+                :class:`~captum_bilinear.BilinearIntegratedInteractions` takes) cannot be
+                masked and are refused; so is ``feature_mask`` together with ``players``.
             n_samples: at least this many masked pairs per example; None: the paper's 1000,
                 raised to the ``(S+1)(P+1)`` that identifies the surrogate of ``S`` x ``P``
                 players (see the class docstring).
@@ -156,7 +178,8 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
             solver: ``"ridge"`` (closed form, default) or ``"sgd"`` (the paper's fit; fragile).
             players: ``(indices_a, indices_b)``: which positions are players (default:
                 every position that carries input), as in
-                :meth:`~captum_bilinear.WeightedBanzhafInteractions.attribute_terms`.
+                :meth:`~captum_bilinear.WeightedBanzhafInteractions.attribute_terms`; not
+                with ``feature_mask``.
             internal_batch_size: at most this many masked activations per encoder pass.
             attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
             solver_options: for ``"sgd"``: ``lr``, ``momentum``, ``epochs``,
@@ -165,10 +188,11 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
 
         Returns:
             ``(batch, positions_a, positions_b)``: ``W`` in the similarity's units, zero at
-            non-player positions.
+            non-player positions (``(batch, G_a, G_b)`` with ``feature_mask``).
         """
         return self.attribute_terms(
-            inputs, baselines, additional_forward_args=additional_forward_args, n_samples=n_samples, alpha=alpha,
+            inputs, baselines, additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+            n_samples=n_samples, alpha=alpha,
             random_state=random_state, solver=solver, players=players, internal_batch_size=internal_batch_size,
             attribute_to_layer_input=attribute_to_layer_input, solver_options=solver_options, keep_prob=keep_prob,
         ).cross
@@ -180,6 +204,7 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         n_samples: Optional[int] = None,
         alpha: float = 0.01,
         random_state: RandomState = None,
@@ -203,11 +228,13 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         check_internal_batch_size(internal_batch_size)
         streams = ExampleStreams(random_state)
         side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)
+        groups = check_masking_groups(feature_mask, players, side_a.batch_size)
         fits, masks_a, masks_b = [], [], []
         dtype, device = torch.float32, None
         with evaluation_mode(self.dual_encoder):
             for game, mask_a, mask_b, activation in self._player_games(
-                    side_a, side_b, (selection_a, selection_b), attribute_to_layer_input, internal_batch_size):
+                    side_a, side_b, (selection_a, selection_b), attribute_to_layer_input, internal_batch_size,
+                    groups):
                 masks_a.append(mask_a)
                 masks_b.append(mask_b)
                 samples = lime_samples(n_samples, game.n_players_a, game.n_players_b)
@@ -216,7 +243,8 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         streams.close()
         return terms_of_fits(
             fits, masks_a, masks_b, dtype, device, method=type(self).__name__, layers=self.layer_names(),
-            settings=dict(p=p, n_samples=n_samples, alpha=alpha, solver=solver, random_state=describe_random_state(random_state)),
+            settings=dict(p=p, n_samples=n_samples, alpha=alpha, solver=solver, random_state=describe_random_state(random_state),
+                          **({} if feature_mask is None else {"feature_mask": True})),
             has_intercept=True,
         )
 

@@ -7,6 +7,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_bilinear._core.base import DualLayerAttribution
+from captum_bilinear._utils.groups import FeatureMask, SideMask, check_feature_mask, grouped
 from captum_bilinear._utils.layer_hooks import LayerTap
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear.terms import InteractionTerms
@@ -45,8 +46,18 @@ class TokenPatchSimilarity(DualLayerAttribution):
         ...                   vision_config=dict(small, image_size=32, patch_size=8))).eval()
         >>> layer = (model.text_model.encoder.layers[0], model.vision_model.encoder.layers[0])
         >>> itsm = TokenPatchSimilarity(model, layer, variant="hidden")
-        >>> itsm.attribute((torch.tensor([[49406, 320, 49407]]), torch.randn(1, 3, 32, 32))).shape
+        >>> inputs = (torch.tensor([[49406, 320, 49407]]), torch.randn(1, 3, 32, 32))
+        >>> A = itsm.attribute(inputs)
+        >>> A.shape
         torch.Size([1, 3, 17])
+
+        Groups (``feature_mask``): the matrix summed over them, here the word against
+        the image's 16 patches in two halves:
+
+        >>> halves = torch.cat([torch.tensor([-1]), torch.arange(16) // 8])
+        >>> grouped = itsm.attribute(inputs, feature_mask=(torch.tensor([-1, 0, -1]), halves))
+        >>> grouped.shape, torch.allclose(grouped[0, 0], torch.stack([A[0, 1, 1:9].sum(), A[0, 1, 9:].sum()]))
+        (torch.Size([1, 1, 2]), True)
     """
 
     def __init__(self, model: Any, layer: Any, variant: str = "output") -> None:
@@ -71,6 +82,7 @@ class TokenPatchSimilarity(DualLayerAttribution):
         baselines: None = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         attribute_to_layer_input: bool = False,
     ) -> Tensor:
         """Cosine similarity (times the model's scale) of every position pair
@@ -81,13 +93,22 @@ class TokenPatchSimilarity(DualLayerAttribution):
             baselines: must be None (ITSM uses no reference; the argument keeps the
                 signature of the other methods).
             additional_forward_args: ``(extra_a, extra_b)``, e.g. ``((attention_mask,), None)``.
+            feature_mask: ``(mask_a, mask_b)``, Captum's ``feature_mask`` for layer
+                positions: each side None (every position its own player) or an integer
+                Tensor ``(batch, positions)`` / ``(positions,)`` giving each position of that
+                side's layer a group id ``0 .. G-1`` (``-1``: left out); a float Tensor
+                ``(G, positions)`` / ``(batch, G, positions)`` gives group weights instead
+                (e.g. :func:`~captum_bilinear.selection.box_weights`). ``A`` is then
+                ``(batch, G_a, G_b)``, the full matrix summed over the groups (the positions
+                of the layers the similarities are read at: the last hidden states for
+                ``"output"``).
             attribute_to_layer_input: read the layers' inputs instead of their outputs.
 
         Returns:
-            ``(batch, positions_a, positions_b)``.
+            ``(batch, positions_a, positions_b)`` (``(batch, G_a, G_b)`` with ``feature_mask``).
         """
         return self.attribute_terms(inputs, baselines, additional_forward_args=additional_forward_args,
-                                    attribute_to_layer_input=attribute_to_layer_input).cross
+                                    feature_mask=feature_mask, attribute_to_layer_input=attribute_to_layer_input).cross
 
     @log_usage()
     def attribute_terms(
@@ -96,6 +117,7 @@ class TokenPatchSimilarity(DualLayerAttribution):
         baselines: None = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         attribute_to_layer_input: bool = False,
     ) -> InteractionTerms:
         """The similarity map as :class:`~captum_bilinear.InteractionTerms`: ``cross`` only
@@ -104,6 +126,7 @@ class TokenPatchSimilarity(DualLayerAttribution):
             raise ValueError("baselines: TokenPatchSimilarity compares position embeddings and uses no reference; "
                              "expected None")
         side_a, side_b = self._prepare(inputs, None, additional_forward_args, with_baselines=False)
+        masks = check_feature_mask(feature_mask, side_a.batch_size)
         encoder = self.dual_encoder
         layer_a, layer_b = self.layer if self.variant == "hidden" else (encoder.output_layer_a, encoder.output_layer_b)
         with evaluation_mode(encoder), torch.no_grad():
@@ -111,13 +134,14 @@ class TokenPatchSimilarity(DualLayerAttribution):
                                                encoder.token_head_a, attribute_to_layer_input, "layer[0]")
             patches = self._position_embeddings(encoder.embed_b, side_b.inputs + side_b.extra, layer_b,
                                                 encoder.token_head_b, attribute_to_layer_input, "layer[1]")
-        cross = encoder.scale * torch.einsum("bsd,bpd->bsp", tokens, patches)
+        cross = _grouped(encoder.scale * torch.einsum("bsd,bpd->bsp", tokens, patches), masks)
         batch, positions_a, positions_b = cross.shape
         zeros = cross.new_zeros
         names = self.layer_names() if self.variant == "hidden" else ("output", "output")
         return InteractionTerms(
             intercept=zeros(batch), first_a=zeros(batch, positions_a), first_b=zeros(batch, positions_b), cross=cross,
-            method=type(self).__name__, layers=names, settings=dict(variant=self.variant),
+            method=type(self).__name__, layers=names,
+            settings=dict(variant=self.variant, **({} if feature_mask is None else {"feature_mask": True})),
             has_intercept=False, has_first_order=False,
         )
 
@@ -144,3 +168,18 @@ class TokenPatchSimilarity(DualLayerAttribution):
                 f"({str(error).splitlines()[0]}); choose an encoder layer or the embeddings"
             ) from error
         return projected / projected.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _grouped(cross: Tensor, masks: Tuple[Optional[SideMask], Optional[SideMask]]) -> Tensor:
+    """``(batch, positions_a, positions_b)`` summed over each side's groups (the full
+    matrix is one pass: grouping it costs nothing worth sparing)."""
+    if all(mask is None for mask in masks):
+        return cross
+    rows = []
+    for index, matrix in enumerate(cross):
+        for which, mask in enumerate(masks):
+            if mask is not None:
+                weights = mask.weights(index, matrix.shape[which], f"feature_mask[{which}]")
+                matrix = grouped(matrix, weights, dim=which)
+        rows.append(matrix)
+    return torch.stack(rows)

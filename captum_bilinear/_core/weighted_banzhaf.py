@@ -20,7 +20,8 @@ from captum_bilinear._utils.coalitions import ExampleStreams, RandomState
 from captum_bilinear._utils.integration import accumulation_dtype
 from captum_bilinear._utils.model_state import evaluation_mode
 from captum_bilinear._utils.pair_inputs import check_internal_batch_size
-from captum_bilinear._utils.players import PlayerSelection, check_players
+from captum_bilinear._utils.groups import FeatureMask
+from captum_bilinear._utils.players import PlayerSelection, check_masking_groups, check_players
 from captum_bilinear.games import check_cross_modal_game
 from captum_bilinear.terms import InteractionTerms
 
@@ -32,7 +33,8 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
 
     The game ``nu(M)`` is the similarity when only the player positions in ``M`` are
     present: every other player position takes the baseline's activation at the layer
-    (non-player positions are always present; padding is never a player). Each example
+    (non-player positions are always present; padding is never a player). With
+    ``feature_mask`` the players are groups of positions, each masked as a whole. Each example
     of a batch gets its own random stream from ``random_state``, so its result does not
     depend on the batch it came in; :meth:`attribute_game` fits the index of any
     cross-modal game of your own (:mod:`captum_bilinear.games`). Coalitions of each side include each
@@ -76,6 +78,13 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         >>> terms.cross.shape, terms.first_a.shape  # zeros outside the players (BOS, EOS, CLS)
         (torch.Size([1, 4, 17]), torch.Size([1, 4]))
         >>> values_a, values_b = terms.first_order_values()
+
+        Groups as players (``feature_mask``): the two words as one player, each row of
+        4 patches as one (CLS and the special tokens left out, always present):
+
+        >>> rows = torch.cat([torch.tensor([-1]), torch.arange(16) // 4])
+        >>> fixlip.attribute(inputs, feature_mask=(torch.tensor([-1, 0, 0, -1]), rows), random_state=0).shape
+        torch.Size([1, 1, 4])
     """
 
     def __init__(self, model: Any, layer: Any, p: float = 0.5) -> None:
@@ -101,6 +110,7 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         budget: Optional[int] = None,
         intra_modal: bool = False,
         random_state: RandomState = None,
@@ -116,11 +126,12 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         Returns:
             ``(batch, positions_a, positions_b)``, zero at non-player positions, in the
             similarity's units: with the other terms of :meth:`attribute_terms` they
-            predict the similarity of any coalition.
+            predict the similarity of any coalition. ``(batch, G_a, G_b)`` with
+            ``feature_mask``.
         """
         return self.attribute_terms(
-            inputs, baselines, additional_forward_args=additional_forward_args, budget=budget,
-            intra_modal=intra_modal, random_state=random_state, players=players,
+            inputs, baselines, additional_forward_args=additional_forward_args, feature_mask=feature_mask,
+            budget=budget, intra_modal=intra_modal, random_state=random_state, players=players,
             internal_batch_size=internal_batch_size, attribute_to_layer_input=attribute_to_layer_input,
         ).cross
 
@@ -131,6 +142,7 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         baselines: Optional[Tuple[Any, Any]] = None,
         *,
         additional_forward_args: Optional[Tuple[Any, Any]] = None,
+        feature_mask: FeatureMask = None,
         budget: Optional[int] = None,
         intra_modal: bool = False,
         random_state: RandomState = None,
@@ -146,6 +158,18 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
                 baseline's activation at the layer. Either may be None for the default
                 reference (HF CLIP: ``[BOS, PAD..., EOS]`` captions and a black image).
             additional_forward_args: ``(extra_a, extra_b)``, e.g. ``((attention_mask,), None)``.
+            feature_mask: ``(mask_a, mask_b)``, Captum's ``feature_mask`` for layer
+                positions: each side None (every position its own player) or an integer
+                Tensor ``(batch, positions)`` / ``(positions,)`` giving each position of that
+                side's layer a group id ``0 .. G-1`` (``-1``: left out). Each group is one
+                player: its positions take the baseline's activation together when it is
+                absent; left-out positions are no player (always present), and padding is
+                never part of a player (a group of padding only gets zero terms and is
+                no player, ``players_a`` False). The terms are then per group (``cross``
+                ``(batch, G_a, G_b)``, ``first_a`` ``(batch, G_a)``, ...) and ``budget``
+                counts the groups as players. Float group weights (which
+                :class:`~captum_bilinear.BilinearIntegratedInteractions` takes) cannot be
+                masked and are refused; so is ``feature_mask`` together with ``players``.
             budget: the maximal number of game values ``m_a * m_b`` per example (from
                 ``m_a + m_b`` encoder passes). It must be at least ``K_a * K_b`` with
                 ``K = 1 + n`` players' basis functions per side (``+ n(n-1)/2`` with
@@ -159,7 +183,8 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
                 (every position), a sequence of indices (negative ones from the end),
                 a 1-D integer Tensor of indices, or a 1-D bool mask; the same for every
                 example, without the positions that carry no input (padding). FIxLIP drops
-                BOS / EOS / CLS this way.
+                BOS / EOS / CLS this way. Not with ``feature_mask`` (where id ``-1`` drops
+                a position).
             internal_batch_size: at most this many masked activations per encoder pass.
             attribute_to_layer_input: attribute to the layers' inputs instead of outputs.
 
@@ -174,11 +199,13 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         check_internal_batch_size(internal_batch_size)
         streams = ExampleStreams(random_state)
         side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)
+        groups = check_masking_groups(feature_mask, players, side_a.batch_size)
         fits, masks_a, masks_b = [], [], []
         dtype, device = torch.float32, None
         with evaluation_mode(self.dual_encoder):
             for game, mask_a, mask_b, activation in self._player_games(
-                    side_a, side_b, (selection_a, selection_b), attribute_to_layer_input, internal_batch_size):
+                    side_a, side_b, (selection_a, selection_b), attribute_to_layer_input, internal_batch_size,
+                    groups):
                 masks_a.append(mask_a)
                 masks_b.append(mask_b)
                 example_budget = banzhaf_budget(budget, game.n_players_a, game.n_players_b, intra_modal)
@@ -187,7 +214,8 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         streams.close()
         return terms_of_fits(
             fits, masks_a, masks_b, dtype, device, method=type(self).__name__, layers=self.layer_names(),
-            settings=dict(p=self.p, budget=budget, intra_modal=intra_modal, random_state=describe_random_state(random_state)),
+            settings=dict(p=self.p, budget=budget, intra_modal=intra_modal, random_state=describe_random_state(random_state),
+                          **({} if feature_mask is None else {"feature_mask": True})),
         )
 
     @staticmethod

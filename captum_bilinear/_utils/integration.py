@@ -26,7 +26,7 @@ from torch import Tensor
 
 from captum_bilinear._utils.encoder_side import EncoderSide
 from captum_bilinear._utils.forward_mode import forward_mode_section
-from captum_bilinear._utils.positions import num_positions, one_position_directions, sum_hidden
+from captum_bilinear._utils.positions import group_directions, num_positions, one_position_directions, sum_hidden
 from captum_bilinear._utils.progress import SILENT, Progress
 
 #: Rows per pass when ``internal_batch_size`` is None: measured in
@@ -96,24 +96,33 @@ def integrated_jvps(
     weights: Tensor,
     internal_batch_size: Optional[int] = None,
     progress: Progress = SILENT,
+    groups: Optional[Tensor] = None,
 ) -> Tensor:
     """``(D, positions)`` (``(K, D, positions)`` for ``(K, nodes)`` weights): integrated
     directional derivatives of the side's embedding along ``direction`` restricted to
-    each position (forward mode).
+    each position (forward mode); with ``groups`` (``(G, positions)`` weights) along
+    ``direction`` restricted to each group, ``(D, G)``: one JVP per group, not per position.
 
-    The primal computation at a node is shared by all positions' tangents (``vmap`` over
+    The primal computation at a node is shared by all tangents (``vmap`` over
     ``torch.func.jvp``); models ``torch.func`` cannot trace fall back to one dual-number
-    pass per (node, position) row."""
-    arguments = (side, reference, delta, direction, alphas, weights, internal_batch_size, progress)
+    pass per (node, tangent) row."""
+    arguments = (side, reference, delta, direction, alphas, weights, internal_batch_size, progress, groups)
     return _with_fallback(lambda: _jvps_sharing_primal(*arguments), lambda: _jvps_by_rows(*arguments),
                           "vmap", "batch", "functorch")
 
 
+def _tangents(direction: Tensor, groups: Optional[Tensor], rows: slice) -> Tensor:
+    """The tangents ``rows`` of :func:`integrated_jvps`: one per position, or one per group."""
+    if groups is None:
+        return one_position_directions(direction, torch.arange(rows.start, rows.stop, device=direction.device))
+    return group_directions(direction, groups[rows])
+
+
 def _jvps_sharing_primal(
     side: EncoderSide, reference: Tensor, delta: Tensor, direction: Tensor, alphas: Tensor, weights: Tensor,
-    internal_batch_size: Optional[int], progress: Progress,
+    internal_batch_size: Optional[int], progress: Progress, groups: Optional[Tensor],
 ) -> Tensor:
-    positions, nodes = num_positions(delta), len(alphas)
+    positions, nodes = num_positions(delta) if groups is None else groups.shape[0], len(alphas)
     budget = rows_per_pass(internal_batch_size)
     position_chunk = min(positions, budget)
     accum = accumulation_dtype(delta.dtype)
@@ -123,7 +132,7 @@ def _jvps_sharing_primal(
     for node_rows in row_chunks(nodes, max(1, budget // position_chunk)):
         primal = _path_points(reference, delta, alphas[node_rows])
         for chunk in row_chunks(positions, position_chunk):
-            tangents = one_position_directions(direction, torch.arange(chunk.start, chunk.stop, device=device))
+            tangents = _tangents(direction, groups, chunk)
 
             def directional(tangent: Tensor, primal: Tensor = primal) -> Tensor:
                 return torch.func.jvp(side.embed_from, (primal,), (tangent.expand_as(primal),))[1]
@@ -141,10 +150,10 @@ def _jvps_sharing_primal(
 
 def _jvps_by_rows(
     side: EncoderSide, reference: Tensor, delta: Tensor, direction: Tensor, alphas: Tensor, weights: Tensor,
-    internal_batch_size: Optional[int], progress: Progress,
+    internal_batch_size: Optional[int], progress: Progress, groups: Optional[Tensor],
 ) -> Tensor:
-    """One dual-number row per (node, position): the primal repeated for every position."""
-    positions = num_positions(delta)
+    """One dual-number row per (node, tangent): the primal repeated for every tangent."""
+    positions = num_positions(delta) if groups is None else groups.shape[0]
     accum = accumulation_dtype(delta.dtype)
     device = delta.device
     panels = _as_panels(weights, accum, device)
@@ -153,7 +162,8 @@ def _jvps_by_rows(
         row_index = torch.arange(rows.start, rows.stop, device=device)
         node, position = row_index // positions, row_index % positions
         primal = _path_points(reference, delta, alphas.to(device)[node])
-        tangent = one_position_directions(direction, position)
+        tangent = (one_position_directions(direction, position) if groups is None
+                   else group_directions(direction, groups.to(device)[position]))
         with torch.no_grad(), forward_mode_section(), forward_ad.dual_level():
             embedding = side.embed_from(forward_ad.make_dual(primal, tangent))
             jvp = forward_ad.unpack_dual(embedding).tangent

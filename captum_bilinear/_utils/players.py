@@ -4,6 +4,10 @@ A selection per side is None (every position), a sequence of position indices (n
 ones count from the end), a 1-D integer Tensor of indices or a 1-D bool mask, the same for
 every example of a batch. Positions that carry no input (padding, per the dual encoder's
 position mask) are never players, whatever the selection says.
+
+Groups of positions as players (``feature_mask``, integer group ids per position): each
+group is one player whose positions are masked together; ``-1`` positions are no player
+(always present), and padding is never part of a player.
 """
 
 import numbers
@@ -11,6 +15,8 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
+
+from captum_bilinear._utils.groups import SideMask, check_feature_mask
 
 #: One side's players: None (every position), a sequence of position indices (negative
 #: ones count from the end), or a 1-D integer Tensor of indices / bool Tensor mask.
@@ -88,3 +94,62 @@ def player_mask(selection: Optional[Tensor], positions: int, name: str, carries_
     if not bool(mask.any()):
         raise ValueError(f"{name}: select at least one player position (padding is never a player)")
     return mask
+
+
+def check_masking_groups(
+    feature_mask: Any, players: Any, batch: Optional[int]
+) -> Tuple[Optional[SideMask], Optional[SideMask]]:
+    """The checked ``feature_mask`` of a masking method (before any model pass): integer
+    group ids only (a group is masked as a whole, so float weights have no meaning), and
+    not together with ``players`` (both say which positions are players).
+
+    Example:
+        >>> mask_a, mask_b = check_masking_groups((torch.tensor([-1, 0, 0, 1]), None), None, batch=1)
+        >>> mask_a.groups, mask_b
+        (2, None)
+        >>> check_masking_groups((None, torch.ones(2, 5)), None, batch=1)
+        Traceback (most recent call last):
+        ...
+        TypeError: feature_mask[1]: ...
+    """
+    if feature_mask is not None and players is not None:
+        raise ValueError(
+            "feature_mask: give players (positions as players) or feature_mask (groups of positions as players), "
+            "not both; with feature_mask, id -1 leaves a position out of every player"
+        )
+    masks = check_feature_mask(feature_mask, batch)
+    for which, mask in enumerate(masks):
+        if mask is not None and mask.is_weights:
+            raise TypeError(
+                f"feature_mask[{which}]: a masking method masks each group's positions together (all present or all "
+                "taking the reference's activation), which needs integer group ids per position (0 .. G-1, -1 left "
+                f"out); float group weights ({mask.values.dtype}) cannot be masked"
+            )
+    return masks
+
+
+def group_players(mask: SideMask, index: int, positions: int, name: str,
+                  carries_input: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """Example ``index``'s groups as masking players: bool ``(G, positions)``, the layer
+    positions of each group without those that carry no input (padding is never part of
+    a player), and bool ``(G,)``, the groups left with a position (the players; a group
+    of padding only is none).
+
+    Example:
+        >>> mask, _ = check_feature_mask((torch.tensor([0, 0, 1, -1]), None), batch=1)
+        >>> members, is_player = group_players(mask, 0, 4, "feature_mask[0]",
+        ...                                    carries_input=torch.tensor([True, True, False, True]))
+        >>> members.int().tolist(), is_player.tolist()
+        ([[1, 1, 0, 0], [0, 0, 0, 0]], [True, False])
+    """
+    members = mask.weights(index, positions, name) != 0
+    if carries_input is not None:
+        if carries_input.numel() != positions:
+            raise ValueError(f"{name}: the position mask has {carries_input.numel()} entries for a layer with "
+                             f"{positions} positions")
+        members &= carries_input.reshape(1, -1).cpu().to(torch.bool)
+    is_player = members.any(1)
+    if not bool(is_player.any()):
+        raise ValueError(f"{name}: no group has a position that carries input in example {index} (padding is never "
+                         "part of a player)")
+    return members, is_player

@@ -61,3 +61,12 @@ def one_position_directions(
     )
     mask[torch.arange(positions.numel(), device=view.device), positions, 0] = 1
     return from_positions(mask * view, tuple(direction.shape))
+
+
+def group_directions(direction: Tensor, weights: Tensor) -> Tensor:
+    """Copies of ``direction`` (one example, shape ``(1, *activation)``), the ``i``-th with
+    each position scaled by ``weights[i, position]`` (``(C, positions)``): the direction of
+    a group of positions. One-hot rows give :func:`one_position_directions`."""
+    view = as_positions(direction)  # (1, P, H)
+    scaled = weights.to(device=view.device, dtype=view.dtype)[:, :, None] * view
+    return from_positions(scaled, tuple(direction.shape))

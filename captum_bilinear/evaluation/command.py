@@ -10,6 +10,11 @@ from captum_bilinear._utils.step_limit import MAX_STEPS
 
 DATASETS = ("demo", "coco", "flickr30k-entities", "hnc")
 
+#: Examples whose p-faithfulness every method gets (the first ones): it needs every pair's
+#: interaction, BII's whole matrix, where the other metrics need one row per object span
+#: and one column per box (docs: Evaluation; None: every example).
+FAITHFULNESS_EXAMPLES = 40
+
 
 def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int]) -> None:
     """The ``evaluate`` subcommand's options (``positive`` parses a positive int)."""
@@ -55,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
                      help="pairs of BII's completeness-error-vs-n_steps plot (default 10; 0: none)")
     run.add_argument("--figure-pairs", type=int, default=4, metavar="N",
                      help="with two or more --model: pairs drawn under every model (default 4; 0: none)")
+    run.add_argument("--faithfulness-examples", type=faithfulness_count, default=FAITHFULNESS_EXAMPLES, metavar="N",
+                     help=f"the first N pairs get every method's p-faithfulness, which needs BII's whole matrix "
+                          f"(default {FAITHFULNESS_EXAMPLES}; 'all': every pair); on the others BII computes the "
+                          "object spans and boxes the other metrics read")
     run.add_argument("--keep-terms", action="store_true",
                      help="keep every pair's terms under OUT/terms/ (InteractionTerms.load reads them) and write each "
                           "pair's interactive explorer under OUT/pages/, opened from report.html")
@@ -64,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser, positive: Callable[[str], int
 def run(args: Any) -> Optional[dict]:
     """Runs the evaluation the parsed ``args`` describe (one ``--model``: one run, as
     ever; two or more: :func:`~captum_bilinear.evaluation.compare.run_comparison`)."""
+    import os
+
     from captum_bilinear.evaluation.run import run_evaluation
 
     models = args.model if isinstance(args.model, list) else [args.model]
@@ -74,9 +85,38 @@ def run(args: Any) -> Optional[dict]:
         instances=args.instances, synonyms=args.synonyms, root=args.root, split=args.split,
         annotations=args.annotations, limit=args.limit, tolerance=args.tolerance,
         per_layer_scenes=args.per_layer_scenes, keep_terms=getattr(args, "keep_terms", False),
+        faithfulness_examples=getattr(args, "faithfulness_examples", FAITHFULNESS_EXAMPLES),
     )
     if len(models) > 1:
         from captum_bilinear.evaluation.compare import run_comparison
 
-        return run_comparison(models, figure_pairs=getattr(args, "figure_pairs", 4), **options)
-    return run_evaluation(model=models[0], **options)
+        results = run_comparison(models, figure_pairs=getattr(args, "figure_pairs", 4), **options)
+        if results:  # rank 0
+            print(f"compared {len(models)} models; the comparison: {os.path.join(args.out, 'comparison.md')}")
+        return results
+    results = run_evaluation(model=models[0], **options)
+    if results:  # rank 0
+        report = os.path.join(args.out, "report.md")
+        seconds = results.get("settings", {}).get("seconds")
+        took = f" in {seconds / 60:.1f} min" if isinstance(seconds, (int, float)) else ""
+        print(f"evaluated {results['dataset'].get('examples')} pairs{took}; the report: {report} "
+              f"(and {os.path.join(args.out, 'report.html')}), the numbers: {os.path.join(args.out, 'results.json')}")
+    return results
+
+
+def faithfulness_count(value: str) -> Optional[int]:
+    """``--faithfulness-examples``: a non-negative int, or ``all`` (None).
+
+    Example:
+        >>> faithfulness_count("all"), faithfulness_count("12")
+        (None, 12)
+    """
+    if value == "all":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative int or 'all', got {value!r}")
+    return count

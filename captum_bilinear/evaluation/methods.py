@@ -71,6 +71,12 @@ class EvaluationMethod:
             embedding) or ``"output"``.
         text_side: whether it has a caption-side map (LayerGradCam has none).
         explain: ``explain(bundle, pair, settings) -> InteractionTerms``.
+        span_box: ``span_box(bundle, pair, settings, span, box_weights) -> float``, one
+            span's attribution with one box computed without the whole matrix (a hard
+            negative needs no more), or None: from :attr:`explain`'s matrix.
+        explain_objects: ``explain_objects(bundle, pair, settings, spans, negative_spans,
+            box_weights) -> (terms, ObjectMaps)``: what the object metrics read, computed
+            without the whole matrix (BII: spans and boxes as groups), or None.
     """
 
     name: str
@@ -79,6 +85,8 @@ class EvaluationMethod:
     layer: str
     text_side: bool
     explain: Callable[[Any, PairInputs, RunSettings], InteractionTerms]
+    span_box: Optional[Callable[[Any, PairInputs, RunSettings, Tuple[int, int], Tensor], float]] = None
+    explain_objects: Optional[Callable[..., Tuple[InteractionTerms, Any]]] = None
 
 
 def as_interaction_terms(result: Any, method: str) -> InteractionTerms:
@@ -132,6 +140,61 @@ def _bii(bundle: Any, pair: PairInputs, settings: RunSettings) -> InteractionTer
         options["tolerance"] = settings.tolerance
     terms = method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, **options)
     return as_interaction_terms(terms, spec.name)
+
+
+def _bii_span_box(bundle: Any, pair: PairInputs, settings: RunSettings, span: Tuple[int, int],
+                  box_weights: Tensor) -> float:
+    """BII of one caption span with one image box, each one group (two passes per node)."""
+    from captum_bilinear.selection import span_mask
+
+    method = METHODS["bii"].make(bundle.model, bundle.layers)
+    options: Dict[str, Any] = {"n_steps": settings.n_steps}
+    if settings.n_steps == "auto" and settings.tolerance is not None:
+        options["tolerance"] = settings.tolerance
+    mask = (span_mask(pair.input_ids.shape[1], [span], rest=False), box_weights)
+    return float(method.attribute(pair.inputs, additional_forward_args=pair.extra, feature_mask=mask, **options).sum())
+
+
+def span_atoms(positions: int, spans: Sequence[Tuple[int, int]]) -> Tuple[Tensor, List[List[int]]]:
+    """The coarsest partition of ``positions`` in which every span is a union of groups:
+    group ids per position (the positions in no span form the last group) and, per span,
+    its groups.
+
+    Example:
+        >>> span_atoms(7, [(1, 4), (2, 3)])  # "large red circle" and its "red"
+        (tensor([3, 0, 1, 2, 3, 3, 3]), [[0, 1, 2], [1]])
+    """
+    cuts = sorted({edge for span in spans for edge in span})
+    atoms = [(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if any(a <= lo and hi <= b for a, b in spans)]
+    ids = torch.full((positions,), len(atoms), dtype=torch.long)
+    for index, (lo, hi) in enumerate(atoms):
+        ids[lo:hi] = index
+    members = [[k for k, (lo, hi) in enumerate(atoms) if a <= lo and hi <= b] for a, b in spans]
+    return ids, members
+
+
+def _bii_objects(bundle: Any, pair: PairInputs, settings: RunSettings, spans: Sequence[Tuple[int, int]],
+                 negative_spans: Sequence[Tuple[int, int]], box_weights: Tensor) -> Tuple[InteractionTerms, Any]:
+    """BII of what the object metrics read: the objects' spans and the words the hard
+    negatives replace as groups of tokens (:func:`span_atoms`: they cover the caption, so
+    the convergence delta is kept) with every image position, and the objects' boxes as
+    groups of patches with every token -- two calls whose passes per node follow the
+    groups, not the positions."""
+    from captum_bilinear.evaluation.scoring import ObjectMaps
+
+    method = METHODS["bii"].make(bundle.model, bundle.layers)
+    options: Dict[str, Any] = {"n_steps": settings.n_steps}
+    if settings.n_steps == "auto" and settings.tolerance is not None:
+        options["tolerance"] = settings.tolerance
+    ids, members = span_atoms(pair.input_ids.shape[1], [*spans, *negative_spans])
+    terms = method.attribute_terms(pair.inputs, additional_forward_args=pair.extra, feature_mask=(ids, None),
+                                   first_order=False, **options)
+    rows = terms.cross[0]
+    summed = torch.stack([rows[groups].sum(0) for groups in members]) if members else rows[:0]
+    columns = method.attribute(pair.inputs, additional_forward_args=pair.extra, feature_mask=(None, box_weights),
+                               **options)[0]
+    maps = ObjectMaps(summed[: len(spans)], columns, summed[len(spans):])
+    return as_interaction_terms(terms, METHODS["bii"].name), maps
 
 
 def _plain(short: str) -> Callable[[Any, PairInputs, RunSettings], InteractionTerms]:
@@ -214,7 +277,7 @@ def _layer_grad_cam(bundle: Any, pair: PairInputs, settings: RunSettings) -> Int
 #: ``layer``, ``text_side`` and ``explain`` as in :class:`EvaluationMethod`.
 _Explain = Callable[[Any, PairInputs, RunSettings], InteractionTerms]
 _RUNS: Tuple[Tuple[Union[str, Tuple[str, str]], int, str, bool, _Explain], ...] = (
-    ("bii", 2, "run", True, _bii),
+    ("bii", 2, "run", True, _bii),  # its hard negatives as one group per side: SPAN_BOX
     ("icam", 2, "run", True, _plain("icam")),
     ("ilime", 2, "inputs", True, _interaction_lime),
     ("itsm-o", 2, "output", True, _plain("itsm-o")),
@@ -225,10 +288,16 @@ _RUNS: Tuple[Tuple[Union[str, Tuple[str, str]], int, str, bool, _Explain], ...] 
 )
 
 
+#: The methods whose hard negatives need one span-box value only, computed as groups.
+SPAN_BOX = {"bii": _bii_span_box}
+#: The methods whose object metrics are computed without the whole matrix.
+OBJECT_MAPS = {"bii": _bii_objects}
+
+
 def _evaluation_method(key: Union[str, Tuple[str, str]], order: int, layer: str, text_side: bool,
                        explain: _Explain) -> EvaluationMethod:
     name, short = (METHODS[key].name, key) if isinstance(key, str) else key
-    return EvaluationMethod(name, short, order, layer, text_side, explain)
+    return EvaluationMethod(name, short, order, layer, text_side, explain, SPAN_BOX.get(short), OBJECT_MAPS.get(short))
 
 
 #: The evaluated methods, by the name ``results.json`` uses: the interaction methods of

@@ -230,6 +230,11 @@ def _layer_words(layer: Any) -> str:
     return "the embeddings layers" if layer == "embeddings" else f"encoder layer {layer}"
 
 
+def _faithfulness_pairs(settings: Dict[str, Any]) -> str:
+    count = settings.get("faithfulness_examples", "all")
+    return "every pair" if count in (None, "all") else f"the first {count} pairs"
+
+
 def write_report(results: Dict[str, Any], out: str, energies: Dict[str, List[float]],
                  gallery: Optional[str] = None) -> None:
     """Writes ``report.md``, ``completeness.png``, ``curves.png`` and ``pge.png`` (the
@@ -265,7 +270,10 @@ def write_report(results: Dict[str, Any], out: str, energies: Dict[str, List[flo
         "in the box; CID / CII: area under the similarity curve while image patches are removed / inserted in the "
         "order of the span's map (caption fixed); CTD / CTI: the same for caption tokens in the order of the box's "
         f"map (image fixed); p-faithfulness: Spearman correlation between the game and the explanation's prediction "
-        f"over {settings['n_coalitions']} coalitions per pair drawn with p = {settings['p']}. First-order methods "
+        f"over {settings['n_coalitions']} coalitions per pair drawn with p = {settings['p']}, on "
+        f"{_faithfulness_pairs(settings)} (it needs every token-patch interaction: BII's whole matrix, where the "
+        "other metrics read one row per object span and one column per box); s / pair: the seconds a method's pair "
+        "costs, its hard negatives included. First-order methods "
         "(LayerIntegratedGradients, LayerGradCam on the conditioned similarity) give one map per side, the same for "
         "every span and box; LayerGradCam has no text-side layer it can take (n/a).", "",
         analysis_table(results), "",

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from captum_bilinear.first_order import LIG_STEPS_WITH_AUTO
+from captum_bilinear.evaluation.command import FAITHFULNESS_EXAMPLES
 from captum_bilinear.evaluation.bundle import LayerSpec, ModelBundle, load_bundle, parse_layer
 from captum_bilinear.evaluation.distributed import Process, current_process
 from captum_bilinear.evaluation.methods import (
@@ -57,6 +58,8 @@ class EvaluationConfig:
         limit: the first ``limit`` examples only.
         fit, min_box_patches: image fitting and the box-size filter.
         completeness_examples, completeness_steps: BII's completeness-vs-n_steps plot.
+        faithfulness_examples: the first examples get every method's p-faithfulness
+            (None: all); on the others BII computes only what the other metrics read.
         per_layer_scenes: examples of the per-layer table (0: none).
         keep_terms: save every pair's terms under ``terms/`` (each pair's explorer in
             ``pages/`` and ``report.html`` open them; the results do not depend on it).
@@ -82,6 +85,7 @@ class EvaluationConfig:
     min_box_patches: float = 1.0
     completeness_examples: int = 10
     completeness_steps: Sequence[int] = COMPLETENESS_STEPS
+    faithfulness_examples: Optional[int] = FAITHFULNESS_EXAMPLES
     per_layer_scenes: int = 0
     keep_terms: bool = False
 
@@ -108,6 +112,9 @@ class EvaluationConfig:
                 raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
             raise ValueError(f"limit: expected a positive int, got {self.limit!r}")
+        if self.faithfulness_examples is not None and (isinstance(self.faithfulness_examples, bool) or not isinstance(
+                self.faithfulness_examples, int) or self.faithfulness_examples < 0):
+            raise ValueError(f"faithfulness_examples: expected None or a non-negative int, got {self.faithfulness_examples!r}")
 
     def comparable(self) -> Dict[str, Any]:
         """The settings two runs' records must share to be merged."""
@@ -209,9 +216,24 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
         "score": score, "objects": len(prepared.objects), "negatives": len(prepared.negatives),
         "dropped": prepared.dropped,
     }]
+    # p-faithfulness needs every pair's interaction: the whole matrix, on the first examples only
+    faithful = config.faithfulness_examples is None or example.index < config.faithfulness_examples
     for name in config.methods:
         method = EVALUATION_METHODS[name]
-        terms, seconds = timed_explanation(method, bundle, pair, settings)
+        maps = None
+        start = time.perf_counter()
+        if method.explain_objects is not None and not faithful and not config.keep_terms:
+            terms, maps = method.explain_objects(
+                bundle, pair, settings, [o.span for o in prepared.objects], [n.original_span for n in prepared.negatives],
+                _box_weights([o.box for o in prepared.objects], geometry))
+            terms = terms.to("cpu")
+        else:
+            terms = method.explain(bundle, pair, settings).to("cpu")
+        negative_results = []
+        if method.order == 2:  # a pair's cost includes its hard negatives'
+            for negative, negative_pair in zip(prepared.negatives, negatives):
+                negative_results.append(_explain_negative(method, bundle, negative_pair, settings, negative, geometry))
+        seconds = time.perf_counter() - start
         if config.keep_terms and out is not None:
             from captum_bilinear.evaluation.pages import keep_pair_terms
             from captum_bilinear.selection import token_labels
@@ -220,21 +242,36 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
                             token_labels(bundle.tokenizer, prepared.input_ids[0].cpu()), bundle.grid, prepared.display)
         with torch.no_grad():
             record: Dict[str, Any] = {"kind": "example", "method": name, "seconds_per_pair": seconds}
-            record.update(scorer.faithfulness_record(terms))
+            if faithful:
+                record.update(scorer.faithfulness_record(terms))
             record.update(scorer.completeness_record(terms))
             if method.order == 2:
-                record.update(scorer.discrimination_record(terms, prepared.objects))
+                record.update(scorer.discrimination_record(terms, prepared.objects, maps))
             records.append(record)
             records.extend({"kind": "object", "method": name, **r}
-                           for r in scorer.object_records(terms, method.order, method.text_side, prepared.objects))
-        if method.order != 2:
-            continue
-        for negative, negative_pair, negative_score in zip(prepared.negatives, negatives, negative_scores):
-            negative_terms, _ = timed_explanation(method, bundle, negative_pair, settings)
+                           for r in scorer.object_records(terms, method.order, method.text_side, prepared.objects, maps))
+        for number, (negative, negative_score, (negative_terms, attribution)) in enumerate(zip(
+                prepared.negatives, negative_scores, negative_results)):
             with torch.no_grad():
-                records.append({"kind": "negative", "method": name,
-                                **scorer.negative_record(terms, negative_terms, negative, score, negative_score)})
+                records.append({"kind": "negative", "method": name, **scorer.negative_record(
+                    terms, negative_terms, negative, score, negative_score, attribution_swapped=attribution,
+                    maps=maps, number=number)})
     return records
+
+
+def _box_weights(boxes: List[Any], geometry: Any) -> torch.Tensor:
+    from captum_bilinear.selection import box_weights
+
+    return box_weights(boxes, geometry.image_size, geometry.grid, geometry.has_cls)
+
+
+def _explain_negative(method: Any, bundle: ModelBundle, pair: PairInputs, settings: RunSettings, negative: Any,
+                      geometry: Any) -> Tuple[Optional[Any], Optional[float]]:
+    """A hard negative's terms, or -- for a method that computes one span with one box
+    cheaply (BII, as groups) -- just that attribution."""
+    if method.span_box is None:
+        return timed_explanation(method, bundle, pair, settings)[0], None
+    return None, method.span_box(bundle, pair, settings, tuple(negative.span), _box_weights([negative.box], geometry))
 
 
 def settings_fingerprint(config: EvaluationConfig) -> str:
@@ -369,10 +406,16 @@ def run_shard(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: 
     return len(mine)
 
 
-def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationConfig) -> Dict[str, Dict[str, List[float]]]:
+def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationConfig,
+                        show_progress: bool = False) -> Dict[str, Dict[str, List[float]]]:
     """Median (and quartiles) of BII's relative completeness error over the first
-    examples for each quadrature and number of nodes (the paper's Appendix D)."""
+    examples for each quadrature and number of nodes (the paper's Appendix D).
+
+    The error of a rule needs the sum of ``A`` only: the whole caption as one group
+    (``feature_mask``) gives it from one JVP and two VJPs per node -- the number the full
+    matrix sums to at the same nodes -- instead of two passes per token."""
     import numpy as np
+    from tqdm.auto import tqdm
 
     from captum_bilinear import BilinearIntegratedInteractions
     from captum_bilinear.datasets.prepare import move_to, prepare_example
@@ -385,19 +428,24 @@ def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationCon
                                            config.fit, config.min_box_patches), bundle.device)
         _, pixel_values, image_extra = model_image(bundle, prepared.pixel_values)
         pairs.append(((prepared.input_ids, pixel_values), ((prepared.attention_mask,), image_extra)))
+    rules = [(method, [n for n in config.completeness_steps if not (method.startswith("riemann") and n < 2)])
+             for method in COMPLETENESS_METHODS]
     curves: Dict[str, Dict[str, List[float]]] = {}
-    for method in COMPLETENESS_METHODS:
-        usable = [n for n in config.completeness_steps if not (method.startswith("riemann") and n < 2)]
-        errors = np.zeros((len(pairs), len(usable)))
-        for row, (inputs, extra) in enumerate(pairs):
-            identity = bii.similarity_terms(inputs, additional_forward_args=extra).interaction.abs().item()
-            for column, n_steps in enumerate(usable):
-                _, delta = bii.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, method=method,
-                                         return_convergence_delta=True)
-                errors[row, column] = abs(delta.item()) / max(identity, 1e-12)
-        curves[method] = {"n_steps": usable, "median": np.median(errors, axis=0).tolist(),
-                          "q25": np.percentile(errors, 25, axis=0).tolist(),
-                          "q75": np.percentile(errors, 75, axis=0).tolist()}
+    with tqdm(total=len(pairs) * sum(len(steps) for _, steps in rules), desc="completeness curves", unit="rule",
+              disable=not show_progress) as bar:
+        for method, usable in rules:
+            errors = np.zeros((len(pairs), len(usable)))
+            for row, (inputs, extra) in enumerate(pairs):
+                identity = bii.similarity_terms(inputs, additional_forward_args=extra).interaction.abs().item()
+                caption = torch.zeros(inputs[0].shape[1], dtype=torch.long)  # one group: the passes of one token
+                for column, n_steps in enumerate(usable):
+                    _, delta = bii.attribute(inputs, additional_forward_args=extra, n_steps=n_steps, method=method,
+                                             feature_mask=(caption, None), return_convergence_delta=True)
+                    errors[row, column] = abs(delta.item()) / max(identity, 1e-12)
+                    bar.update(1)
+            curves[method] = {"n_steps": usable, "median": np.median(errors, axis=0).tolist(),
+                              "q25": np.percentile(errors, 25, axis=0).tolist(),
+                              "q75": np.percentile(errors, 75, axis=0).tolist()}
     return curves
 
 
@@ -452,18 +500,15 @@ def _gallery(bundle: ModelBundle, dataset: Any, objects: List[Dict[str, Any]], c
 def _model_entry(bundle: ModelBundle, config: EvaluationConfig, skipped: Dict[str, str]) -> Dict[str, Any]:
     entry: Dict[str, Any] = {"name": bundle.name, "layer": bundle.layer,
                              "layer_modules": [type(m).__name__ for m in bundle.layers]}
-    if bundle.is_demo:
+    if bundle.is_demo:  # measured when it was trained (the same every run: read, not recomputed)
         if bundle.naflex:
-            from captum_bilinear.zoo.siglip2 import siglip2_retrieval_top1
-
-            entry["retrieval_top1"] = siglip2_retrieval_top1(bundle.model, bundle.tokenizer, n_scenes=32, n_sets=4)
+            from captum_bilinear.zoo.siglip2 import siglip2_settings as trained_settings
         else:
-            from captum_bilinear.zoo import retrieval_top1
+            from captum_bilinear.zoo import demo_settings as trained_settings
 
-            entry["retrieval_top1"] = retrieval_top1(bundle.model, bundle.tokenizer, bundle.image_processor,
-                                                     n_scenes=32, n_sets=4)
+        entry["retrieval_top1"] = trained_settings()["retrieval_top1_32_mean_of_8"]
         entry["retrieval_protocol"] = ("caption->image top-1 among 32 held-out scenes naming every object, "
-                                       "mean of 4 galleries")
+                                       "mean of 8 galleries (python -m captum_bilinear.zoo.train)")
     if skipped:
         entry["skipped_methods"] = dict(skipped)
     return entry
@@ -561,7 +606,8 @@ def run_evaluation(
         from captum_bilinear.evaluation.report import write_report
         from captum_bilinear.evaluation.summary import summarize
 
-        curves = completeness_curves(bundle, data, config) if config.completeness_examples > 0 else {}
+        curves = (completeness_curves(bundle, data, config, show_progress) if config.completeness_examples > 0
+                  else {})
         # what this run's settings select (a resumed run with a smaller --limit leaves
         # records of further pairs on disk; the tables are of the selected ones)
         blocks = _selected_blocks(out, data, config)
@@ -574,7 +620,8 @@ def run_evaluation(
                 "scenes": config.scenes if data.name == "demo" else None, "seed": config.seed,
                 "n_steps": config.n_steps, "tolerance": config.tolerance,
                 "lig_n_steps": config.n_steps if isinstance(config.n_steps, int) else LIG_STEPS_WITH_AUTO, "p": 0.5,
-                "n_coalitions": 256, "limit": config.limit, "fit": config.fit,
+                "n_coalitions": 256, "faithfulness_examples": config.faithfulness_examples,
+                "limit": config.limit, "fit": config.fit,
                 "min_box_patches": config.min_box_patches, "processes": process.world_size,
                 "named_objects": results["objects"], "seconds": time.perf_counter() - started,
                 "torch": torch.__version__, "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -35,7 +35,7 @@ from captum_bilinear.metrics import (
     pointing_game,
     sample_coalitions,
 )
-from captum_bilinear.selection import box_token_map, span_image_map
+from captum_bilinear.selection import box_token_map, patch_grid, span_image_map
 from captum_bilinear.terms import InteractionTerms
 
 #: Fractions the per-object curves are resampled to (for mean curves over objects).
@@ -59,6 +59,24 @@ class Geometry:
 
 def _resampled(fractions: Tensor, scores: Tensor) -> List[float]:
     return np.interp(CURVE_GRID, fractions.numpy(), scores.numpy()).tolist()
+
+
+@dataclass
+class ObjectMaps:
+    """What the object metrics read of an explanation computed without its whole matrix
+    (BII with groups as players): one row over the image positions per object span and
+    per word a hard negative replaces, one column over the caption per object box.
+
+    Attributes:
+        span_rows: ``(objects, positions_b)``, in the order of the example's objects.
+        box_columns: ``(positions_a, objects)``.
+        negative_rows: ``(negatives, positions_b)``: the true caption's rows of the words
+            each hard negative replaces.
+    """
+
+    span_rows: Tensor
+    box_columns: Tensor
+    negative_rows: Tensor
 
 
 def image_map(terms: InteractionTerms, order: int, span: Tuple[int, int], geometry: Geometry) -> Tensor:
@@ -115,22 +133,45 @@ class ExampleScorer:
             self.game = PairMaskingGame(embed_text, embed_image, input_ids[0], pixel_values[0], pad_token_id,
                                         geometry.grid, baseline=image_reference, text_players=players,
                                         patch_offset=geometry.patch_offset)
-            self.empty_value = float(self.game(torch.zeros(1, self.game.n_players, dtype=torch.bool))[0])
-            self.coalitions = sample_coalitions(self.game.n_players, n_coalitions, p, seed)
-            self.game_values = self.game(self.coalitions).cpu()
+        self.seed = seed
+        self._game_values: Optional[Tuple[float, Tensor, Tensor]] = None
+
+    def _played(self) -> Tuple[float, Tensor, Tensor]:
+        """The game's value with no player, the coalitions and their values: evaluated on
+        the first p-faithfulness record (examples without one never play it)."""
+        if self._game_values is None:
+            with torch.no_grad():
+                empty = float(self.game(torch.zeros(1, self.game.n_players, dtype=torch.bool))[0])
+                coalitions = sample_coalitions(self.game.n_players, self.n_coalitions, self.p, self.seed)
+                self._game_values = (empty, coalitions, self.game(coalitions).cpu())
+        return self._game_values
+
+    @property
+    def empty_value(self) -> float:
+        return self._played()[0]
+
+    @property
+    def coalitions(self) -> Tensor:
+        return self._played()[1]
+
+    @property
+    def game_values(self) -> Tensor:
+        return self._played()[2]
 
     # ---------------------------------------------------------------- per object
 
     def object_records(self, terms: InteractionTerms, order: int, text_side: bool,
-                       objects: Sequence[Any]) -> List[Dict[str, Any]]:
+                       objects: Sequence[Any], maps: Optional[ObjectMaps] = None) -> List[Dict[str, Any]]:
         """Per object: PGA, PGE, CID / CII on the span's image map, CTD / CTI on the box's
         caption map (curves resampled to :data:`CURVE_GRID`); the span map itself when
-        PGE < :data:`FAILURE_PGE` (for the failure gallery)."""
+        PGE < :data:`FAILURE_PGE` (for the failure gallery). With ``maps`` the maps are
+        read from them instead of from ``terms``."""
         records = []
-        for obj in objects:
+        for number, obj in enumerate(objects):
             record: Dict[str, Any] = {"object": obj.index, "category": obj.category, "phrase": obj.phrase,
                                       "span": list(obj.span), "box": [float(v) for v in obj.box]}
-            span_map = image_map(terms, order, obj.span, self.geometry)
+            span_map = (image_map(terms, order, obj.span, self.geometry) if maps is None
+                        else patch_grid(maps.span_rows[number], self.geometry.grid, self.geometry.has_cls))
             result = pointing_game(span_map, obj.box, self.geometry.image_size)
             record.update(PGA=float(result.hit), PGE=result.energy)
             if result.energy < FAILURE_PGE:
@@ -140,7 +181,9 @@ class ExampleScorer:
                 record[key] = evaluated.auc
                 record[f"{key}_curve"] = _resampled(evaluated.fractions, evaluated.scores)
             if text_side:
-                order_values = token_map(terms, order, obj.box, self.geometry)[self.text_players]
+                caption_map = (token_map(terms, order, obj.box, self.geometry) if maps is None
+                               else maps.box_columns[:, number])
+                order_values = caption_map[self.text_players]
                 for key, curve in (("CTD", deletion_curve), ("CTI", insertion_curve)):
                     evaluated = curve(order_values, self.token_score)
                     record[key] = evaluated.auc
@@ -175,24 +218,34 @@ class ExampleScorer:
             record["n_steps_used"] = int(terms.n_steps[0])
         return record
 
-    def discrimination_record(self, terms: InteractionTerms, objects: Sequence[Any]) -> Dict[str, float]:
+    def discrimination_record(self, terms: InteractionTerms, objects: Sequence[Any],
+                              maps: Optional[ObjectMaps] = None) -> Dict[str, float]:
         """Object discrimination of an interaction method on an example with two or more
-        objects: own span-box attribution positive, cross attribution negative."""
+        objects: own span-box attribution positive, cross attribution negative (with
+        ``maps``: from their span rows, each a span of one row)."""
         if len(objects) < 2:
             return {}
-        result = object_discrimination(terms.cross[0], [o.span for o in objects], [o.box for o in objects],
+        matrix, spans = ((terms.cross[0], [o.span for o in objects]) if maps is None
+                         else (maps.span_rows, [(k, k + 1) for k in range(len(objects))]))
+        result = object_discrimination(matrix, spans, [o.box for o in objects],
                                        self.geometry.image_size, self.geometry.grid, self.geometry.has_cls)
         return {"own_positive": result.own_positive, "cross_negative": result.cross_negative,
                 "own_above_cross": result.own_above_cross}
 
-    def negative_record(self, terms: InteractionTerms, negative_terms: InteractionTerms, negative: Any,
-                        score: float, negative_score: float) -> Dict[str, Any]:
+    def negative_record(self, terms: InteractionTerms, negative_terms: Optional[InteractionTerms], negative: Any,
+                        score: float, negative_score: float, attribution_swapped: Optional[float] = None,
+                        maps: Optional[ObjectMaps] = None, number: int = 0) -> Dict[str, Any]:
         """δS and δA of a hard negative: the similarity and the swapped words' attribution
-        with the object's box, false caption minus true caption."""
-        result = hard_negative(terms.cross[0], negative_terms.cross[0], negative.original_span, negative.box,
-                               self.geometry.image_size, span_swapped=negative.span, score=score,
-                               score_swapped=negative_score, grid_size=self.geometry.grid,
-                               has_cls=self.geometry.has_cls)
+        with the object's box, false caption minus true caption (``attribution_swapped``:
+        computed as one group on each side instead of from ``negative_terms``; ``maps``:
+        the true caption's words from their ``negative_rows[number]``)."""
+        original, span = ((terms.cross[0], negative.original_span) if maps is None
+                          else (maps.negative_rows[number : number + 1], (0, 1)))
+        result = hard_negative(original, None if negative_terms is None else negative_terms.cross[0],
+                               span, negative.box, self.geometry.image_size,
+                               span_swapped=negative.span, score=score, score_swapped=negative_score,
+                               grid_size=self.geometry.grid, has_cls=self.geometry.has_cls,
+                               attribution_swapped=attribution_swapped)
         return {"negative": negative.index, "category": negative.category, "swap": list(negative.swap),
                 "delta_S": result.delta_score, "delta_A": result.delta_attribution,
                 "attribution": result.attribution, "attribution_swapped": result.attribution_swapped}

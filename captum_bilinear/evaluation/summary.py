@@ -103,30 +103,49 @@ def class_wise(records: List[Dict[str, Any]], method: str) -> Dict[str, Dict[str
     return dict(sorted(table.items(), key=lambda item: (-item[1]["count"], item[0])))
 
 
-def almost_stochastic_order(scores_a: Sequence[float], scores_b: Sequence[float], seed: int = 0) -> Dict[str, Any]:
+#: The fewest scores a side for the significance test: below it the bootstrap says little,
+#: and deepsig's 1000 iterations cost seconds a pair (most of a small run's summary).
+MIN_SCORES_FOR_SIGNIFICANCE = 20
+
+
+#: deepsig's bootstrap iterations (its default).
+BOOTSTRAP_ITERATIONS = 1000
+
+
+def almost_stochastic_order(scores_a: Sequence[float], scores_b: Sequence[float], seed: int = 0,
+                            minimum: int = MIN_SCORES_FOR_SIGNIFICANCE,
+                            iterations: int = BOOTSTRAP_ITERATIONS) -> Dict[str, Any]:
     """``deepsig.aso(scores_a, scores_b)``: ``epsilon_min`` < 0.5 says A's scores are
     almost stochastically larger (the smaller, the stronger); ``nan`` without deepsig or
-    with fewer than 2 scores a side.
+    with fewer than ``minimum`` scores a side.
 
     Example:
         >>> result = almost_stochastic_order([0.9, 0.8, 0.95, 0.85] * 5, [0.1, 0.2, 0.15, 0.3] * 5)
         >>> result["epsilon_min"] < 0.5
         True
     """
-    if len(scores_a) < 2 or len(scores_b) < 2:
-        return {"epsilon_min": float("nan"), "note": "fewer than 2 scores"}
+    if len(scores_a) < max(2, minimum) or len(scores_b) < max(2, minimum):
+        return {"epsilon_min": float("nan"), "note": f"fewer than {max(2, minimum)} scores"}
     try:
         from deepsig import aso
     except ImportError:
         return {"epsilon_min": float("nan"), "note": "deepsig is not installed (pip install 'captum-bilinear[datasets]')"}
     epsilon = aso(np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float), confidence_level=0.95,
-                  num_bootstrap_iterations=1000, show_progress=False, seed=seed)
+                  num_bootstrap_iterations=iterations, show_progress=False, seed=seed)
     return {"epsilon_min": float(epsilon)}
 
 
-def significance(records: List[Dict[str, Any]], methods: Sequence[str], reference: Optional[str] = None) -> List[Dict[str, Any]]:
+def significance(records: List[Dict[str, Any]], methods: Sequence[str], reference: Optional[str] = None,
+                 minimum: int = MIN_SCORES_FOR_SIGNIFICANCE, iterations: int = BOOTSTRAP_ITERATIONS,
+                 ) -> List[Dict[str, Any]]:
     """ASO of the reference method's PGE (default BII, else the first method) against
-    every other method's, both ways."""
+    every other method's, both ways (``nan`` with fewer than ``minimum`` objects).
+
+    Example:
+        >>> records = [{"kind": "object", "method": m, "PGE": v} for m, v in (("A", 0.9), ("B", 0.1))]
+        >>> significance(records, ["A", "B"])[0]
+        {'a': 'A', 'b': 'B', 'epsilon_min': nan, 'note': 'fewer than 20 scores'}
+    """
     pge = {m: [r["PGE"] for r in _of(records, "object", m)] for m in methods}
     reference = reference or ("BilinearIntegratedInteractions" if "BilinearIntegratedInteractions" in methods
                               else (list(methods) or [None])[0])
@@ -134,8 +153,10 @@ def significance(records: List[Dict[str, Any]], methods: Sequence[str], referenc
     for other in methods:
         if other == reference:
             continue
-        rows.append({"a": reference, "b": other, **almost_stochastic_order(pge[reference], pge[other])})
-        rows.append({"a": other, "b": reference, **almost_stochastic_order(pge[other], pge[reference])})
+        rows.append({"a": reference, "b": other,
+                     **almost_stochastic_order(pge[reference], pge[other], minimum=minimum, iterations=iterations)})
+        rows.append({"a": other, "b": reference,
+                     **almost_stochastic_order(pge[other], pge[reference], minimum=minimum, iterations=iterations)})
     return rows
 
 

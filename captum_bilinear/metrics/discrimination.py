@@ -155,7 +155,7 @@ class HardNegativeResult:
 
 def hard_negative(
     interactions: Tensor,
-    interactions_swapped: Tensor,
+    interactions_swapped: Optional[Tensor],
     span: Tuple[int, int],
     box: Any,
     image_size: Tuple[int, int],
@@ -164,6 +164,7 @@ def hard_negative(
     score_swapped: Optional[float] = None,
     grid_size: Optional[Tuple[int, int]] = None,
     has_cls: bool = True,
+    attribution_swapped: Optional[float] = None,
 ) -> HardNegativeResult:
     """Change of the similarity (``δ_S``) and of the object's span-box attribution
     (``δ_A``) when the object word is swapped.
@@ -180,6 +181,9 @@ def hard_negative(
             is the similarity when the references' terms vanish (completeness).
         grid_size: ``(grid_h, grid_w)``; ``None`` for a square grid.
         has_cls: whether image position 0 is a CLS token.
+        attribution_swapped: the swapped span's attribution with the box, when it was
+            computed without the whole matrix (e.g. BII with the span and the box as
+            groups); ``interactions_swapped`` is then None and ``score_swapped`` required.
 
     Returns:
         :class:`HardNegativeResult` (``delta_score``, ``delta_attribution``).
@@ -193,18 +197,24 @@ def hard_negative(
         (-0.05, -1.5)
     """
     original = _single(interactions, "interactions").to(torch.float64)
-    swapped = _single(interactions_swapped, "interactions_swapped").to(torch.float64)
-    if original.shape[-1] != swapped.shape[-1]:
-        raise ValueError(
-            f"interactions_swapped: expected {original.shape[-1]} image positions like interactions "
-            f"(same image), got {swapped.shape[-1]}"
-        )
     span = check_span(span, original.shape[0], "span")
-    span_swapped = check_span(span if span_swapped is None else span_swapped, swapped.shape[0], "span_swapped")
     attribution = float(span_box_attribution(original, span, box, image_size, grid_size, has_cls))
-    attribution_swapped = float(span_box_attribution(swapped, span_swapped, box, image_size, grid_size, has_cls))
     score = float(original.sum()) if score is None else check_real(score, "score")
-    score_swapped = float(swapped.sum()) if score_swapped is None else check_real(score_swapped, "score_swapped")
+    if attribution_swapped is not None:
+        if interactions_swapped is not None or score_swapped is None:
+            raise ValueError("attribution_swapped: give it with interactions_swapped=None and score_swapped")
+        attribution_swapped = check_real(attribution_swapped, "attribution_swapped")
+        score_swapped = check_real(score_swapped, "score_swapped")
+    else:
+        swapped = _single(interactions_swapped, "interactions_swapped").to(torch.float64)
+        if original.shape[-1] != swapped.shape[-1]:
+            raise ValueError(
+                f"interactions_swapped: expected {original.shape[-1]} image positions like interactions "
+                f"(same image), got {swapped.shape[-1]}"
+            )
+        span_swapped = check_span(span if span_swapped is None else span_swapped, swapped.shape[0], "span_swapped")
+        attribution_swapped = float(span_box_attribution(swapped, span_swapped, box, image_size, grid_size, has_cls))
+        score_swapped = float(swapped.sum()) if score_swapped is None else check_real(score_swapped, "score_swapped")
     return HardNegativeResult(
         delta_score=score_swapped - score,
         delta_attribution=attribution_swapped - attribution,

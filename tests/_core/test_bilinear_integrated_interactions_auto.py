@@ -49,13 +49,13 @@ def test_auto_meets_the_tolerance_of_the_independent_identity(setup, layer, tole
               else clip_layers(model, layer))
     terms = BilinearIntegratedInteractions(model, layers).attribute_terms(inputs, baselines, n_steps="auto",
                                                                           tolerance=tolerance)
+    # completeness against the HF model's own similarities, exactly checked per panel
     assert abs(float(terms.cross.sum()) - identity) <= tolerance * abs(identity)
-    assert float(terms.error[0]) <= tolerance
     assert abs(float(terms.delta[0])) <= tolerance * abs(identity)
-    if tolerance == 1e-9:  # a tight tolerance must refine past the first 16 nodes
-        assert int(terms.n_steps[0]) > 16
-        reference = BilinearIntegratedInteractions(model, layers).attribute(inputs, baselines, n_steps=256)
-        torch.testing.assert_close(terms.cross, reference, rtol=0, atol=1e-7 * float(reference.abs().max()))
+    # the map itself, against uniform Gauss-Legendre at 256 nodes (converged on this model)
+    reference = BilinearIntegratedInteractions(model, layers).attribute(inputs, baselines, n_steps=256)
+    map_error = float((terms.cross - reference).abs().max() / reference.abs().max())
+    assert float(terms.error[0]) <= tolerance and map_error <= max(tolerance, 1e-12)
 
 
 def test_terms_decompose_the_score_and_first_order_terms_are_captums_lig(setup):
@@ -85,16 +85,16 @@ def test_terms_decompose_the_score_and_first_order_terms_are_captums_lig(setup):
 def test_max_steps_reached_warns_with_the_error(setup):
     model, inputs, baselines, _ = setup
     method = BilinearIntegratedInteractions(model, (model.text_model.embeddings, model.vision_model.embeddings))
-    with pytest.warns(UserWarning, match="max_steps=16 reached with relative completeness error"):
-        terms = method.attribute_terms(inputs, baselines, n_steps="auto", tolerance=1e-14, max_steps=16)
-    assert float(terms.error[0]) > 1e-14 and int(terms.n_steps[0]) == 16
+    with pytest.warns(UserWarning, match="max_steps=33 reached with estimated relative error"):
+        terms = method.attribute_terms(inputs, baselines, n_steps="auto", tolerance=1e-14, max_steps=33)
+    assert float(terms.error[0]) > 1e-14 and int(terms.n_steps[0]) == 33
 
 
 @pytest.mark.parametrize("options, match", [
     (dict(n_steps="auto", tolerance=0), "tolerance: expected a relative error"),
     (dict(n_steps="auto", tolerance=1.5), "tolerance: expected a relative error"),
     (dict(n_steps="auto", tolerance="small"), "tolerance: expected a relative error"),
-    (dict(n_steps="auto", max_steps=8), "max_steps: expected an int >= 16"),
+    (dict(n_steps="auto", max_steps=8), "max_steps: expected an int >= 33"),
     (dict(n_steps="auto", method="riemann_left"), "method: n_steps='auto' refines"),
     (dict(n_steps="many"), "n_steps"),
 ])
