@@ -649,7 +649,7 @@ def test_explain_with_the_siglip2_demo_model(scene_file, tmp_path, capsys):
                           "--out", str(out), "--span", words, "--box", f"{x0},{y0},{x1},{y1}", "--n-steps", "2")
     assert code == 0 and f'"{words}"' in stdout and out.stat().st_size > 0
     result = explain_pair(path, scene.caption, span=words, model="demo-siglip2", n_steps=2, show_progress=False)
-    assert result.interactions.shape == (len(scene.words) + 2, 64)
+    assert result.span_rows.shape == (1, 64)  # the figure's span as one group of tokens
     loaded = load_model("demo-siglip2")
     images = loaded.image_processor(images=Image.open(path), return_tensors="pt")
     text = loaded.tokenizer(scene.caption, return_tensors="pt")
@@ -657,5 +657,7 @@ def test_explain_with_the_siglip2_demo_model(scene_file, tmp_path, capsys):
         (text["input_ids"], images["pixel_values"]), n_steps=2,
         additional_forward_args=((text["attention_mask"],), (images["pixel_attention_mask"], images["spatial_shapes"])))
     expected = span_image_map(A[0], scene.objects[0].span, (8, 8), has_cls=False)
-    assert torch.allclose(span_image_map(result.interactions, result.spans[0], (8, 8), has_cls=False), expected,
-                          atol=1e-6)
+    assert torch.allclose(span_image_map(result.span_rows, (0, 1), (8, 8), has_cls=False), expected, atol=1e-6)
+    full = explain_pair(path, scene.caption, span=words, model="demo-siglip2", n_steps=2, show_progress=False,
+                        full=True)
+    assert full.interactions.shape == (len(scene.words) + 2, 64)
