@@ -17,8 +17,11 @@ def _float64_causal_masks_for_transformers_4() -> None:
     """transformers 4.x cannot run a float64 CLIP text model: its causal mask is filled
     with ``finfo(float64).min`` in a tensor of the *default* dtype, which overflows
     (``modeling_attn_mask_utils._make_causal_mask``; transformers 5 builds masks another
-    way). The oracle tests need float64, so under 4.x the mask is built with the default
-    dtype set to the mask's own. Nothing in captum_bilinear depends on this."""
+    way). The oracle tests need float64, so under 4.x a float64 causal mask (CLIP's: no
+    cache, no sliding window) is built here in its own dtype: the minimum above the
+    diagonal, 0 on and below it. Setting the default dtype around transformers' call
+    instead leaked float64 into the whole process when two threads built masks at once
+    (the default dtype is global). Nothing in captum_bilinear depends on this."""
     import transformers
 
     if int(transformers.__version__.split(".")[0]) >= 5:
@@ -27,15 +30,14 @@ def _float64_causal_masks_for_transformers_4() -> None:
 
     make_causal_mask = AttentionMaskConverter._make_causal_mask
 
-    def in_mask_dtype(input_ids_shape, dtype, *args, **kwargs):
-        previous = torch.get_default_dtype()
-        torch.set_default_dtype(dtype if dtype == torch.float64 else previous)
-        try:
-            return make_causal_mask(input_ids_shape, dtype, *args, **kwargs)
-        finally:
-            torch.set_default_dtype(previous)
+    def in_its_own_dtype(input_ids_shape, dtype, device, past_key_values_length=0, sliding_window=None):
+        if dtype != torch.float64 or past_key_values_length or sliding_window is not None:
+            return make_causal_mask(input_ids_shape, dtype, device, past_key_values_length, sliding_window)
+        batch, length = input_ids_shape
+        mask = torch.full((length, length), torch.finfo(dtype).min, dtype=dtype, device=device).triu(1)
+        return mask[None, None].expand(batch, 1, length, length)
 
-    AttentionMaskConverter._make_causal_mask = staticmethod(in_mask_dtype)
+    AttentionMaskConverter._make_causal_mask = staticmethod(in_its_own_dtype)
 
 
 _float64_causal_masks_for_transformers_4()
