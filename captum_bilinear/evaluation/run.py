@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from captum_bilinear.first_order import LIG_STEPS_WITH_AUTO
-from captum_bilinear.evaluation.command import FAITHFULNESS_EXAMPLES
+from captum_bilinear.evaluation.command import EVALUATION_TOLERANCE, FAITHFULNESS_EXAMPLES
 from captum_bilinear.evaluation.bundle import LayerSpec, ModelBundle, load_bundle, parse_layer
 from captum_bilinear.evaluation.distributed import Process, current_process
 from captum_bilinear.evaluation.methods import (
@@ -79,7 +79,7 @@ class EvaluationConfig:
     layer: Optional[LayerSpec] = None
     methods: Optional[List[str]] = None
     n_steps: Union[int, str] = "auto"
-    tolerance: Optional[float] = 1e-4
+    tolerance: Optional[float] = EVALUATION_TOLERANCE
     limit: Optional[int] = None
     fit: str = "crop"
     min_box_patches: float = 1.0
