@@ -101,7 +101,7 @@ class DualLayerAttribution(LayerAttribution):
     def layer_names(self) -> Tuple[str, str]:
         """The attributed modules' names in the model (``""`` where not found)."""
         named = {id(module): name for name, module in self.model.named_modules()} if hasattr(self.model, "named_modules") else {}
-        return tuple(named.get(id(module), type(module).__name__) for module in self.layer)  # type: ignore[return-value]
+        return tuple(named.get(id(module), type(module).__name__) for module in self.layer)
 
     def _input_positions(self, side: SideBatch, which: str, index: int, positions: int) -> Optional[Tensor]:
         """bool ``(positions,)`` of example ``index``'s layer positions that carry input
@@ -209,7 +209,7 @@ class FourTermConvergenceDelta:
     def has_convergence_delta(self) -> bool:
         return True
 
-    def compute_convergence_delta(  # type: ignore[override]
+    def compute_convergence_delta(
         self,
         attributions: Tensor,
         inputs: Any,

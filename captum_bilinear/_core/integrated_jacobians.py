@@ -85,7 +85,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
-    def compute_convergence_delta(  # type: ignore[override]
+    def compute_convergence_delta(
         self,
         attributions: Tensor,
         start_point: Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]],
@@ -157,7 +157,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
                   attribute_to_layer_input: bool = False) -> Tuple[Tensor, Tensor]: ...
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
         baselines: Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]] = None,

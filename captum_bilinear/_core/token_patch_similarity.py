@@ -76,7 +76,7 @@ class TokenPatchSimilarity(DualLayerAttribution):
         self.variant = variant
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: Tuple[Any, Any],
         baselines: None = None,
