@@ -223,6 +223,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
                 example = side.example(index)
                 encoder, activation, reference, endpoints = examples.capture(
                     example.inputs, example.extra, example.baselines, endpoints=True)
+                assert endpoints is not None  # endpoints=True always runs the endpoint pass
                 delta = activation - reference
                 direction = delta if self._multiply_by_inputs else torch.ones_like(delta)
                 change = endpoints[0] - endpoints[1]
