@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 # the environments side by side.
 EDITABLE_LOCK := flock $(CURDIR)/.editable-install.lock
 
-.PHONY: demo test browser test-transformers4 test-extras tutorials tutorials-check docs benchmark clean
+.PHONY: demo test browser test-transformers4 test-extras tutorials tutorials-check docs benchmark lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,18 @@ $(BENCH_VENV)/.installed: setup.cfg pyproject.toml
 
 benchmark: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/speed.py --sweep
+
+# ruff (pyflakes and pycodestyle errors) over the repository and mypy over the package, as
+# configured in pyproject.toml, with the versions pinned in setup.cfg's `lint` extra.
+LINT_STAMP := $(VENV)/.installed-lint
+
+$(LINT_STAMP): $(STAMP)
+	$(EDITABLE_LOCK) $(BIN)/python -m pip install -q -e ".[lint]"
+	touch $@
+
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(TF4_VENV) $(EXTRAS_VENV) docs/_build

@@ -24,18 +24,21 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from captum_bilinear._core.base import SimilarityTerms
-    from captum_bilinear._core.bilinear_integrated_interactions import BilinearIntegratedInteractions
-    from captum_bilinear._core.integrated_jacobians import IntegratedJacobians
-    from captum_bilinear._core.interaction_cam import InteractionCAM
-    from captum_bilinear._core.interaction_lime import InteractionLIME
-    from captum_bilinear._core.token_patch_similarity import TokenPatchSimilarity
-    from captum_bilinear._core.weighted_banzhaf import WeightedBanzhafInteractions
-    from captum_bilinear.adapters import as_dual_encoder
-    from captum_bilinear.encoders import DualEncoder
-    from captum_bilinear.first_order import ConditionedSimilarity, first_order_projection
-    from captum_bilinear.terms import InteractionTerms
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; `X as X` marks a re-export
+    from captum_bilinear._core.base import SimilarityTerms as SimilarityTerms
+    from captum_bilinear._core.bilinear_integrated_interactions import (
+        BilinearIntegratedInteractions as BilinearIntegratedInteractions,
+    )
+    from captum_bilinear._core.integrated_jacobians import IntegratedJacobians as IntegratedJacobians
+    from captum_bilinear._core.interaction_cam import InteractionCAM as InteractionCAM
+    from captum_bilinear._core.interaction_lime import InteractionLIME as InteractionLIME
+    from captum_bilinear._core.token_patch_similarity import TokenPatchSimilarity as TokenPatchSimilarity
+    from captum_bilinear._core.weighted_banzhaf import WeightedBanzhafInteractions as WeightedBanzhafInteractions
+    from captum_bilinear.adapters import as_dual_encoder as as_dual_encoder
+    from captum_bilinear.encoders import DualEncoder as DualEncoder
+    from captum_bilinear.first_order import ConditionedSimilarity as ConditionedSimilarity
+    from captum_bilinear.first_order import first_order_projection as first_order_projection
+    from captum_bilinear.terms import InteractionTerms as InteractionTerms
 
 
 def __getattr__(name: str) -> Any:

@@ -73,7 +73,7 @@ def _box(text: str) -> Tuple[float, float, float, float]:
         raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 (four numbers), got {text!r}") from None
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 (four numbers), got {text!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 class _Parser(argparse.ArgumentParser):

@@ -200,7 +200,7 @@ class DualEncoder(nn.Module):
     def check_layers(self, layers: Tuple[nn.Module, nn.Module]) -> None:
         """Refuses a layer given for one side that lies in the other side's tower (see
         ``towers``; a Siamese encoder has none)."""
-        for index, (layer, own, other) in enumerate(((layers[0], *self._towers), (layers[1], *self._towers[::-1]))):
+        for index, (layer, (own, other)) in enumerate(((layers[0], self._towers), (layers[1], self._towers[::-1]))):
             if other is None or (own is not None and _contains(own, layer)) or not _contains(other, layer):
                 continue
             side, other_side = "ab"[index], "ba"[index]

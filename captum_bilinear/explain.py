@@ -132,12 +132,12 @@ class Explanation:
         (:func:`~captum_bilinear.page.interaction_explorer`): ``.save("page.html")``."""
         from captum_bilinear.page import interaction_explorer
 
-        self._needs_every_interaction("the page")
-        runs = self.terms or [InteractionTerms(*(self.interactions.new_zeros(shape) for shape in (
-            (1,), (1, len(self.tokens)), (1, self.interactions.shape[1]))), self.interactions[None],
-            method=self.method.name)]
+        interactions = self._every_interaction("the page")
+        runs = self.terms or [InteractionTerms(
+            interactions.new_zeros(1), interactions.new_zeros(1, len(self.tokens)),
+            interactions.new_zeros(1, interactions.shape[1]), interactions[None], method=self.method.name)]
         for terms in runs:
-            if tuple(terms.cross.shape[1:]) != (len(self.tokens), self.interactions.shape[1]):
+            if tuple(terms.cross.shape[1:]) != (len(self.tokens), interactions.shape[1]):
                 raise ValueError(f"terms: the page needs every token's row of A; {terms.method} holds "
                                  f"{tuple(terms.cross.shape[1:])} (grouped spans?)")
         units = {spec.name: spec.units for spec in self.methods}
@@ -153,11 +153,13 @@ class Explanation:
             title=f"{names}: \"{self.caption}\"",
         )
 
-    def _needs_every_interaction(self, what: str) -> None:
-        if not self.full:
+    def _every_interaction(self, what: str) -> Tensor:
+        """``interactions``, which only a ``full`` explanation holds."""
+        if not self.full or self.interactions is None:
             raise ValueError(f"full: {what} holds every token x patch interaction, but this explanation computed "
                              "only what its figure draws (the spans and the box as groups); run "
                              "explain_pair(..., full=True)")
+        return self.interactions
 
     def _repr_html_(self) -> str:
         return self.page()._repr_html_()
@@ -170,7 +172,7 @@ class Explanation:
         ``explanation.json``. :meth:`load` reads it back."""
         from safetensors.torch import save_file
 
-        self._needs_every_interaction("a saved explanation")
+        self._every_interaction("a saved explanation")
         os.makedirs(path, exist_ok=True)
         shorts = []
         for terms in self.terms:
@@ -502,7 +504,11 @@ def explain_pair(
         # named as the registry names it (ITSM-H / ITSM-O share a class), with what the page needs
         runs.append(replace(terms.detach().to("cpu"), method=item.name, tokens=[tokens], grid=grid,
                             image=_as_tensor_image(fitted.display)))
-    positions_b = runs[0].cross.shape[2] if runs else drawn.span_rows.shape[1]  # type: ignore[union-attr]
+    if runs:
+        positions_b = runs[0].cross.shape[2]
+    else:
+        assert drawn is not None  # no method ran whole: the one method drew its figure's groups
+        positions_b = drawn.span_rows.shape[1]
     has_cls = positions_b == grid[0] * grid[1] + 1
     if drawn is not None and specs[0].short == "bii":
         first = patch_grid(drawn.first_order, grid, has_cls)

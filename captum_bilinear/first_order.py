@@ -58,6 +58,8 @@ class ConditionedSimilarity(nn.Module):
         True
     """
 
+    fixed_embedding: Tensor  #: the fixed side's embedding (minus its baseline's), a buffer
+
     def __init__(
         self,
         model: Any,

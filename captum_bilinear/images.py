@@ -219,8 +219,8 @@ def fit_image(image: Any, image_processor: Any, fit: str = "crop") -> FittedImag
     if fit == "pad" and original[0] != original[1]:
         side = max(original)
         mean = getattr(image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
-        fill = tuple(int(round(255 * float(m))) for m in mean)
-        padded = Image.new("RGB", (side, side), fill)
+        red, green, blue = (int(round(255 * float(m))) for m in mean)
+        padded = Image.new("RGB", (side, side), (red, green, blue))
         left, top = (side - original[0]) // 2, (side - original[1]) // 2
         padded.paste(image, (left, top))
         image, pad_offset = padded, (float(left), float(top))
@@ -354,7 +354,7 @@ def open_image(path: Any, name: str = "image_path", size: Optional[Tuple[int, in
         raise ValueError(f"{name}: no such file: {path}")
     where = f"{name}: {os.fspath(path)}"
     try:
-        with Image.open(path) as opened:
+        with Image.open(os.fspath(path)) as opened:
             opened.load()  # decode now: a truncated or damaged file fails here, not later
             image = _upright(opened, size)
             if image is opened:

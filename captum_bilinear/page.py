@@ -255,19 +255,19 @@ def interaction_explorer(
     if not -shape[0] <= index < shape[0]:
         raise IndexError(f"index: {index} is out of range for a batch of {shape[0]}")
     positions_a, positions_b = shape[1], shape[2]
-    labelled = next((run for run in runs if run.tokens is not None), None)
     if tokens is None:
-        if labelled is None:
+        labels = next((run.tokens for run in runs if run.tokens is not None), None)
+        if labels is None:
             raise ValueError("tokens: the terms carry no token labels; pass tokens=[...] (one per caption position)")
-        tokens = labelled.tokens[index]
+        tokens = labels[index]
     tokens = [str(token) for token in tokens]
     if len(tokens) != positions_a:
         raise ValueError(f"tokens: expected {positions_a} labels (one per caption position), got {len(tokens)}")
     if image is None:
-        pictured = next((run for run in runs if run.image is not None), None)
+        pictured = next((run.image for run in runs if run.image is not None), None)
         if pictured is None:
             raise ValueError("image: the terms carry no image; pass the image as the model saw it")
-        image = pictured.image[index].cpu().numpy()
+        image = pictured[index].cpu().numpy()
     picture = np.rint(image_array(image) * 255).astype(np.uint8)
     if grid_size is None:
         grid_size = next((run.grid for run in runs if run.grid is not None), None)

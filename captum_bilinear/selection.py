@@ -24,7 +24,7 @@ import math
 import os
 import re
 import warnings
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -191,7 +191,7 @@ def upsample_map(image_map: Tensor, image_size: Tuple[int, int], mode: str = "ne
     size = check_pair(image_size, "image_size")
     check_choice(mode, "mode", UPSAMPLE_MODES)
     if mode == "nearest":
-        row_patch, column_patch = _pixel_to_patch(size, tuple(tensor.shape))
+        row_patch, column_patch = _pixel_to_patch(size, (tensor.shape[0], tensor.shape[1]))
         return tensor[row_patch.to(tensor.device)][:, column_patch.to(tensor.device)]
     return F.interpolate(tensor[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
 
@@ -439,7 +439,7 @@ def token_span(tokenizer: Any, caption: str, substring: str, occurrence: int = 1
     return positions[0], positions[-1] + 1
 
 
-def token_labels(tokenizer: Any, input_ids: Sequence[int]) -> List[str]:
+def token_labels(tokenizer: Any, input_ids: Union[Sequence[int], Tensor]) -> List[str]:
     """Readable labels for a caption's tokens, e.g. for plots: word-piece markers removed,
     special tokens shortened to ``[BOS]``, ``[EOS]``, ``[PAD]``, ``[CLS]``, ``[SEP]``.
 
@@ -588,7 +588,9 @@ def noun_phrase_spans(tokens: Sequence[str], words: Optional[Sequence[Tuple[int,
         [(2, 5)]
     """
     words = [(index, index + 1) for index in range(len(tokens))] if words is None else list(words)
-    spans, start, end = [], None, None
+    spans: List[Tuple[int, int]] = []
+    start: Optional[int] = None
+    end = 0  # the previous word's stop, read once a span has started
     for word_start, word_stop in words + [(len(tokens), len(tokens))]:
         text = "".join(tokens[word_start:word_stop])
         special = any(token.startswith("[") and token.endswith("]") for token in tokens[word_start:word_stop])

@@ -29,7 +29,7 @@ What each method puts in it:
 import json
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, TypeVar, Union
 
 import torch
 from torch import Tensor
@@ -45,6 +45,9 @@ TENSORS_FILE, METADATA_FILE = "terms.safetensors", "terms.json"
 #: The tensor attributes, in the order they are saved.
 _TENSORS = ("intercept", "first_a", "first_b", "cross", "intra_a", "intra_b", "players_a", "players_b",
             "delta", "n_steps", "error", "image")
+_REQUIRED_TENSORS = ("intercept", "first_a", "first_b", "cross")
+#: a required (Tensor) or an optional (Optional[Tensor]) term: moved, it stays what it was
+_Term = TypeVar("_Term", Tensor, Optional[Tensor])
 
 
 def _take(value: Optional[Tensor], index: int) -> Optional[Tensor]:
@@ -134,7 +137,7 @@ class InteractionTerms:
     def _check_context(self, batch: int, positions_a: int, positions_b: int) -> None:
         """The labels, grid and image fit the terms (a flat label list is one example's)."""
         if self.tokens is not None:
-            tokens = list(self.tokens)
+            tokens: List[Any] = list(self.tokens)  # or one example's flat list of labels
             if tokens and all(isinstance(token, str) for token in tokens):
                 tokens = [tokens]
             if len(tokens) != batch or any(len(row) != positions_a for row in tokens):
@@ -174,10 +177,8 @@ class InteractionTerms:
         if not -self.batch_size <= index < self.batch_size:
             raise IndexError(f"index: {index} is out of range for a batch of {self.batch_size}")
         index %= self.batch_size
-        return replace(
-            self, tokens=None if self.tokens is None else [self.tokens[index]],
-            **{name: _take(getattr(self, name), index) for name in _TENSORS},
-        )
+        taken: Dict[str, Any] = {name: _take(getattr(self, name), index) for name in _TENSORS}
+        return replace(self, tokens=None if self.tokens is None else [self.tokens[index]], **taken)
 
     def player_masks(self) -> Tuple[Tensor, Tensor]:
         """bool ``(batch, S)`` and ``(batch, P)``: the player positions (all when unset)."""
@@ -273,7 +274,7 @@ class InteractionTerms:
         n_players = positions_a + positions_b
         players_a, players_b = one.player_masks()
         players = torch.cat([players_a[0], players_b[0]]).cpu().tolist()
-        keys = [()]
+        keys: List[Tuple[int, ...]] = [()]
         values = [float(one.intercept[0])]
         first = torch.cat([one.first_a[0], one.first_b[0]]).double().cpu().tolist()
         for i in range(n_players):
@@ -314,7 +315,7 @@ class InteractionTerms:
     def to(self, *args: Any, **kwargs: Any) -> "InteractionTerms":
         """The terms moved / cast like ``Tensor.to`` (player masks keep their dtype)."""
 
-        def move(value: Optional[Tensor], keep_dtype: bool = False) -> Optional[Tensor]:
+        def move(value: _Term, keep_dtype: bool = False) -> _Term:
             if value is None:
                 return None
             if keep_dtype:
@@ -423,7 +424,11 @@ class InteractionTerms:
                              + (" (it was written by a newer captum-bilinear: upgrade to read it)"
                                 if isinstance(version, int) and version > SAVED_FORMAT_VERSION else ""))
         tensors = load_file(files[TENSORS_FILE], device=str(device))
-        fields = {name: tensors.get(name) for name in _TENSORS}
+        absent = [name for name in _REQUIRED_TENSORS if name not in tensors]
+        if absent:
+            raise ValueError(f"path: {files[TENSORS_FILE]} has no {', '.join(absent)}; expected what "
+                             "InteractionTerms.save wrote")
+        fields: Dict[str, Any] = {name: tensors.get(name) for name in _TENSORS}
         return cls(
             **fields, method=metadata["method"], layers=tuple(metadata["layers"]),
             settings=from_json(metadata["settings"], tensors), has_intercept=metadata["has_intercept"],

@@ -15,7 +15,7 @@ cannot wash out every other value.
 """
 
 import math
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union, cast
 
 import matplotlib.colors as mcolors
 import matplotlib.patches as mpatches
@@ -103,7 +103,8 @@ def colour_of(value: float, scale: float) -> Tuple[float, float, float, float]:
         ([1.0, 1.0, 1.0, 1.0], (1.0, 0.0, 0.0, 1.0))
     """
     normalized = (float(np.clip(value / scale, -1, 1)) + 1) / 2
-    return tuple(float(c) for c in plt.get_cmap(CMAP)(normalized))  # type: ignore[return-value]
+    red, green, blue, alpha = (float(c) for c in plt.get_cmap(CMAP)(normalized))
+    return red, green, blue, alpha
 
 
 def outline_box(ax: Axes, box: Sequence[float], image_size: Tuple[int, int], colour: str = BOX_COLOUR) -> None:
@@ -246,13 +247,13 @@ def caption_colours(
     """
     if values is not None and len(values) != len(tokens):
         raise ValueError(f"values: expected {len(tokens)} values, one per token, got {len(values)}")
-    spans = [] if highlight is None else ([highlight] if isinstance(highlight[0], int) else list(highlight))
+    spans = [] if highlight is None else _span_list(highlight)
     neutral_set = {int(i) for i in neutral}
     if scale is None and values is not None:
         scale = common_scale([v for i, v in enumerate(values) if i not in neutral_set])
     scale = scale or 1.0
     ax.set_axis_off()
-    renderer = ax.figure.canvas.get_renderer()
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]  # the Agg canvases'; not in FigureCanvasBase's stubs
     axes_box = ax.get_window_extent(renderer)  # display units (pixels)
     gap = 0.45 * fontsize * ax.figure.dpi / 72.0  # about a space, in pixels
     x, y = axes_box.x0, axes_box.y1
@@ -283,8 +284,17 @@ def caption_colours(
     to_axes = ax.transAxes.inverted()
     for text in ax.texts:
         text.set_transform(ax.transAxes)
-        text.set_position(to_axes.transform(text.get_position()))
+        x_axes, y_axes = to_axes.transform(text.get_position())
+        text.set_position((x_axes, y_axes))
     return ax
+
+
+def _span_list(spans: Union[Tuple[int, int], Sequence[Tuple[int, int]]]) -> List[Tuple[int, int]]:
+    """One span ``(start, stop)`` or several, as a list of spans."""
+    if isinstance(spans[0], int):
+        start, stop = cast(Tuple[int, int], spans)
+        return [(start, stop)]
+    return [(start, stop) for start, stop in cast(Sequence[Tuple[int, int]], spans)]
 
 
 def caption_html(tokens: Sequence[str], values: Sequence[float], scale: Optional[float] = None) -> str:
@@ -407,7 +417,7 @@ def plot_interaction_figure(
         )
     if isinstance(max_columns, bool) or not isinstance(max_columns, int) or max_columns < 1:
         raise ValueError(f"max_columns: expected a positive int, got {max_columns!r}")
-    span_list: List[Tuple[int, int]] = [tuple(spans)] if isinstance(spans[0], int) else [tuple(s) for s in spans]  # type: ignore[misc]
+    span_list = _span_list(spans)
     labels = [" ".join(tokens[start:stop]) for start, stop in span_list] if span_labels is None else list(span_labels)
     if len(labels) != len(span_list):
         raise ValueError(f"span_labels: expected {len(span_list)} labels, one per span, got {len(labels)}")
@@ -417,11 +427,11 @@ def plot_interaction_figure(
     if matrix is not None:
         span_rows = torch.stack([matrix[start:stop].sum(0) for start, stop in span_list])
         box_column = box_token_map(matrix, box, image_size, grid_size, has_cls) if box is not None else None
-    rows = torch.as_tensor(_numpy(span_rows), dtype=torch.float64)
-    if rows.dim() != 2 or rows.shape[0] != len(span_list):
-        raise ValueError(f"span_rows: expected one row per span ({len(span_list)}), got {tuple(rows.shape)}")
-    span_maps = [patch_grid(row, grid_size, has_cls) for row in rows]
-    cls_values = [float(row[0]) for row in rows] if has_cls else None
+    span_values = torch.as_tensor(_numpy(span_rows), dtype=torch.float64)
+    if span_values.dim() != 2 or span_values.shape[0] != len(span_list):
+        raise ValueError(f"span_rows: expected one row per span ({len(span_list)}), got {tuple(span_values.shape)}")
+    span_maps = [patch_grid(row, grid_size, has_cls) for row in span_values]
+    cls_values = [float(row[0]) for row in span_values] if has_cls else None
     box_values = None if box is None else torch.as_tensor(_numpy(box_column), dtype=torch.float64)
     if box_values is not None and box_values.shape != (len(tokens),):
         raise ValueError(f"box_column: expected one value per token ({len(tokens)}), got {tuple(box_values.shape)}")

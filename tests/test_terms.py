@@ -207,6 +207,17 @@ def test_what_is_not_saved_terms_is_refused_by_name(tmp_path):
         InteractionTerms.load(tmp_path)
 
 
+def test_saved_terms_without_a_required_tensor_are_refused_by_name(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    random_terms(batch=1).save(tmp_path)
+    tensors = load_file(str(tmp_path / "terms.safetensors"))
+    del tensors["cross"]
+    save_file(tensors, str(tmp_path / "terms.safetensors"))
+    with pytest.raises(ValueError, match=r"path: .*terms.safetensors has no cross; expected what InteractionTerms.save"):
+        InteractionTerms.load(tmp_path)
+
+
 def test_settings_that_cannot_be_saved_are_named(tmp_path):
     terms = random_terms(batch=1)
     terms.settings = {"callback": print}

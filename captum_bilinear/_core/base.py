@@ -1,7 +1,7 @@
 """What every interaction method shares: the model as a :class:`DualEncoder`, one layer
 per side, argument checks, and per-example access to both sides' layer activations."""
 
-from typing import Any, Iterator, NamedTuple, Optional, Tuple
+from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 from captum.attr import GradientAttribution, LayerAttribution
@@ -101,7 +101,7 @@ class DualLayerAttribution(LayerAttribution):
     def layer_names(self) -> Tuple[str, str]:
         """The attributed modules' names in the model (``""`` where not found)."""
         named = {id(module): name for name, module in self.model.named_modules()} if hasattr(self.model, "named_modules") else {}
-        return tuple(named.get(id(module), type(module).__name__) for module in self.layer)  # type: ignore[return-value]
+        return tuple(named.get(id(module), type(module).__name__) for module in self.layer)
 
     def _input_positions(self, side: SideBatch, which: str, index: int, positions: int) -> Optional[Tensor]:
         """bool ``(positions,)`` of example ``index``'s layer positions that carry input
@@ -125,7 +125,8 @@ class DualLayerAttribution(LayerAttribution):
         from captum_bilinear.games import LayerMaskingGame
 
         for index, pair in enumerate(self._layer_pairs(side_a, side_b, attribute_to_layer_input)):
-            masks, members = [], []
+            masks: List[Tensor] = []
+            members: List[Optional[Tensor]] = []  # per side: its groups as players, None when ungrouped
             for which, (side, activation) in enumerate(((side_a, pair.input_a), (side_b, pair.input_b))):
                 positions = num_positions(activation)
                 carries_input = self._input_positions(side, "ab"[which], index, positions)
@@ -199,17 +200,17 @@ class DualLayerAttribution(LayerAttribution):
         return SimilarityTerms(*(torch.cat(column) for column in zip(*terms)))
 
 
-class FourTermConvergenceDelta:
+class FourTermConvergenceDelta(DualLayerAttribution):
     """``compute_convergence_delta`` for methods whose interactions sum to the four-term
     identity ``f(a,b) - f(r_a,b) - f(a,r_b) + f(r_a,r_b)`` (in place of Captum's
     first-order delta ``sum - [f(input) - f(baseline)]``, which compares them with a
-    score they do not decompose). Mixed into a :class:`DualLayerAttribution`, before
+    score they do not decompose). A :class:`DualLayerAttribution`, placed before
     Captum's ``GradientAttribution`` in the bases."""
 
     def has_convergence_delta(self) -> bool:
         return True
 
-    def compute_convergence_delta(  # type: ignore[override]
+    def compute_convergence_delta(
         self,
         attributions: Tensor,
         inputs: Any,
@@ -242,12 +243,12 @@ class FourTermConvergenceDelta:
                              f"got shape {tuple(attributions.shape)}")
         from captum_bilinear._utils.positions import num_positions
 
-        side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)  # type: ignore[attr-defined]
+        side_a, side_b = self._prepare(inputs, baselines, additional_forward_args)
         if side_a.batch_size != attributions.shape[0]:
             raise ValueError(f"attributions: a batch of {attributions.shape[0]} for inputs of batch {side_a.batch_size}")
         terms, positions = [], None
-        with evaluation_mode(self.dual_encoder):  # type: ignore[attr-defined]
-            for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input):  # type: ignore[attr-defined]
+        with evaluation_mode(self.dual_encoder):
+            for pair in self._layer_pairs(side_a, side_b, attribute_to_layer_input):
                 if positions is None:
                     positions = (num_positions(pair.input_a), num_positions(pair.input_b))
                     if tuple(attributions.shape[1:]) != positions:
@@ -255,7 +256,7 @@ class FourTermConvergenceDelta:
                             "attributions: expected the interactions of these inputs at these layers, of shape "
                             f"(batch, positions_a, positions_b) = {(side_a.batch_size, *positions)}, got shape "
                             f"{tuple(attributions.shape)}")
-                terms.append(pair.similarity_terms(self.dual_encoder.scale))  # type: ignore[attr-defined]
+                terms.append(pair.similarity_terms(self.dual_encoder.scale))
         identity = SimilarityTerms(*(torch.cat(column) for column in zip(*terms))).interaction
         dtype = torch.promote_types(torch.promote_types(attributions.dtype, identity.dtype), torch.float32)
         return attributions.to(dtype).sum((1, 2)) - identity.to(device=attributions.device, dtype=dtype)

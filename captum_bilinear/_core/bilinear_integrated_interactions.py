@@ -104,7 +104,7 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
                   attribute_to_layer_input: bool = False, show_progress: bool = False) -> Tuple[Tensor, Tensor]: ...
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: Tuple[Any, Any],
         baselines: Optional[Tuple[Any, Any]] = None,

@@ -195,14 +195,17 @@ def terms_of_fits(
             columns["intra_a"].append(_scatter(fit.intra_a, [mask_a, mask_a], (positions_a, positions_a)))
             columns["intra_b"].append(_scatter(fit.intra_b, [mask_b, mask_b], (positions_b, positions_b)))
 
-    def stacked(name: str) -> Optional[Tensor]:
-        return torch.stack(columns[name]).to(device=device, dtype=dtype) if columns[name] else None
+    def stacked(name: str) -> Tensor:
+        return torch.stack(columns[name]).to(device=device, dtype=dtype)
+
+    def stacked_if_fitted(name: str) -> Optional[Tensor]:  # the intra-modal terms, when the fits have them
+        return stacked(name) if columns[name] else None
 
     settings = dict(description.pop("settings", {}))
     settings["samples"] = [fit.samples for fit in fits]
     return InteractionTerms(
         intercept=stacked("intercept"), first_a=stacked("first_a"), first_b=stacked("first_b"),
-        cross=stacked("cross"), intra_a=stacked("intra_a"), intra_b=stacked("intra_b"),
+        cross=stacked("cross"), intra_a=stacked_if_fitted("intra_a"), intra_b=stacked_if_fitted("intra_b"),
         players_a=torch.stack(players_a).to(device), players_b=torch.stack(players_b).to(device),
         settings=settings, has_first_order=fits[0].first_a is not None, **description,
     )

@@ -85,7 +85,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
-    def compute_convergence_delta(  # type: ignore[override]
+    def compute_convergence_delta(
         self,
         attributions: Tensor,
         start_point: Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]],
@@ -157,7 +157,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
                   attribute_to_layer_input: bool = False) -> Tuple[Tensor, Tensor]: ...
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
         baselines: Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]] = None,
@@ -223,6 +223,7 @@ class IntegratedJacobians(LayerAttribution, GradientAttribution):
                 example = side.example(index)
                 encoder, activation, reference, endpoints = examples.capture(
                     example.inputs, example.extra, example.baselines, endpoints=True)
+                assert endpoints is not None  # endpoints=True always runs the endpoint pass
                 delta = activation - reference
                 direction = delta if self._multiply_by_inputs else torch.ones_like(delta)
                 change = endpoints[0] - endpoints[1]

@@ -64,7 +64,7 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
     def multiplies_by_inputs(self) -> bool:
         return True
 
-    def compute_convergence_delta(self, *args: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
+    def compute_convergence_delta(self, *args: Any, **kwargs: Any) -> Tensor:
         """Not available: InteractionCAM has no completeness property (its maps are
         evaluated at the input only), so there is no sum for a delta to check. Captum's
         inherited first-order delta would compare ``A`` with a score it does not
@@ -76,7 +76,7 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
         )
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: Tuple[Any, Any],
         baselines: Optional[Tuple[Any, Any]] = None,

@@ -124,7 +124,7 @@ class InteractionLIME(DualLayerAttribution, PerturbationAttribution):
         return minimum_cross_modal_samples(positions_a, positions_b)
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: Tuple[Any, Any],
         baselines: Optional[Tuple[Any, Any]] = None,

@@ -65,18 +65,21 @@ class TokenPatchSimilarity(DualLayerAttribution):
         if variant not in VARIANTS:
             raise ValueError(f"variant: expected 'output' (ITSM-O) or 'hidden' (ITSM-H), got {variant!r}")
         encoder = self.dual_encoder
+        heads = []
         for side, head in (("a", encoder.token_head_a), ("b", encoder.token_head_b)):
             if head is None:
                 raise ValueError(
                     f"model: side {side} has no per-position output head (token_head_{side}); "
                     "TokenPatchSimilarity needs one (SigLIP's attention-pooling image head has none)"
                 )
+            heads.append(head)
+        self._token_heads: Tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]] = (heads[0], heads[1])
         if variant == "output" and (encoder.output_layer_a is None or encoder.output_layer_b is None):
             raise ValueError("model: variant='output' needs output_layer_a and output_layer_b on the DualEncoder")
         self.variant = variant
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: Tuple[Any, Any],
         baselines: None = None,
@@ -131,9 +134,9 @@ class TokenPatchSimilarity(DualLayerAttribution):
         layer_a, layer_b = self.layer if self.variant == "hidden" else (encoder.output_layer_a, encoder.output_layer_b)
         with evaluation_mode(encoder), torch.no_grad():
             tokens = self._position_embeddings(encoder.embed_a, side_a.inputs + side_a.extra, layer_a,
-                                               encoder.token_head_a, attribute_to_layer_input, "layer[0]")
+                                               self._token_heads[0], attribute_to_layer_input, "layer[0]")
             patches = self._position_embeddings(encoder.embed_b, side_b.inputs + side_b.extra, layer_b,
-                                                encoder.token_head_b, attribute_to_layer_input, "layer[1]")
+                                                self._token_heads[1], attribute_to_layer_input, "layer[1]")
         cross = _grouped(encoder.scale * torch.einsum("bsd,bpd->bsp", tokens, patches), masks)
         batch, positions_a, positions_b = cross.shape
         zeros = cross.new_zeros

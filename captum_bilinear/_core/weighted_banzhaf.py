@@ -104,7 +104,7 @@ class WeightedBanzhafInteractions(DualLayerAttribution, PerturbationAttribution)
         return basis_size(players_a, intra_modal) * basis_size(players_b, intra_modal)
 
     @log_usage()
-    def attribute(  # type: ignore[override]
+    def attribute(
         self,
         inputs: Tuple[Any, Any],
         baselines: Optional[Tuple[Any, Any]] = None,

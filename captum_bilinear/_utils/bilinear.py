@@ -254,19 +254,25 @@ def _to_tolerance(
     second_values = _PathValues(second, internal_batch_size)
     evaluated = [0, 0]  # per side: max_steps bounds each
     first_tolerance = FIRST_SIDE_SHARE * rule.tolerance
+    def first_jacobian(alphas: Tensor, weights: Tensor) -> Tensor:
+        progress.expect(len(alphas) * min(first.tangent_count, embedding_dim))
+        return first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress)
+
     for attempt in range(2):
         first_result = integrate_adaptively(
-            lambda alphas, weights: _expecting(progress, len(alphas) * min(first.tangent_count, embedding_dim))
-            or first.integrated_jacobian(alphas, weights, embedding_dim, internal_batch_size, progress),
+            first_jacobian,
             lambda integrals: integrals.sum(-1), first_values,
             lambda differences, total: column_relative(differences[..., :players], total[..., :players]),
             first_completeness, first_tolerance, rule.max_steps - evaluated[0], initial=first_values.panels(),
         )
         jacobian = first_result.integral
         cotangents = _cotangents(jacobian[:, :players], first_ref)
+        def second_contraction(alphas: Tensor, weights: Tensor) -> Tensor:
+            progress.expect(len(alphas) * len(cotangents))
+            return second.contract(cotangents, alphas, weights, internal_batch_size, progress)
+
         second_result = integrate_adaptively(
-            lambda alphas, weights: _expecting(progress, len(alphas) * len(cotangents))
-            or second.contract(cotangents, alphas, weights, internal_batch_size, progress),
+            second_contraction,
             lambda integrals: integrals.sum(-1),
             lambda alphas: second_values(alphas).to(cotangents.dtype) @ cotangents.T,
             second_error, second_completeness, SECOND_SIDE_SHARE * rule.tolerance,
@@ -323,10 +329,6 @@ def _cotangents(jacobian: Tensor, first_reference: Optional[Tensor]) -> Tensor:
     if first_reference is None:
         return rows
     return torch.cat([rows, first_reference.to(rows.dtype)[None]])
-
-
-def _expecting(progress: Progress, rows: int) -> None:
-    progress.expect(rows)
 
 
 def bilinear_interactions(

@@ -48,8 +48,8 @@ def as_bool_mask(value: Any, name: str) -> Tensor:
 
 def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral,)):
-        integral = isinstance(value, Tensor) and not value.is_floating_point() and value.dtype != torch.bool
-        if integral and value.numel() == 1:
+        if isinstance(value, Tensor) and not value.is_floating_point() and value.dtype != torch.bool \
+                and value.numel() == 1:
             value = int(value.item())
         else:
             raise TypeError(f"{name}: expected an int, got {value!r}")

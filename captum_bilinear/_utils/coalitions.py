@@ -283,8 +283,7 @@ def weighted_coalitions(n_players: int, count: int, p: float, generator: torch.G
     if count >= _power_set_size(n_players):
         masks = _all_coalitions(n_players)
         sizes = masks.sum(1).to(torch.float64)
-        weights = torch.exp(sizes * log_p + (n_players - sizes) * log_q)
-        return WeightedCoalitions(masks, weights, True, tuple(range(n_players + 1)))
+        return WeightedCoalitions(masks, torch.exp(sizes * log_p + (n_players - sizes) * log_q), True, tuple(range(n_players + 1)))
     log_masses = _log_size_masses(n_players, p)
     to_sample = list(range(n_players + 1))
     enumerated: List[int] = []

@@ -11,7 +11,7 @@ below run once (DESIGN.md section 2, step 4).
 """
 
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Tuple, Union
 
 from torch import Tensor
 from torch.nn import Module
@@ -43,13 +43,14 @@ def _with_first_tensor_of_output(output: Any, activation: Tensor) -> Any:
     return replaced
 
 
-def _first_tensor_argument(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Optional[int], Optional[str]]:
+def _first_tensor_argument(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Union[int, str]:
+    """Where the first tensor argument is: its index in ``args``, or its key in ``kwargs``."""
     for index, value in enumerate(args):
         if isinstance(value, Tensor):
-            return index, None
+            return index
     for key, value in kwargs.items():
         if isinstance(value, Tensor):
-            return None, key
+            return key
     raise TypeError("layer: attribute_to_layer_input=True but the layer received no Tensor input")
 
 
@@ -79,15 +80,15 @@ class LayerTap:
 
             def pre_hook(module: Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
                 count_once()
-                index, key = _first_tensor_argument(args, kwargs)
-                activation = args[index] if key is None else kwargs[key]
+                where = _first_tensor_argument(args, kwargs)
+                activation = args[where] if isinstance(where, int) else kwargs[where]
                 replacement = on_activation(activation)
                 if replacement is None:
                     return None
-                if key is None:
-                    args = (*args[:index], replacement, *args[index + 1 :])
+                if isinstance(where, int):
+                    args = (*args[:where], replacement, *args[where + 1 :])
                 else:
-                    kwargs = {**kwargs, key: replacement}
+                    kwargs = {**kwargs, where: replacement}
                 return args, kwargs
 
             handle = self.layer.register_forward_pre_hook(pre_hook, with_kwargs=True)

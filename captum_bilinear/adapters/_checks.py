@@ -1,11 +1,18 @@
 """Argument checks the adapters share: token ids, attention masks, images."""
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple, TypedDict
 
 import torch
 from torch import Tensor
 
 _INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+class TokenLimits(TypedDict):
+    """A text tower's limits, as :func:`check_token_ids` takes them (None: unknown)."""
+
+    vocab_size: Optional[int]
+    max_length: Optional[int]
 
 
 def check_token_ids(

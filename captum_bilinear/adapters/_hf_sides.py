@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from captum_bilinear.adapters._checks import check_attention_mask, check_pixels, check_same_shape, check_token_ids
+from captum_bilinear.adapters._checks import (TokenLimits, check_attention_mask, check_pixels, check_same_shape,
+                                              check_token_ids)
 from captum_bilinear.references import black_image, text_reference
 
 Check = Callable[[Tuple[Tensor, ...], Optional[Tuple[Tensor, ...]], Tuple[Any, ...]], None]
@@ -80,8 +81,8 @@ def text_side(
             ``pad_token_id``, for towers that pool at the first token.
         check: ``check(input_ids, baseline_ids_or_None)`` for the family's own rules.
     """
-    limits = dict(vocab_size=getattr(text_config, "vocab_size", None),
-                  max_length=getattr(text_config, "max_position_embeddings", None))
+    limits = TokenLimits(vocab_size=getattr(text_config, "vocab_size", None),
+                         max_length=getattr(text_config, "max_position_embeddings", None))
     pad_token_id = getattr(text_config, "pad_token_id", None)
 
     def default_reference(input_ids: Tensor, extra: Tuple[Any, ...]) -> Tensor:

@@ -30,13 +30,14 @@ forward-mode derivative: every attribution call runs with it switched off (and t
 process-wide switch restored afterwards).
 """
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from captum_bilinear._utils.model_state import without_mha_fast_path
-from captum_bilinear.adapters._checks import check_no_extra, check_pixels, check_same_shape, check_token_ids, pair_size
+from captum_bilinear.adapters._checks import (TokenLimits, check_no_extra, check_pixels, check_same_shape, check_token_ids,
+                                              pair_size)
 from captum_bilinear.encoders import DualEncoder
 from captum_bilinear.references import (
     CLIP_IMAGE_MEAN,
@@ -69,7 +70,7 @@ class _TextTower:
     """What the adapter reads off open_clip's text tower (``CLIP`` keeps it flat on the
     model, ``CustomTextCLIP`` as ``model.text``)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Any) -> None:  # open_clip's CLIP / CustomTextCLIP (untyped: read duck-typed)
         classes = _defined_in_open_clip(model)
         if "CLIP" in classes:
             tower, self.pool_type, self.eos_id = model, model.text_pool_type, getattr(model, "text_eos_id", None)
@@ -88,6 +89,9 @@ class _TextTower:
             )
         if self.pool_type not in ("argmax", "eos", "first", "last"):
             raise TypeError(f"model: open_clip text_pool_type {self.pool_type!r} gives no single text embedding")
+        if self.pool_type == "eos" and self.eos_id is None:
+            raise TypeError("model: open_clip text_pool_type 'eos' pools at the end-of-text token, but the model names "
+                            "none (text_eos_id / eos_id)")
         self.tower = tower
         self.causal = tower.attn_mask is not None
         self.context_length = int(tower.context_length)
@@ -98,6 +102,7 @@ class _TextTower:
         if self.pool_type == "argmax":
             return text.argmax(dim=-1)
         if self.pool_type == "eos":
+            assert self.eos_id is not None  # checked in __init__
             return first_positions_of(text, self.eos_id)
         if self.pool_type == "first":
             return torch.zeros(text.shape[0], dtype=torch.long, device=text.device)
@@ -119,7 +124,7 @@ class _TextTower:
 
     def check(self, inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]], extra: Tuple[Any, ...]) -> None:
         check_no_extra(extra, "additional_forward_args[0]", "open_clip's text encoder (encode_text)")
-        limits = dict(vocab_size=self.vocab_size, max_length=self.context_length)
+        limits = TokenLimits(vocab_size=self.vocab_size, max_length=self.context_length)
         text = check_token_ids(inputs, **limits)
         if self.exact_length and text.shape[1] != self.context_length:
             raise ValueError(
@@ -189,8 +194,9 @@ def wrap(
         >>> model = open_clip.create_model("ViT-B-32", pretrained="openai")  # doctest: +SKIP
         >>> dual = wrap(model, processor=preprocess)  # or as_dual_encoder(model)  # doctest: +SKIP
     """
-    text = _TextTower(model)
-    visual = model.visual
+    clip: Any = model  # open_clip's towers and their modules are read duck-typed (open_clip is untyped)
+    text = _TextTower(clip)
+    visual = clip.visual
     processor_mean, processor_std = _normalize_statistics(processor)
     mean = image_mean or processor_mean or getattr(visual, "image_mean", None) or CLIP_IMAGE_MEAN
     std = image_std or processor_std or getattr(visual, "image_std", None) or CLIP_IMAGE_STD
@@ -199,10 +205,10 @@ def wrap(
     image_size = pair_size(getattr(visual, "image_size", None))
 
     def encode_text(tokens: Tensor) -> Tensor:
-        return model.encode_text(tokens)
+        return clip.encode_text(tokens)
 
     def encode_image(images: Tensor) -> Tensor:
-        return model.encode_image(images)
+        return clip.encode_image(images)
 
     def check_image(inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]], extra: Tuple[Any, ...]) -> None:
         check_no_extra(extra, "additional_forward_args[1]", "open_clip's image encoder (encode_image)")
@@ -210,7 +216,7 @@ def wrap(
         if baselines is not None:
             check_pixels(baselines, channels, name="baselines[1]", image_size=image_size)
 
-    heads = {}
+    heads: Dict[str, Any] = {}  # the per-position heads and output layers the model has
     tower = text.tower
     if hasattr(tower, "transformer") and hasattr(tower, "ln_final") and text.pool_type in _END_POOLING:
         heads.update(token_head_a=lambda hidden: _projected(hidden, tower.ln_final, tower.text_projection),

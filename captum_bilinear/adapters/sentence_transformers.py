@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from captum_bilinear.adapters._checks import check_attention_mask, check_same_shape, check_token_ids
+from captum_bilinear.adapters._checks import TokenLimits, check_attention_mask, check_same_shape, check_token_ids
 from captum_bilinear.encoders import DualEncoder
 from captum_bilinear.references import special_token_reference
 
@@ -68,14 +68,15 @@ def wrap(model: nn.Module, image_mean: Any = None, image_std: Any = None, proces
         >>> wrap(model).normalize  # cosine similarity  # doctest: +SKIP
         True
     """
-    transformer = model[0] if len(model) else None
+    sentence_model: Any = model  # a SentenceTransformer (an nn.Sequential) with attributes of its own, untyped here
+    transformer = sentence_model[0] if len(sentence_model) else None
     auto_model = getattr(transformer, "auto_model", None)
     if not isinstance(auto_model, nn.Module):
         raise TypeError(
             f"model: the SentenceTransformer's first module is a {type(transformer).__name__}, not a Transformer "
             "module with a HF model (auto_model); wrap it yourself as DualEncoder(encode, encode)"
         )
-    similarity = model.similarity_fn_name
+    similarity = sentence_model.similarity_fn_name
     if similarity not in _BILINEAR_SIMILARITIES:
         raise ValueError(
             f"model.similarity_fn_name: {similarity!r} is not a bilinear similarity of the two embeddings; the "
@@ -84,7 +85,7 @@ def wrap(model: nn.Module, image_mean: Any = None, image_std: Any = None, proces
     config = auto_model.config
     vocab_size = getattr(config, "vocab_size", None)
     max_length = getattr(config, "max_position_embeddings", None)
-    tokenizer = getattr(model, "tokenizer", None)
+    tokenizer = getattr(sentence_model, "tokenizer", None)
     pad_token_id = getattr(tokenizer, "pad_token_id", None)
     special_ids = _special_ids(tokenizer)
 
@@ -104,7 +105,7 @@ def wrap(model: nn.Module, image_mean: Any = None, image_std: Any = None, proces
 
     def check(side: int) -> Any:
         def check_side(inputs: Tuple[Tensor, ...], baselines: Optional[Tuple[Tensor, ...]], extra: Tuple[Any, ...]) -> None:
-            limits = dict(vocab_size=vocab_size, max_length=max_length)
+            limits = TokenLimits(vocab_size=vocab_size, max_length=max_length)
             input_ids = check_token_ids(inputs, name=f"inputs[{side}]", **limits)
             if baselines is not None:
                 baseline_ids = check_token_ids(baselines, name=f"baselines[{side}]", **limits)

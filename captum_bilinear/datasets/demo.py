@@ -52,6 +52,11 @@ def scene_object_span(scene: Any, obj: Any) -> Tuple[int, int]:
     return offsets[start - 1][0], offsets[stop - 2][1]
 
 
+def _float_box(box: Sequence[int]) -> Tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return x0, y0, x1, y1
+
+
 def negative_seed(seed: int, index: int) -> int:
     """The seed of scene ``index``'s hard negative in a run of ``seed``."""
     return int(seed) * 100003 + int(index)
@@ -75,7 +80,7 @@ def demo_dataset(n_scenes: int, seed: int = 0, scenes: Sequence[Any] = ()) -> Da
     scenes = list(scenes) if scenes else demo_scenes(n_scenes, seed)
     examples = []
     for index, scene in enumerate(scenes):
-        objects = tuple(DatasetObject(scene_object_span(scene, obj), tuple(float(v) for v in obj.box), obj.shape)
+        objects = tuple(DatasetObject(scene_object_span(scene, obj), _float_box(obj.box), obj.shape)
                         for obj in scene.objects)
         negatives: Tuple[HardNegative, ...] = ()
         if scene.objects:

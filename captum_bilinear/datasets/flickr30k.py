@@ -90,9 +90,10 @@ def parse_annotation(path: str) -> Tuple[Tuple[int, int], Dict[str, List[Box]]]:
         xmin, ymin, xmax, ymax = (context.number(bndbox.findtext(tag), where, f"<{tag}>")
                                   for tag in ("xmin", "ymin", "xmax", "ymax"))
         for name in element.findall("name"):
-            if not (name.text or "").strip():
+            entity = (name.text or "").strip()
+            if not entity:
                 raise context.error(where, "a <name> is empty, expected the entity's number")
-            boxes.setdefault(name.text.strip(), []).append((xmin - 1, ymin - 1, xmax, ymax))
+            boxes.setdefault(entity, []).append((xmin - 1, ymin - 1, xmax, ymax))
     return (dimensions[0], dimensions[1]), boxes
 
 

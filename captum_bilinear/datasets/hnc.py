@@ -66,7 +66,7 @@ def _label(context: FileContext, entry: Mapping[str, Any], where: str) -> int:
     return int(label)
 
 
-def _captions_of(context: FileContext, image_id: str, entry: Any) -> Dict[str, Mapping[str, Any]]:
+def _captions_of(context: FileContext, image_id: str, entry: Any) -> Mapping[str, Mapping[str, Any]]:
     """An image's captions, ``"captions"`` level or not, each checked to be an object with a
     caption string."""
     where = f"image {image_id}"
@@ -167,13 +167,13 @@ def read_hnc(annotations: str, images: str) -> Dataset:
                 if not all(isinstance(words, str) for words in replaced):
                     raise context.error(place, f'"replaced" is {replaced!r}, expected [original words, replacement]')
                 original, replacement = replaced[0], replaced[1]
-                original_span, span = _once(caption, original), _once(negative_caption, replacement)
-                box = None if original_span is None else _negative_box(caption, original_span, original, boxes)
-                if span is None or box is None:
+                original_span, negative_span = _once(caption, original), _once(negative_caption, replacement)
+                negative_box = None if original_span is None else _negative_box(caption, original_span, original, boxes)
+                if original_span is None or negative_span is None or negative_box is None:
                     statistics["hard negatives whose words or box cannot be placed"] += 1
                     continue
                 kind = negative.get("type")
-                negatives.append(HardNegative(negative_caption, span, original_span, box,
+                negatives.append(HardNegative(negative_caption, negative_span, original_span, negative_box,
                                               kind if isinstance(kind, str) and kind else "other",
                                               (original, replacement)))
             if not objects and not negatives:

@@ -107,7 +107,7 @@ def _tokenize(tokenizer: Any, caption: str, max_length: Optional[int]) -> Tuple[
         raise ValueError(f"tokenizer: {type(tokenizer).__name__} returned no offset_mapping; the evaluation needs a "
                          "fast (Rust-backed) tokenizer that returns offsets (load it with use_fast=True, e.g. "
                          "AutoTokenizer.from_pretrained(model, use_fast=True))")
-    offsets = [tuple(int(v) for v in pair) for pair in encoded["offset_mapping"][0].tolist()]
+    offsets = [(int(start), int(stop)) for start, stop in encoded["offset_mapping"][0].tolist()]
     mask = encoded["attention_mask"]
     players = ((encoded["special_tokens_mask"][0] == 0) & (mask[0] == 1)).nonzero().flatten()
     return encoded["input_ids"], mask, offsets, players

@@ -64,7 +64,9 @@ def write_coco(scenes: Sequence[Any], out: str, scale: int = 4) -> Dict[str, str
     os.makedirs(images_dir, exist_ok=True)
     categories = [{"id": k + 1, "name": shape, "supercategory": "shape"} for k, shape in enumerate(SHAPES)]
     category_id = {shape: k + 1 for k, shape in enumerate(SHAPES)}
-    images, instances, captions = [], [], []
+    images: List[Dict[str, Any]] = []
+    instances: List[Dict[str, Any]] = []
+    captions: List[Dict[str, Any]] = []
     for index, scene in enumerate(scenes):
         file_name = f"{_scene_id(index)}.png"
         width, height = _save_image(scene, os.path.join(images_dir, file_name), scale)

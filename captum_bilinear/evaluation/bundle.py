@@ -120,7 +120,7 @@ def load_bundle(model: Optional[str] = None, layer: Optional[LayerSpec] = None, 
     net = loaded.model.to(target).eval()
     spec = parse_layer(loaded.default_layer if layer is None else layer)
     n_layers = len(net.vision_model.encoder.layers)
-    if spec != "embeddings" and not -n_layers <= spec < n_layers:
+    if isinstance(spec, int) and not -n_layers <= spec < n_layers:
         raise ValueError(f"layer: the model has {n_layers} encoder layers, got {spec}")
     vision = net.config.vision_config
     pad = net.config.text_config.pad_token_id

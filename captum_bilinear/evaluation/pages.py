@@ -54,7 +54,7 @@ def keep_pair_terms(out: str, example_id: str, caption: str, method: Any, terms:
     ITSM variants share a class), with its token labels, grid and image."""
     folder = os.path.join(out, TERMS, pair_name(example_id))
     image = torch.tensor(np.asarray(display, dtype=np.uint8))[None]  # a copy: the display may be read-only
-    labelled = replace(terms, method=method.name, tokens=[list(tokens)], grid=tuple(grid), image=image)
+    labelled = replace(terms, method=method.name, tokens=[list(tokens)], grid=(int(grid[0]), int(grid[1])), image=image)
     labelled.save(os.path.join(folder, method.short))
     with open(os.path.join(folder, "pair.json"), "w", encoding="utf-8") as handle:
         json.dump({"example_id": example_id, "caption": caption}, handle)
@@ -209,19 +209,20 @@ def write_report_html(results: Dict[str, Any], out: str, objects: Sequence[Dict[
         if record["method"] in interaction:
             entry = by_object.setdefault((record["example_id"], record["object"]), {"record": record, "PGE": {}})
             entry["PGE"][record["method"]] = record["PGE"]
-    if by_object:
+    shown = main_method(interaction)  # None only without interaction methods, when by_object is empty
+    if by_object and shown is not None:
         parts.append("<h2>Per object</h2><p class=\"note\">PGE of each interaction method; the words open the "
                      "pair's explorer with them and the object's box selected.</p>")
         header = "".join(f"<th>{html.escape(name)}</th>" for name in interaction)
-        rows = []
+        object_rows = []
         for (example_id, _), entry in by_object.items():
             record = entry["record"]
             cells = "".join(f"<td>{_cell(entry['PGE'].get(name))}</td>" for name in interaction)
-            rows.append(f"<tr><td class=\"words\">{html.escape(example_id)}</td>"
-                        f"<td class=\"words\">{link(record, main_method(interaction), record['phrase'])}</td>"
+            object_rows.append(f"<tr><td class=\"words\">{html.escape(example_id)}</td>"
+                        f"<td class=\"words\">{link(record, shown, record['phrase'])}</td>"
                         f"<td class=\"words\">{html.escape(str(record.get('category', '')))}</td>{cells}</tr>")
         parts.append(f"<table><thead><tr><th>pair</th><th>words</th><th>category</th>{header}</tr></thead>"
-                     f"<tbody>{''.join(rows)}</tbody></table>")
+                     f"<tbody>{''.join(object_rows)}</tbody></table>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Evaluation report</title>"
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
     path = os.path.join(out, "report.html")

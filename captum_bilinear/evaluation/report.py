@@ -288,7 +288,7 @@ def write_report(results: Dict[str, Any], out: str, energies: Dict[str, List[flo
     lines += _hard_negative_section(results)
     if results.get("per_layer"):
         per_layer = results["per_layer"]
-        lines += [f"## Per layer", "",
+        lines += ["## Per layer", "",
                   f"The gradient methods at the embeddings and at every encoder layer, on the first "
                   f"{per_layer['examples']} pairs ({steps_text}; completeness error: BII's |delta| relative to the "
                   "score its terms decompose, LayerIntegratedGradients' relative convergence delta):", "",

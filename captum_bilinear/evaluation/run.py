@@ -12,7 +12,7 @@ import os
 import platform
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -123,6 +123,18 @@ class EvaluationConfig:
             keep.pop(name)
         return json.loads(json.dumps(keep))
 
+    @property
+    def method_names(self) -> List[str]:
+        """The evaluation names of ``methods`` (every method where it is None)."""
+        return resolve_methods(self.methods)
+
+    def path(self, name: str) -> str:
+        """The file or folder argument ``name`` (``images``, ``root``, ...), which the dataset requires."""
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(f"--{name}: required for --dataset {self.dataset}")
+        return value
+
 
 def load_dataset(config: EvaluationConfig) -> Any:
     """The :class:`~captum_bilinear.datasets.Dataset` of a config."""
@@ -131,10 +143,11 @@ def load_dataset(config: EvaluationConfig) -> Any:
     if config.dataset == "demo":
         return datasets.demo_dataset(config.scenes, config.seed)
     if config.dataset == "coco":
-        return datasets.read_coco(config.images, config.captions, config.instances, config.synonyms)
+        return datasets.read_coco(config.path("images"), config.path("captions"), config.path("instances"),
+                                  config.synonyms)
     if config.dataset == "flickr30k-entities":
-        return datasets.read_flickr30k_entities(config.root, config.images, config.split)
-    return datasets.read_hnc(config.annotations, config.images)
+        return datasets.read_flickr30k_entities(config.path("root"), config.path("images"), config.split)
+    return datasets.read_hnc(config.path("annotations"), config.path("images"))
 
 
 def pair_inputs(bundle: ModelBundle, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -157,7 +170,8 @@ def model_image(bundle: ModelBundle, pixel_values: torch.Tensor) -> Tuple[ModelB
     from captum_bilinear.images import image_to_patches
 
     values, mask, shapes = image_to_patches(pixel_values, bundle.patch_size)
-    return bundle.for_grid(tuple(int(v) for v in shapes[0])), values, (mask, shapes)
+    height, width = (int(v) for v in shapes[0])  # spatial_shapes: (patch rows, patch columns)
+    return bundle.for_grid((height, width)), values, (mask, shapes)
 
 
 class ImageSpaceEncoder:
@@ -199,7 +213,7 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
                        image_extra)
     geometry = Geometry(prepared.image_size, bundle.grid, bundle.has_cls)
     scored, image_reference = bundle.dual, pair.image_reference
-    if bundle.naflex:  # the metrics remove pixels of the image; the model sees them as patches
+    if image_extra is not None:  # NaFlex: the metrics remove pixels of the image; the model sees them as patches
         from captum_bilinear.images import patches_to_image
 
         scored = ImageSpaceEncoder(bundle.dual, bundle.patch_size)
@@ -218,7 +232,7 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
     }]
     # p-faithfulness needs every pair's interaction: the whole matrix, on the first examples only
     faithful = config.faithfulness_examples is None or example.index < config.faithfulness_examples
-    for name in config.methods:
+    for name in config.method_names:
         method = EVALUATION_METHODS[name]
         maps = None
         start = time.perf_counter()
@@ -407,7 +421,7 @@ def run_shard(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: 
 
 
 def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationConfig,
-                        show_progress: bool = False) -> Dict[str, Dict[str, List[float]]]:
+                        show_progress: bool = False) -> Dict[str, Dict[str, Sequence[float]]]:
     """Median (and quartiles) of BII's relative completeness error over the first
     examples for each quadrature and number of nodes (the paper's Appendix D).
 
@@ -430,7 +444,7 @@ def completeness_curves(bundle: ModelBundle, dataset: Any, config: EvaluationCon
         pairs.append(((prepared.input_ids, pixel_values), ((prepared.attention_mask,), image_extra)))
     rules = [(method, [n for n in config.completeness_steps if not (method.startswith("riemann") and n < 2)])
              for method in COMPLETENESS_METHODS]
-    curves: Dict[str, Dict[str, List[float]]] = {}
+    curves: Dict[str, Dict[str, Sequence[float]]] = {}
     with tqdm(total=len(pairs) * sum(len(steps) for _, steps in rules), desc="completeness curves", unit="rule",
               disable=not show_progress) as bar:
         for method, usable in rules:
@@ -460,7 +474,7 @@ def _per_layer_runs(bundle: ModelBundle, dataset: Any, config: EvaluationConfig,
     each layer a run of its own under ``out/per_layer/`` (records, resumable)."""
     from captum_bilinear.evaluation.summary import summarize_methods
 
-    methods = [name for name in config.methods if name in GRADIENT_METHODS] or [
+    methods = [name for name in config.method_names if name in GRADIENT_METHODS] or [
         name for name in GRADIENT_METHODS if name not in unsupported_methods(bundle)]
     table: Dict[str, Any] = {}
     for spec in per_layer_specs(bundle):
@@ -483,7 +497,7 @@ def _gallery(bundle: ModelBundle, dataset: Any, objects: List[Dict[str, Any]], c
     from captum_bilinear.evaluation.report import write_gallery
     from captum_bilinear.images import fit_image
 
-    interaction = [m for m in config.methods if EVALUATION_METHODS[m].order == 2]
+    interaction = [m for m in config.method_names if EVALUATION_METHODS[m].order == 2]
     if not interaction:
         return None
     method = "BilinearIntegratedInteractions" if "BilinearIntegratedInteractions" in interaction else interaction[0]
@@ -518,10 +532,10 @@ def applicable_methods(bundle: ModelBundle, config: EvaluationConfig) -> Dict[st
     """Drops from ``config.methods`` those that cannot explain the model, with a warning
     naming each and why (``ValueError`` if none is left, before any example); returns
     them with their reasons (``results.json["model"]["skipped_methods"]``)."""
-    reasons = {name: reason for name, reason in unsupported_methods(bundle).items() if name in config.methods}
+    reasons = {name: reason for name, reason in unsupported_methods(bundle).items() if name in config.method_names}
     for name, reason in reasons.items():
         warnings.warn(f"{name} is skipped for {bundle.name}: {reason}", UserWarning, stacklevel=2)
-    config.methods = [name for name in config.methods if name not in reasons]
+    config.methods = [name for name in config.method_names if name not in reasons]
     if not config.methods:
         raise ValueError(f"methods: none of them can explain {bundle.name} ({'; '.join(reasons.values())})")
     return reasons
@@ -611,7 +625,7 @@ def run_evaluation(
         # what this run's settings select (a resumed run with a smaller --limit leaves
         # records of further pairs on disk; the tables are of the selected ones)
         blocks = _selected_blocks(out, data, config)
-        results = summarize(blocks, config.methods)
+        results = summarize(blocks, config.method_names)
         results = {
             "model": _model_entry(bundle, config, skipped),
             "dataset": {"name": data.name, **results.pop("dataset"), "source": data.source,
@@ -639,12 +653,12 @@ def run_evaluation(
         with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=1, allow_nan=True)
         objects = [r for records in blocks.values() for r in records if r.get("kind") == "object"]
-        energies = {m: [r["PGE"] for r in objects if r["method"] == m] for m in config.methods}
+        energies = {m: [r["PGE"] for r in objects if r["method"] == m] for m in config.method_names}
         gallery = _gallery(bundle, data, objects, config, out)
         write_report(results, out, energies, gallery)
         from captum_bilinear.evaluation.pages import write_pair_pages, write_report_html
 
-        evaluated = [EVALUATION_METHODS[name] for name in config.methods]
+        evaluated = [EVALUATION_METHODS[name] for name in config.method_names]
         write_report_html(results, out, objects, evaluated, gallery, write_pair_pages(out, evaluated, objects))
         return results
     finally:

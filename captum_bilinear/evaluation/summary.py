@@ -34,7 +34,7 @@ def mean_or_nan(values: Sequence[Optional[float]]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def _median(values: Sequence[float]) -> float:
+def _median(values: Sequence[Optional[float]]) -> float:
     finite = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.median(finite)) if finite else float("nan")
 
@@ -146,9 +146,11 @@ def significance(records: List[Dict[str, Any]], methods: Sequence[str], referenc
         >>> significance(records, ["A", "B"])[0]
         {'a': 'A', 'b': 'B', 'epsilon_min': nan, 'note': 'fewer than 20 scores'}
     """
+    if not methods:
+        return []
     pge = {m: [r["PGE"] for r in _of(records, "object", m)] for m in methods}
     reference = reference or ("BilinearIntegratedInteractions" if "BilinearIntegratedInteractions" in methods
-                              else (list(methods) or [None])[0])
+                              else methods[0])
     rows = []
     for other in methods:
         if other == reference:

@@ -171,7 +171,7 @@ class PatchMaskingScore:
         self.text_embedding = _target(text_embedding, "text_embedding")
         self.pixel_values = _one(pixel_values, "pixel_values", 3, "image (C, H, W)").detach()[None]
         self.grid_size = check_pair(grid_size, "grid_size")
-        self.image_size = tuple(self.pixel_values.shape[-2:])
+        self.image_size = (self.pixel_values.shape[-2], self.pixel_values.shape[-1])
         if isinstance(baseline, Tensor):
             try:
                 baseline = torch.broadcast_to(baseline.to(self.pixel_values), self.pixel_values.shape)

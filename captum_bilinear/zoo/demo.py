@@ -158,7 +158,7 @@ def load_demo_model(directory: Optional[str] = None):
         >>> tokenizer("a red circle")["input_ids"][0] == tokenizer.bos_token_id
         True
     """
-    from transformers import CLIPModel, CLIPTokenizerFast
+    from transformers import CLIPModel, CLIPTokenizerFast  # type: ignore[attr-defined]  # a lazy alias in transformers 5, absent from its type stubs
 
     directory = directory or DEMO_MODEL_DIR
     model = CLIPModel.from_pretrained(directory)

@@ -142,6 +142,7 @@ def measure(
             A = A[0].detach()
             rel.append(abs(float(delta[0])) / max(abs(float(A.sum())), 1e-12))
             for obj in scene.objects:
+                assert obj.span is not None  # scene.objects are the ones the caption names
                 start_token, stop_token = obj.span
                 patch_map = span_image_map(A, (start_token, stop_token), (grid, grid), has_cls)
                 result = pointing_game(patch_map, obj.box, (image_size, image_size))

@@ -17,7 +17,7 @@ Conventions:
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -276,8 +276,8 @@ def _boxes_overlap(a: Sequence[int], b: Sequence[int]) -> int:
 def _place_objects(rng: np.random.Generator, count: int, image_size: int):
     """Attributes and geometry of up to ``count`` objects, mostly non-overlapping, with
     distinct (colour, shape) pairs."""
-    placed = []
-    used = set()
+    placed: List[Tuple[Any, ...]] = []  # (shape, colour, size, (cx, cy, r), box)
+    used: Set[Tuple[str, str]] = set()
     allow_overlap = rng.random() < 0.15
     for _ in range(count):
         for _attempt in range(50):
@@ -321,7 +321,8 @@ def _render(rng: np.random.Generator, placed, image_size: int):
         image[y0 : y0 + h, x0 : x0 + w] = window * (1 - mask[..., None]) + (rgb * shade) * mask[..., None]
         ys, xs = np.nonzero(mask >= 0.5)
         box = (x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1)
-        objects.append(SceneObject(shape, colour, size, box, rgb=tuple(int(v) for v in np.round(rgb))))
+        red, green, blue = (int(v) for v in np.round(rgb))
+        objects.append(SceneObject(shape, colour, size, box, rgb=(red, green, blue)))
     return np.clip(np.round(image), 0, 255).astype(np.uint8), objects
 
 
@@ -375,7 +376,7 @@ def _article(first_word: str) -> str:
 
 
 class _CaptionBuilder:
-    def __init__(self):
+    def __init__(self) -> None:
         self.words: List[str] = []
         self.spans: List[Tuple[int, int]] = []
         self.articles: List[Optional[int]] = []
@@ -456,6 +457,7 @@ def _caption(rng: np.random.Generator, objects: List[SceneObject], mode: str):
     if pairs and rng.random() < (0.35 if full else 0.45):
         a, b = pairs[rng.integers(len(pairs))]
         rel = _relation(objects[named[a]], objects[named[b]])
+        assert rel is not None  # the pairs are those with a relation
         order = [a, b] + [c for c in range(len(named)) if c not in (a, b)]
         named = [named[c] for c in order]
         descriptions = [descriptions[c] for c in order]
@@ -566,7 +568,7 @@ class SceneGenerator:
         self, seed: int = 0, mode: str = "mixed", image_size: int = 64, max_objects: int = 4, min_objects: int = 1
     ):
         self.seed = int(seed)
-        self.options = dict(mode=mode, image_size=image_size, max_objects=max_objects, min_objects=min_objects)
+        self.options: Dict[str, Any] = dict(mode=mode, image_size=image_size, max_objects=max_objects, min_objects=min_objects)
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
 
@@ -635,6 +637,7 @@ def hard_negative(scene: Scene, attribute: Optional[str] = None, index: Optional
             candidates = [s for s in SHAPES if s not in {o.shape for o in scene.all_objects}]
     false_word = candidates[rng.integers(len(candidates))]
     words = list(scene.words)
+    assert obj.span is not None  # scene.objects are the ones the caption names
     start, stop = obj.span
     position = start - 1 + list(obj.words).index(true_word)
     words[position] = false_word

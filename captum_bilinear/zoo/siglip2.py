@@ -321,7 +321,7 @@ def load_demo_siglip2(directory: Optional[str] = None):
         Siglip2Model False 64
     """
     _require_siglip2()
-    from transformers import CLIPTokenizerFast, Siglip2Model
+    from transformers import CLIPTokenizerFast, Siglip2Model  # type: ignore[attr-defined]  # a lazy alias in transformers 5, absent from its type stubs
 
     directory = directory or DEMO_SIGLIP2_DIR
     with _default_config_warning_hidden():

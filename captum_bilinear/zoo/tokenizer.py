@@ -17,7 +17,7 @@ character offsets for caption spans).
 
 import json
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 PAD_TOKEN = "<|pad|>"
 BOS_TOKEN = "<|startoftext|>"
@@ -101,7 +101,7 @@ def build_vocabulary(words: Sequence[str]) -> Tuple[Dict[str, int], List[Tuple[s
     return {t: i for i, t in enumerate(tokens)}, merges
 
 
-def write_tokenizer_files(directory: str, words: Sequence[str] = None) -> None:
+def write_tokenizer_files(directory: str, words: Optional[Sequence[str]] = None) -> None:
     """Write ``vocab.json``, ``merges.txt`` and the tokenizer configs into ``directory``
     (what ``CLIPTokenizerFast.from_pretrained(directory)`` reads).
 
@@ -143,7 +143,7 @@ def write_tokenizer_files(directory: str, words: Sequence[str] = None) -> None:
 def _fast_tokenizer(directory: str, vocab: Dict[str, int], merges: List[Tuple[str, str]]):
     """A fast CLIP tokenizer over ``vocab`` / ``merges`` (already written to ``directory``)."""
     import transformers
-    from transformers import CLIPTokenizerFast
+    from transformers import CLIPTokenizerFast  # type: ignore[attr-defined]  # a lazy alias in transformers 5, absent from its type stubs
 
     if int(transformers.__version__.split(".")[0]) >= 5:
         # transformers 5 builds the tokenizer from the vocabulary itself (it ignores file paths)

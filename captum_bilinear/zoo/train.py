@@ -105,8 +105,8 @@ def fit_matrix(captions: Sequence[Scene], images: Sequence[Scene]) -> np.ndarray
             fits[t] &= counts == len(scene.objects)
             fits[t] &= ~(occupancy & ~union[:, None]).any(axis=0)
         if scene.relation is not None:
-            for j in np.nonzero(fits[t])[0]:
-                fits[t, j] = caption_fits(scene, images[j])
+            for image_index in np.nonzero(fits[t])[0]:
+                fits[t, image_index] = caption_fits(scene, images[int(image_index)])
     return fits
 
 
@@ -117,7 +117,7 @@ def make_batch(generator: SceneGenerator, step: int, batch: int, negatives: floa
     scenes = generator.scenes(batch, start=step * batch)
     rng = np.random.default_rng([generator.seed, step, 0x6E])
     n_neg = int(round(negatives * batch))
-    chosen = rng.choice(batch, size=n_neg, replace=False) if n_neg else []
+    chosen = rng.choice(batch, size=n_neg, replace=False) if n_neg else np.zeros(0, dtype=np.int64)
     negative_scenes = [hard_negative(scenes[i], seed=step * batch + int(i)) for i in chosen]
     text_scenes = scenes + negative_scenes
     fits = torch.from_numpy(fit_matrix(text_scenes, scenes))
@@ -296,7 +296,7 @@ def _retrieval(model, tokenizer, processor, family: str, **options) -> float:
 
 
 def train(args: argparse.Namespace) -> Dict:
-    from transformers import CLIPTokenizerFast
+    from transformers import CLIPTokenizerFast  # type: ignore[attr-defined]  # a lazy alias in transformers 5, absent from its type stubs
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

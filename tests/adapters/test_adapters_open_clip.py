@@ -121,6 +121,13 @@ def test_eos_pooling_references_keep_the_eos(images):
     torch.testing.assert_close(A.sum((1, 2)), four_terms(model, text, images[:1], reference, black), rtol=1e-6, atol=1e-9)
 
 
+def test_eos_pooling_without_an_eos_id_is_refused_by_name():
+    model = make_open_clip(seed=2, pool_type="eos", eos_id=EOT)
+    model.text_eos_id = None  # what first_positions_of would compare the tokens with
+    with pytest.raises(TypeError, match="model: open_clip text_pool_type 'eos' pools at the end-of-text token"):
+        as_dual_encoder(model)
+
+
 def test_token_patch_similarity_heads_are_open_clips(model, tokens, images):
     # open_clip pools the text at its EOT token and the image at its class token, both
     # through the same heads: ITSM-O at (EOT, CLS) is open_clip's own cosine.

@@ -71,7 +71,9 @@ def test_ties_are_broken_by_index_and_grid_maps_flatten_row_major():
 
 
 def test_normalization():
-    shifted = lambda keep: linear_score(keep) + 5.0  # full 15, empty 5
+    def shifted(keep):  # full 15, empty 5
+        return linear_score(keep) + 5.0
+
     full = deletion_curve(WEIGHTS, shifted, normalize="full")
     assert full.scores[0].item() == pytest.approx(1.0)
     assert full.auc == pytest.approx((3.75 + 5.0) / 15.0)

@@ -42,7 +42,9 @@ def test_patch_masking_with_a_linear_dot_score_gives_a_closed_form_curve():
     # embed = sum of pixels per patch; dot with ones = sum of the kept pixels
     pixels = torch.ones(1, 1, 4, 4)
     pixels[..., :2, :2] = 4.0  # patch 0 sums to 16, the others to 4
-    embed = lambda px: F.avg_pool2d(px, 2).flatten(1) * 4
+    def embed(px):
+        return F.avg_pool2d(px, 2).flatten(1) * 4
+
     score = PatchMaskingScore(embed, torch.ones(4), pixels, (2, 2), similarity="dot")
     result = deletion_curve(torch.tensor([9.0, 1.0, 1.0, 1.0]), score)
     assert result.scores.tolist() == [28.0, 12.0, 8.0, 4.0, 0.0]
@@ -67,7 +69,9 @@ def test_default_text_players():
 
 def test_masking_bad_inputs():
     pixels = torch.zeros(1, 3, 8, 8)
-    embed = lambda px: px.flatten(1)
+    def embed(px):
+        return px.flatten(1)
+
     with pytest.raises(ValueError, match="baseline"):
         PatchMaskingScore(embed, torch.ones(192), pixels, (2, 2), baseline=torch.zeros(2, 8, 8))
     with pytest.raises(ValueError, match="pixel_values"):
