@@ -187,10 +187,10 @@ class InteractionCAM(DualLayerAttribution, GradientAttribution):
                 scaled = side.embed_from(activation * (1 + step)) - side.embed_from(activation * (1 - step))
                 moved = side.embed_from(activation + step * direction) - side.embed_from(activation - step * direction)
             ratio = float(scaled.norm() / moved.norm().clamp_min(1e-30))
-            if ratio < 1e-2:
+            if ratio < 1e-2:  # one text per layer: shown once per process, not once per pair of a run
                 warnings.warn(
                     f"InteractionCAM: a normalization reads layer[{which}] ({names[which]}) directly: the embedding "
-                    f"changes {1 / max(ratio, 1e-12):.0f} times less when its activation is scaled than when it is "
+                    "changes over 100 times less when its activation is scaled than when it is "
                     "moved as far in another direction, so gradient x activation, and every interaction, is about "
                     "zero (round-off), not an explanation; choose another layer, e.g. an encoder layer before the last",
                     UserWarning, stacklevel=4)
