@@ -128,10 +128,11 @@ def scene_spans(scene: Any, tokenizer: Any) -> List[Any]:
     return [token_span(tokenizer, scene.caption, obj.phrase) for obj in scene.objects]
 
 
-def evaluate_section(scenes: int, directory: str) -> Dict[str, Any]:
+def evaluate_section(scenes: int, directory: str, faithfulness_examples: Any = None) -> Dict[str, Any]:
     out = os.path.join(directory, "evaluation")
+    options = [] if faithfulness_examples is None else ["--faithfulness-examples", str(faithfulness_examples)]
     wall = _command("evaluate", "--scenes", str(scenes), "--seed", str(SEED), "--methods", "bii", "fixlip",
-                    "--out", out, "--no-progress")
+                    "--out", out, "--no-progress", *options)
     with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
         results = json.load(handle)
     methods = results["methods"]
@@ -149,7 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=6)
     parser.add_argument("--evaluate-scenes", type=int, default=8)
-    parser.add_argument("--n-steps", type=int, default=32)
+    parser.add_argument("--faithfulness-examples", default=None,
+                        help="evaluate's --faithfulness-examples (default: its own default, 40): the pairs whose BII "
+                             "computes the whole matrix; a 300-scene run has 40 of 300")    parser.add_argument("--n-steps", type=int, default=32)
     parser.add_argument("--tolerance", type=float, default=1e-2)
     parser.add_argument("--reference", type=int, default=512)
     parser.add_argument("--sections", nargs="+", default=["explain", "groups", "evaluate"])
@@ -163,7 +166,7 @@ def main() -> None:
         if "groups" in args.sections:
             report["groups"] = groups_section(scenes, args.n_steps, args.tolerance, args.reference)
         if "evaluate" in args.sections:
-            report["evaluate"] = evaluate_section(args.evaluate_scenes, directory)
+            report["evaluate"] = evaluate_section(args.evaluate_scenes, directory, args.faithfulness_examples)
     if "explain" in report:
         e = report["explain"]
         print(f"explain ({args.scenes} scenes, wall s, median): BII {e['median_bii']:.1f}, FIxLIP "
