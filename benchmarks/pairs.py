@@ -152,7 +152,8 @@ def main() -> None:
     parser.add_argument("--evaluate-scenes", type=int, default=8)
     parser.add_argument("--faithfulness-examples", default=None,
                         help="evaluate's --faithfulness-examples (default: its own default, 40): the pairs whose BII "
-                             "computes the whole matrix; a 300-scene run has 40 of 300")    parser.add_argument("--n-steps", type=int, default=32)
+                             "computes the whole matrix; a 300-scene run has 40 of 300")
+    parser.add_argument("--n-steps", type=int, default=32)
     parser.add_argument("--tolerance", type=float, default=1e-2)
     parser.add_argument("--reference", type=int, default=512)
     parser.add_argument("--sections", nargs="+", default=["explain", "groups", "evaluate"])
