@@ -394,6 +394,12 @@ def _offsets(tokenizer: Any, caption: str) -> List[Tuple[int, int]]:
     return [tuple(pair) for pair in encoding["offset_mapping"]]
 
 
+def _lower_in_place(text: str) -> str:
+    """``text`` lower-cased one character per character, so that indices into it are
+    indices into ``text`` (``"İ".lower()`` is two characters; such a letter stays as it is)."""
+    return "".join(lower if len(lower := character.lower()) == 1 else character for character in text)
+
+
 def token_span(tokenizer: Any, caption: str, substring: str, occurrence: int = 1) -> Tuple[int, int]:
     """The token positions ``(start, stop)`` of ``substring`` in ``tokenizer(caption)``'s
     ``input_ids`` (BOS included, so they index ``A``'s side-a axis directly).
@@ -421,7 +427,7 @@ def token_span(tokenizer: Any, caption: str, substring: str, occurrence: int = 1
     if not isinstance(occurrence, int) or occurrence < 1:
         raise ValueError(f"occurrence: expected a positive int, got {occurrence!r}")
     start = -1
-    for haystack, needle in ((caption, substring), (caption.lower(), substring.lower())):
+    for haystack, needle in ((caption, substring), (_lower_in_place(caption), _lower_in_place(substring))):
         start = -1
         for _ in range(occurrence):
             start = haystack.find(needle, start + 1)

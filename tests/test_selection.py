@@ -159,6 +159,18 @@ def test_token_span_by_substring(word_tokenizer):
     assert token_span(word_tokenizer, caption, "ircl") == (3, 4)  # a partial word selects its token
 
 
+def test_token_span_case_insensitive_with_letters_whose_lower_case_is_longer(word_tokenizer):
+    """'İ'.lower() is two characters: matching on ``caption.lower()`` shifted every offset
+    after it, and "RED" selected the token six characters later ("circle")."""
+    caption = "İİİİİİ a red circle"
+    ids = word_tokenizer(caption)["input_ids"]
+    start, stop = token_span(word_tokenizer, caption, "RED")
+    assert word_tokenizer.convert_ids_to_tokens(ids[start:stop]) == ["red"]
+    start, stop = token_span(word_tokenizer, "a red İİ circle", "İİ CIRCLE")
+    assert word_tokenizer.convert_ids_to_tokens(word_tokenizer("a red İİ circle")["input_ids"][start:stop]) == [
+        "<unk>", "circle"]
+
+
 def test_token_span_errors(word_tokenizer):
     with pytest.raises(ValueError, match="substring: 'green' is not in the caption"):
         token_span(word_tokenizer, "a red circle", "green")
