@@ -72,6 +72,9 @@ def _check_one(mask: Any, batch: Optional[int], name: str) -> Optional[SideMask]
         raise ValueError(f"{name}: expected at least one position in a group (ids 0 .. G-1), got none")
     if int(values.min()) < -1:
         raise ValueError(f"{name}: group ids must be -1 (left out) or 0 .. G-1, got {int(values.min())}")
+    if int(values.max()) >= values.shape[-1]:  # a group left empty; a huge id would allocate G x positions
+        raise ValueError(f"{name}: group id {int(values.max())} for a mask of {values.shape[-1]} positions; expected "
+                         "ids 0 .. G-1 with G at most the number of positions")
     return SideMask(values.to(torch.long), int(values.max()) + 1, False)
 
 
