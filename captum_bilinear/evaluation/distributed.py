@@ -54,7 +54,11 @@ class Process:
 def _device(requested: Optional[str], local_rank: int) -> torch.device:
     if requested is None:
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device: {requested!r} is not a device; expected cpu, cuda, cuda:1, ... "
+                         f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device: {requested!r} asked for, but CUDA is not available")

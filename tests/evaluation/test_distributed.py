@@ -136,3 +136,12 @@ def test_killed_run_resumes_with_every_example_once(one_process, tmp_path):
     _assert_same(_values(one_process), resumed)
     with open(out / "results.json") as handle:
         assert json.load(handle)["dataset"]["examples"] == 4
+
+
+@pytest.mark.parametrize("device", ["bogus", "gpu0", ""])
+def test_an_unknown_device_is_one_error_naming_device(device):
+    """``--device bogus`` ended in torch's RuntimeError (a traceback on the command line)."""
+    from captum_bilinear.evaluation.distributed import current_process
+
+    with pytest.raises(ValueError, match=f"device: {device!r} is not a device"):
+        current_process(device)
