@@ -85,12 +85,14 @@ def _blocks(path: str, settings: Optional[List[Optional[str]]] = None) -> Iterab
                 record = json.loads(line)
             except json.JSONDecodeError:  # a line a killed process left half written
                 continue
-            if not isinstance(record, dict) or "block" not in record:
+            # lines of JSON that no writer of this package wrote (no block, an id that is
+            # not a string) are skipped like damaged ones
+            if not isinstance(record, dict) or not isinstance(record.get("block"), str):
                 continue
             block = record.pop("block")
             if record.get("kind") == "done":
                 records = pending.pop(block, [])
-                if len(records) == record.get("records"):
+                if isinstance(record.get("example_id"), str) and len(records) == record.get("records"):
                     if settings is not None:
                         settings.append(record.get("settings"))
                     yield record["example_id"], records
