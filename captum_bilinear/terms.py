@@ -54,6 +54,30 @@ def _take(value: Optional[Tensor], index: int) -> Optional[Tensor]:
     return None if value is None else value[index : index + 1]
 
 
+#: What :meth:`InteractionTerms.load` requires of each entry of ``terms.json``.
+_METADATA_CHECKS = {
+    "method": ("a string", lambda v: isinstance(v, str)),
+    "layers": ("a list of two strings", lambda v: isinstance(v, list) and len(v) == 2
+               and all(isinstance(x, str) for x in v)),
+    "settings": ("an object", lambda v: isinstance(v, dict)),
+    "has_intercept": ("true or false", lambda v: isinstance(v, bool)),
+    "has_first_order": ("true or false", lambda v: isinstance(v, bool)),
+    "tokens": ("null or a list of lists of strings", lambda v: v is None or (isinstance(v, list) and all(
+        isinstance(row, list) and all(isinstance(x, str) for x in row) for row in v))),
+    "grid": ("null or two ints", lambda v: v is None or (isinstance(v, list) and len(v) == 2
+                                                        and all(isinstance(x, int) for x in v))),
+}
+
+
+def _check_metadata(metadata: Dict[str, Any], file: str) -> None:
+    """A ``ValueError`` naming ``file`` and the first entry ``save`` would not have written."""
+    for key, (expected, holds) in _METADATA_CHECKS.items():
+        if key not in metadata or not holds(metadata[key]):
+            got = "nothing" if key not in metadata else repr(metadata[key])[:60]
+            raise ValueError(f"path: {file}: {key}: expected {expected}, got {got}; the file was changed after "
+                             "InteractionTerms.save wrote it")
+
+
 @dataclass
 class InteractionTerms:
     """Intercept, first-order and pair terms of every example of a batch.
@@ -423,7 +447,16 @@ class InteractionTerms:
                              f"{__version__} reads version {SAVED_FORMAT_VERSION} only"
                              + (" (it was written by a newer captum-bilinear: upgrade to read it)"
                                 if isinstance(version, int) and version > SAVED_FORMAT_VERSION else ""))
-        tensors = load_file(files[TENSORS_FILE], device=str(device))
+        _check_metadata(metadata, files[METADATA_FILE])
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device: {device!r} is not a device; expected cpu, cuda, cuda:1, ...") from error
+        try:
+            tensors = load_file(files[TENSORS_FILE], device=str(device))
+        except Exception as error:  # safetensors' own error type: a damaged or overwritten file
+            raise ValueError(f"path: cannot read {files[TENSORS_FILE]} ({type(error).__name__}: {error}); expected "
+                             "what InteractionTerms.save wrote") from error
         absent = [name for name in _REQUIRED_TENSORS if name not in tensors]
         if absent:
             raise ValueError(f"path: {files[TENSORS_FILE]} has no {', '.join(absent)}; expected what "

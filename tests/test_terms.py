@@ -218,6 +218,33 @@ def test_saved_terms_without_a_required_tensor_are_refused_by_name(tmp_path):
         InteractionTerms.load(tmp_path)
 
 
+@pytest.mark.parametrize("field, value", [
+    ("layers", 5), ("layers", ["a", "b", "c"]), ("method", None), ("settings", [1]), ("has_intercept", "no"),
+    ("tokens", "dog"), ("grid", "22"), ("method", "__missing__"), ("settings", "__missing__"),
+])
+def test_a_tampered_terms_json_is_refused_by_name(tmp_path, field, value):
+    """``"layers": 5`` gave "'int' object is not iterable", a missing key a KeyError, and
+    ``"has_intercept": "no"`` was read as True."""
+    random_terms(batch=1).save(tmp_path)
+    metadata = json.loads((tmp_path / "terms.json").read_text())
+    if value == "__missing__":
+        del metadata[field]
+    else:
+        metadata[field] = value
+    (tmp_path / "terms.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match=rf"path: .*terms.json: {field}: expected"):
+        InteractionTerms.load(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 100, b"\xff" * 8 + b"{}"])
+def test_a_damaged_terms_safetensors_is_refused_by_name(tmp_path, content):
+    """A truncated or overwritten tensor file gave safetensors' own SafetensorError, naming no file."""
+    random_terms(batch=1).save(tmp_path)
+    (tmp_path / "terms.safetensors").write_bytes(content)
+    with pytest.raises(ValueError, match=r"path: cannot read .*terms.safetensors"):
+        InteractionTerms.load(tmp_path)
+
+
 def test_settings_that_cannot_be_saved_are_named(tmp_path):
     terms = random_terms(batch=1)
     terms.settings = {"callback": print}
