@@ -21,6 +21,7 @@ Conventions (used by :mod:`captum_bilinear.metrics` and
 """
 
 import math
+import numbers
 import os
 import re
 import warnings
@@ -374,8 +375,13 @@ def box_weights(
     """
     if grid_size is None:
         raise ValueError("grid_size: expected (grid_h, grid_w), the image side's patch grid")
-    many = not (len(boxes) == 4 and all(isinstance(v, (int, float)) or (isinstance(v, Tensor) and v.dim() == 0)
-                                          for v in boxes))
+    if isinstance(boxes, (str, bytes)) or not hasattr(boxes, "__len__") or not hasattr(boxes, "__iter__"):
+        raise TypeError(f"boxes: expected a box (x0, y0, x1, y1) or a sequence of them, got {boxes!r}")
+    if len(boxes) == 0:
+        raise ValueError("boxes: expected a box (x0, y0, x1, y1) or a sequence of them, got none")
+    many = not (len(boxes) == 4 and all(
+        (isinstance(v, numbers.Real) and not isinstance(v, bool)) or (hasattr(v, "ndim") and v.ndim == 0)
+        for v in boxes))
     listed = list(boxes) if many else [boxes]
     offset = 1 if has_cls else 0
     rows = [torch.cat([torch.zeros(offset, dtype=torch.float64),

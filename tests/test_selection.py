@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from captum_bilinear.selection import (
+    box_weights,
     box_image_map,
     box_patch_weights,
     box_pixel_mask,
@@ -178,3 +179,19 @@ def test_token_span_errors(word_tokenizer):
         token_span(word_tokenizer, "a red circle", "a", occurrence=2)
     with pytest.raises(ValueError, match="substring: expected a non-empty string"):
         token_span(word_tokenizer, "a red circle", " ")
+
+
+def test_box_weights_reads_a_numpy_box_as_one_box():
+    """A numpy int box was read as four boxes ("expected (x0, y0, x1, y1), got np.int64(0)")."""
+    import numpy as np
+
+    expected = torch.tensor([[0.0, 1.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    assert torch.equal(box_weights(np.array([0, 0, 8, 8]), SIZE, (2, 2)), expected)
+    assert torch.equal(box_weights(np.array([[0, 0, 8, 8]]), SIZE, (2, 2)), expected)
+
+
+@pytest.mark.parametrize("boxes, error", [([], ValueError), (None, TypeError), (5, TypeError), ("0,0,8,8", TypeError)])
+def test_box_weights_refuses_no_box_by_name(boxes, error):
+    """No box gave torch.stack's RuntimeError, None or a number "object of type ... has no len()"."""
+    with pytest.raises(error, match="boxes: expected"):
+        box_weights(boxes, SIZE, (2, 2))

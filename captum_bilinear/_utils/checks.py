@@ -118,7 +118,7 @@ def check_span(span: Any, length: int, name: str = "span") -> Tuple[int, int]:
 def check_box(box: Any, image_size: Tuple[int, int], name: str = "box") -> Tuple[float, float, float, float]:
     """``(x0, y0, x1, y1)`` inside an image of ``image_size = (height, width)`` that
     contains at least one pixel centre."""
-    if isinstance(box, Tensor):
+    if isinstance(box, (Tensor, np.ndarray)):
         box = box.tolist()
     if isinstance(box, (str, bytes)) or not isinstance(box, Sequence):
         raise TypeError(f"{name}: expected (x0, y0, x1, y1), got {box!r}")
