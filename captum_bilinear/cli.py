@@ -76,6 +76,16 @@ def _box(text: str) -> Tuple[float, float, float, float]:
     return values
 
 
+def _scene_index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer (a held-out scene), got {text!r}") from None
+    if value < 0:  # numpy's seeding refuses it, in words that name no flag
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer (a held-out scene), got {value}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other error of this command."""
 
@@ -133,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="explain a generated scene with the bundled model",
                                description="Explain a held-out generated scene with the bundled demo model.")
     demo.add_argument("--out", default="demo.png", help="figure to write (default demo.png; the scene is saved beside it)")
-    demo.add_argument("--seed", type=int, default=3, help="which held-out scene (default 3)")
+    demo.add_argument("--seed", type=_scene_index, default=3, help="which held-out scene (default 3)")
     _method_options(demo)
 
     from captum_bilinear.evaluation import command as evaluate_command

@@ -661,3 +661,12 @@ def test_explain_with_the_siglip2_demo_model(scene_file, tmp_path, capsys):
     full = explain_pair(path, scene.caption, span=words, model="demo-siglip2", n_steps=2, show_progress=False,
                         full=True)
     assert full.interactions.shape == (len(scene.words) + 2, 64)
+
+
+def test_demo_with_a_negative_seed_names_the_flag(capsys):
+    """``demo --seed -1`` said only "error: expected non-negative integer" (numpy's words)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--seed", "-1", "--out", "demo.png"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "captum-bilinear demo: error: argument --seed: expected a non-negative integer (a held-out scene), got -1"]
