@@ -596,9 +596,14 @@ def run_evaluation(
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out: expected a directory path, got {type(out).__name__}")
     out = os.fspath(out)
+    if not out:
+        raise ValueError("out: expected a directory path, got ''")
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"out: {out} is a file; expected a directory (created if missing)")
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"out: cannot create {out} ({error.strerror or type(error).__name__})") from error
     # Every input check before the model is loaded: the dataset's files, its images, the
     # state of --out.
     data = load_dataset(config)

@@ -167,3 +167,14 @@ def test_a_resumed_per_layer_table_is_of_the_pairs_its_settings_select(tmp_path)
     fresh = run_evaluation(2, seed=3, out=str(tmp_path / "b"), per_layer_scenes=1, **options)
     assert resumed["per_layer"]["layers"]["0"]["InteractionCAM"]["examples"] == 1  # not the 2 pairs on disk
     assert _without_timings(resumed["per_layer"]) == _without_timings(fresh["per_layer"])
+
+
+def test_an_out_that_cannot_be_created_is_named_with_its_flag(tmp_path, capsys):
+    """``--out ""`` and an --out under a file said "[Errno 2] No such file or directory: ''" /
+    "[Errno 20] Not a directory", naming no flag."""
+    (tmp_path / "file").write_text("x")
+    base = ["evaluate", "--scenes", "1", "--methods", "itsm-o", "--no-progress"]
+    line = _one_line_error(capsys, main(base + ["--out", ""]))
+    assert "--out: expected a directory path, got ''" in line
+    line = _one_line_error(capsys, main(base + ["--out", str(tmp_path / "file" / "run")]))
+    assert f"--out: cannot create {tmp_path / 'file' / 'run'} (Not a directory)" in line
