@@ -267,7 +267,9 @@ def test_a_hub_id_fails_at_once_when_the_hub_cannot_be_reached(hub, message, sce
         (["--image", "{missing}"], "--image: no such file"),
         (["--image", "{garbage}"], "garbage.png: cannot be read as an image"),
         (["--span", "zebra"], "--span: 'zebra' is not in the caption"),
-        (["--box", "0,0,65,10"], "--box: (0.0, 0.0, 65.0, 10.0) lies outside the image of (height, width) = (64, 64)"),
+        (["--box", "0,0,65,10"], "--box: (0.0, 0.0, 65.0, 10.0) reaches beyond the image of (height, width) = (64, 64) "
+                                 "by up to 1 pixels"),
+        (["--box", "70,0,80,10"], "--box: (70.0, 0.0, 80.0, 10.0) lies outside the image of (height, width) = (64, 64)"),
         (["--box", "0,0,10"], "argument --box: expected X0,Y0,X1,Y1"),
         (["--method", "gradcam"], "argument --method: invalid choice: 'gradcam'"),
         (["--n-steps", "0"], "argument --n-steps: expected a positive integer"),

@@ -128,10 +128,16 @@ def check_box(box: Any, image_size: Tuple[int, int], name: str = "box") -> Tuple
     height, width = image_size
     if not (x0 < x1 and y0 < y1):
         raise ValueError(f"{name}: {(x0, y0, x1, y1)} is empty; expected x0 < x1 and y0 < y1")
-    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+    overhang = max(-x0, -y0, x1 - width, y1 - height)
+    if overhang >= 0.5 and (x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height):
         raise ValueError(
             f"{name}: {(x0, y0, x1, y1)} lies outside the image of (height, width) = {(height, width)}"
         )
+    if overhang >= 0.5:
+        raise ValueError(f"{name}: {(x0, y0, x1, y1)} reaches beyond the image of (height, width) = "
+                         f"{(height, width)} by up to {overhang:g} pixels; expected x in [0, {width}], y in [0, {height}]")
+    # under half a pixel beyond the image: no further pixel centre, the same box clipped
+    x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
     if math.ceil(x1 - 0.5) <= math.ceil(x0 - 0.5) or math.ceil(y1 - 0.5) <= math.ceil(y0 - 0.5):
         raise ValueError(f"{name}: {(x0, y0, x1, y1)} contains no pixel centre")
     return x0, y0, x1, y1
