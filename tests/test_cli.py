@@ -672,3 +672,19 @@ def test_demo_with_a_negative_seed_names_the_flag(capsys):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "captum-bilinear demo: error: argument --seed: expected a non-negative integer (a held-out scene), got -1"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--span", ""], "--span: expected a non-empty string, got ''"),
+    (["--span", "  "], "--span: expected a non-empty string, got '  '"),
+    (["--box", "nan,0,10,10"], "--box: expected a finite number, got nan"),
+    (["--box", "10,10,0,0"], "--box: (10.0, 10.0, 0.0, 0.0) is empty; expected x0 < x1 and y0 < y1"),
+])
+def test_an_empty_span_or_box_is_refused_before_the_model_is_loaded(arguments, message, scene_file, tmp_path, capsys,
+                                                                     monkeypatch):
+    """These were refused only after the model was loaded and the image fitted."""
+    scene, path = scene_file
+    no_model_loading(monkeypatch)
+    code, _, err = run(capsys, "explain", "--image", path, "--caption", scene.caption, "--out",
+                       str(tmp_path / "f.png"), *arguments)
+    assert code == 2 and err.strip().splitlines() == [f"captum-bilinear explain: error: {message}"]
