@@ -146,7 +146,8 @@ class InteractionExplorer:
             1
         """
         payload = json.dumps(self.data, separators=(",", ":"), allow_nan=False)
-        payload = payload.replace("</", "<\\/").replace("<!--", "<\\!--")  # cannot end the script element
+        # cannot end the script element, and stays JSON ("\\u003c" is "<"; "<\\!" is no JSON escape)
+        payload = payload.replace("</", "<\\/").replace("<!--", "\\u003c!--")
         identifier = html.escape(self.id, quote=True)
         return (
             f'<div id="{identifier}" class="cb-explorer">The interaction explorer needs JavaScript.</div>\n'

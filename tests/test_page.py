@@ -173,3 +173,12 @@ def test_bad_input_is_named(arguments, message):
     call.update(arguments)
     with pytest.raises((ValueError, TypeError), match=re.escape(message)):
         interaction_explorer(call.pop("terms"), **call)
+
+
+def test_a_caption_with_an_html_comment_opener_keeps_the_data_valid_json():
+    """``"<!--"`` was written as ``"<\\!--"``, an escape JSON does not have: the page's
+    ``JSON.parse`` failed and the explorer never showed (a caption "a <!-- b" is enough)."""
+    page = interaction_explorer(torch.ones(3, 5), picture(8), ["[BOS]", "<!--x-->", "[EOS]"]).html()
+    source = re.search(r'<script type="application/json" id="[^"]*-data">(.*?)</script>', page, re.S).group(1)
+    assert "<!--" not in source
+    assert json.loads(source)["tokens"][1] == "<!--x-->"  # strict JSON, as the browser's JSON.parse
