@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from torch import Tensor
 
-from captum_bilinear._utils.checks import check_box, check_pair
+from captum_bilinear._utils.checks import check_box, check_pair, check_span
 from captum_bilinear.selection import SPECIAL_TOKENS, box_token_map, patch_grid, upsample_map
 
 #: Diverging colour map: blue negative, white zero, red positive.
@@ -417,7 +417,7 @@ def plot_interaction_figure(
         )
     if isinstance(max_columns, bool) or not isinstance(max_columns, int) or max_columns < 1:
         raise ValueError(f"max_columns: expected a positive int, got {max_columns!r}")
-    span_list = _span_list(spans)
+    span_list = [check_span(span, len(tokens), "spans") for span in _span_list(spans)]
     labels = [" ".join(tokens[start:stop]) for start, stop in span_list] if span_labels is None else list(span_labels)
     if len(labels) != len(span_list):
         raise ValueError(f"span_labels: expected {len(span_list)} labels, one per span, got {len(labels)}")

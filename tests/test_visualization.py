@@ -249,3 +249,14 @@ def test_a_map_stays_visible_over_an_object_of_its_own_colour(colour, value):
     edge = [_in_axes(ax, rendered, x, 28) for x in np.linspace(22.5, 24.5, 21)]  # across the outline
     assert max(float(np.abs(pixel - outside).sum()) for pixel in edge) > 1.0  # a white halo on a saturated colour
     plt.close("all")
+
+
+@pytest.mark.parametrize("spans", [(1, 9), [(1, 2), (5, 9)], (2, 1)])
+def test_a_span_beyond_the_tokens_is_refused_not_drawn(spans):
+    """A span past the last token was drawn as the tokens it reached (or an all-zero map
+    titled with no word), silently."""
+    from captum_bilinear.visualization import plot_interaction_figure
+
+    with pytest.raises(ValueError, match="spans: "):
+        plot_interaction_figure(np.zeros((16, 16, 3), np.uint8), ["a", "b", "c"], torch.ones(3, 5), spans,
+                                grid_size=(2, 2))
