@@ -13,6 +13,7 @@ show the same pairs under each model.
 import json
 import os
 import re
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -226,6 +227,21 @@ def comparison_markdown(comparison: Dict[str, Any], figures: Sequence[str] = ())
     return "\n".join(lines) + "\n"
 
 
+def _check_every_model(models: Sequence[Optional[str]], config: Dict[str, Any]) -> None:
+    """Each model loads with the layer, and some method can explain it, before the first
+    model's run (else a setting only the second model refuses ends the command after the
+    whole first run). Loaded on the CPU and let go: each run loads its model again."""
+    from captum_bilinear.evaluation.bundle import load_bundle
+    from captum_bilinear.evaluation.run import EvaluationConfig, applicable_methods
+
+    for model in models:
+        checked = EvaluationConfig(**{**config, "model": model})
+        checked.validate()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # each run warns of the methods it skips
+            applicable_methods(load_bundle(model, checked.layer, "cpu"), checked)
+
+
 def run_comparison(models: Sequence[Optional[str]], out: str, figure_pairs: int = 4,
                    figure_methods: Sequence[str] = ("bii", "fixlip"), **options: Any) -> Dict[str, Any]:
     """Evaluates each of ``models`` on the same pairs (``out/<model>/``, see
@@ -267,6 +283,7 @@ def run_comparison(models: Sequence[Optional[str]], out: str, figure_pairs: int 
     if "methods" in config and config["methods"] is not None:
         config["methods"] = list(config["methods"])
     EvaluationConfig(**config).validate()  # the settings' errors before the first model's run
+    _check_every_model(models, config)
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out: expected a directory path, got {type(out).__name__}")
     out = os.fspath(out)

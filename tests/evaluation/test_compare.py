@@ -50,6 +50,20 @@ def test_without_siglip2_the_demo_siglip2_is_refused_with_the_reason(monkeypatch
     assert not (tmp_path / "cmp" / "demo-clip").exists()  # refused before the first model's run
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["--methods", "itsm"], "--methods: none of them can explain bundled demo SigLIP-2"),
+])
+def test_a_setting_the_second_model_cannot_take_is_refused_before_the_first_models_run(
+        arguments, message, tmp_path, capsys):
+    """``--model demo-clip --model demo-siglip2 --methods itsm`` ran the whole demo-clip
+    evaluation, then stopped: ITSM cannot explain SigLIP-2 (no per-patch head)."""
+    code = main(["evaluate", "--model", "demo-clip", "--model", "demo-siglip2", "--scenes", "1", "--out",
+                 str(tmp_path / "cmp"), "--no-progress", "--completeness-examples", "0", *arguments])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "cmp" / "demo-clip").exists()
+
+
 def test_models_are_checked_before_any_work():
     assert [model_label(m) for m in check_models([None, "org/model", "./runs/mine"])] == [
         "demo-clip", "org--model", "mine"]
