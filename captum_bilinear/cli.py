@@ -261,6 +261,8 @@ def _checked_save(path: str) -> str:
 
 def _explain(args: argparse.Namespace) -> None:
     out = checked_out(args.out)
+    if os.path.exists(out) and os.path.exists(args.image) and os.path.samefile(out, args.image):
+        raise ValueError(f"out: {out} is the --image file; writing the figure there would replace the image")
     methods = methods_of(args)
     save = getattr(args, "save", None)
     if save is not None:

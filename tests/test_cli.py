@@ -688,3 +688,20 @@ def test_an_empty_span_or_box_is_refused_before_the_model_is_loaded(arguments, m
     code, _, err = run(capsys, "explain", "--image", path, "--caption", scene.caption, "--out",
                        str(tmp_path / "f.png"), *arguments)
     assert code == 2 and err.strip().splitlines() == [f"captum-bilinear explain: error: {message}"]
+
+
+def test_an_out_that_is_the_image_is_refused_before_it_is_overwritten(scene_file, tmp_path, capsys, monkeypatch):
+    """``--out`` naming the ``--image`` file (or a link to it) replaced the user's image
+    with the figure."""
+    scene, path = scene_file
+    image = tmp_path / "photo.png"
+    image.write_bytes(open(path, "rb").read())
+    (tmp_path / "link.png").symlink_to(image)
+    before = image.read_bytes()
+    no_model_loading(monkeypatch)
+    for out in (image, tmp_path / "link.png", tmp_path / "." / "photo.png"):
+        code, _, err = run(capsys, "explain", "--image", str(image), "--caption", scene.caption, "--out", str(out))
+        assert code == 2 and err.strip().splitlines() == [
+            f"captum-bilinear explain: error: --out: {out} is the --image file; writing the figure there would "
+            "replace the image"]
+    assert image.read_bytes() == before
