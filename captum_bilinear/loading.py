@@ -186,12 +186,26 @@ def load_model(model: Optional[str] = None) -> LoadedModel:
         as_dual_encoder(loaded)
     except TypeError as error:
         raise ValueError(f"model: {model!r} is a {type(loaded).__name__}, not a CLIP or SigLIP dual encoder") from error
+    if not _has_transformer_towers(loaded):
+        raise ValueError(f"model: {model!r} is a {type(loaded).__name__}: the command line explains CLIP, SigLIP and "
+                         "SigLIP-2 checkpoints (transformer towers over image patches); this family is explained "
+                         "in Python, BilinearIntegratedInteractions(model, layers) on its processor's inputs "
+                         "(README: Other dual encoders)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, **options)
         image_processor = AutoImageProcessor.from_pretrained(model, **options)
     except (OSError, ValueError) as error:
         raise ValueError(f"model: cannot load the tokenizer / image processor of {model!r}: {first_line(error)}") from error
     return LoadedModel(loaded.eval(), tokenizer, image_processor, -2, model)
+
+
+def _has_transformer_towers(model: Any) -> bool:
+    """Whether ``model`` has what the command line's pipeline reads: CLIP-style text and
+    vision transformers (``text_model`` / ``vision_model`` with ``embeddings`` and
+    ``encoder.layers``) over image patches (``config.vision_config.patch_size``)."""
+    towers = [getattr(model, name, None) for name in ("text_model", "vision_model")]
+    return all(hasattr(tower, "embeddings") and hasattr(getattr(tower, "encoder", None), "layers") for tower in towers) \
+        and hasattr(getattr(model.config, "vision_config", None), "patch_size")
 
 
 def check_layer(layer: Any, model: Any) -> Layer:

@@ -705,3 +705,22 @@ def test_an_out_that_is_the_image_is_refused_before_it_is_overwritten(scene_file
             f"captum-bilinear explain: error: --out: {out} is the --image file; writing the figure there would "
             "replace the image"]
     assert image.read_bytes() == before
+
+
+def test_a_checkpoint_of_another_family_is_refused_by_the_command_line_in_one_line(scene_file, tmp_path, capsys):
+    """A Chinese-CLIP checkpoint (a BERT text tower: ``encoder.layer``) passed the dual
+    encoder check; with its tokenizer it then failed with an AttributeError traceback in
+    the layer check (here, without one, it was refused for a missing tokenizer): it is
+    named as a family the command line does not take, before anything else is loaded."""
+    import transformers
+
+    _, path = scene_file
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = transformers.ChineseCLIPConfig(text_config=dict(small, vocab_size=99, pad_token_id=0),
+                                            vision_config=dict(small, image_size=32, patch_size=8), projection_dim=16)
+    transformers.ChineseCLIPModel(config).save_pretrained(tmp_path / "chinese-clip")
+    code, _, stderr = run(capsys, "explain", "--image", path, "--caption", "a red circle", "--out",
+                          str(tmp_path / "f.png"), "--model", str(tmp_path / "chinese-clip"))
+    assert code == 2
+    one_error_line(stderr, f"--model: {str(tmp_path / 'chinese-clip')!r} is a ChineseCLIPModel: the command line "
+                           "explains CLIP, SigLIP and SigLIP-2 checkpoints")
