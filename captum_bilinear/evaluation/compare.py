@@ -268,6 +268,7 @@ def run_comparison(models: Sequence[Optional[str]], out: str, figure_pairs: int 
         ...
         ValueError: models: a comparison needs at least two models, got 1
     """
+    from captum_bilinear.evaluation.distributed import current_process
     from captum_bilinear.evaluation.methods import resolve_methods
     from captum_bilinear.evaluation.run import EvaluationConfig, run_evaluation
 
@@ -289,11 +290,18 @@ def run_comparison(models: Sequence[Optional[str]], out: str, figure_pairs: int 
     out = os.fspath(out)
     runs: Dict[str, str] = {}
     main_process = True
-    for model in models:
-        label = model_label(model)
-        runs[label] = os.path.join(out, label)
-        # every rank runs every model (they share its pairs); rank 0 writes the comparison
-        main_process = bool(run_evaluation(out=runs[label], model=model, **options))
+    # Under torchrun one process group serves every model's run: a run that started its
+    # own would end it, and a rank that went on to the next model re-joined while rank 0
+    # still summarised the last one, through a store rank 0 then closed.
+    process = current_process(options.get("device"))
+    try:
+        for model in models:
+            label = model_label(model)
+            runs[label] = os.path.join(out, label)
+            # every rank runs every model (they share its pairs); rank 0 writes the comparison
+            main_process = bool(run_evaluation(out=runs[label], model=model, **options))
+    finally:
+        process.close()
     if not main_process:
         return {}
     comparison = compare_runs(runs, seed=int(options.get("seed", 0)))

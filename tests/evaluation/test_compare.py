@@ -202,3 +202,32 @@ def test_siglip2_records_are_bii_on_its_processors_patches(comparison):
     recorded = [r["PGE"] for r in records if r["kind"] == "object" and r["method"] == "BilinearIntegratedInteractions"]
     assert recorded == pytest.approx(energies, abs=1e-6)
     assert torch.isfinite(A).all()
+
+
+@needs_siglip2
+def test_two_models_under_torchrun_share_one_process_group(tmp_path):
+    """Under torchrun the second model's run failed at its first barrier ("Connection reset
+    by peer"): the first run ended the process group and rank 1 re-joined through a store
+    rank 0 then closed. Both runs' records must be those of one process per model."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    arguments = ["-m", "captum_bilinear", "evaluate", "--model", "demo-clip", "--model", "demo-siglip2",
+                 "--scenes", "2", "--seed", "5", "--methods", "icam", "--completeness-examples", "0",
+                 "--figure-pairs", "0", "--no-progress", "--out"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          *arguments, str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, *arguments, str(tmp_path / "one")], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    for label in ("demo-clip", "demo-siglip2"):
+        shared = complete_blocks(str(tmp_path / "two" / label))
+        alone = complete_blocks(str(tmp_path / "one" / label))
+        assert sorted(shared) == sorted(alone) and len(shared) == 2
+        for example_id, records in alone.items():
+            pge = sorted(r["PGE"] for r in records if r["kind"] == "object")
+            assert sorted(r["PGE"] for r in shared[example_id] if r["kind"] == "object") == pytest.approx(pge, abs=1e-6)
+    assert (tmp_path / "two" / "comparison.md").is_file()
