@@ -122,10 +122,8 @@ def groups_section(scenes: List[Any], n_steps: int, tolerance: float, reference:
 
 
 def scene_spans(scene: Any, tokenizer: Any) -> List[Any]:
-    """The token spans of the scene's objects' words."""
-    from captum_bilinear.selection import token_span
-
-    return [token_span(tokenizer, scene.caption, obj.phrase) for obj in scene.objects]
+    """The token spans of the objects the caption names (the scene records them)."""
+    return [tuple(obj.span) for obj in scene.objects if obj.span is not None]
 
 
 def evaluate_section(scenes: int, directory: str, faithfulness_examples: Any = None) -> Dict[str, Any]:
