@@ -211,10 +211,11 @@ class BilinearIntegratedInteractions(FourTermConvergenceDelta, DualLayerAttribut
         nodes used per example, ``error`` (``n_steps="auto"``) the estimated relative
         error of the result. With ``feature_mask`` every term is per group (``first_a``
         ``(batch, G_a)``, ...); ``delta`` is None when the groups leave positions out.
+        The arguments are those of :meth:`attribute` (``return_convergence_delta`` is
+        ignored: the delta is in the terms whenever the groups cover every position), and
+        ``first_order``.
 
         Args:
-            as :meth:`attribute` (``return_convergence_delta`` is ignored: the delta is
-            in the terms whenever the groups cover every position), and
             first_order: compute the first-order terms (one more contraction pass per
                 node); False leaves them zero (``has_first_order`` False).
 
