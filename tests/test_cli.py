@@ -589,16 +589,24 @@ def test_ctrl_c_ends_a_run_with_one_line_and_status_130(tmp_path):
     import time
 
     out = tmp_path / "run"
+    # SIGINT as a terminal delivers it: a test run started in the background (CI's jobs)
+    # has SIGINT ignored, which its children would inherit
     process = subprocess.Popen(
         [sys.executable, "-m", "captum_bilinear", "evaluate", "--scenes", "50", "--methods", "bii", "--n-steps", "64",
          "--completeness-examples", "0", "--no-progress", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPOSITORY)
-    deadline = time.monotonic() + 300
-    while not (out / "records").is_dir() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)  # the run has started its pairs once its records folder exists
-    assert process.poll() is None, process.communicate()
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPOSITORY,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "records").is_dir() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # the run has started its pairs once its records folder exists
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # never leave a 50-scene run behind
+            process.kill()
+            process.wait()
     assert process.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert err.strip().splitlines()[-1] == (
