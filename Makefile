@@ -32,12 +32,21 @@ browser:
 	else echo "make browser: the browser tests need Debian's chromium and chromium-driver:" \
 		"run 'apt-get install -y chromium chromium-driver' as root" >&2; exit 1; fi
 
+# The tutorials' executions (tests/test_tutorials.py: a kernel per tutorial) run in a
+# process of their own beside the other tests, their output shown after; either failing
+# fails the target.
 test: $(STAMP) browser
-	CAPTUM_BILINEAR_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+	@$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_tutorials.py > .test-tutorials.log 2>&1 & tutorials=$$!; \
+	CAPTUM_BILINEAR_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_tutorials.py; \
+	status=$$?; wait $$tutorials; tutorials_status=$$?; \
+	echo "--- tests/test_tutorials.py (run beside the other tests):"; cat .test-tutorials.log; rm -f .test-tutorials.log; \
+	test $$status = 0 && test $$tutorials_status = 0
 
 # The oldest transformers the package supports (4.x: slow CLIPTokenizer, output tensors
 # instead of output objects), without the tutorials, whose sentence encoder needs 5.x;
-# sentence-transformers 3.x (which runs on 4.x) for the SentenceTransformer adapter's tests.
+# sentence-transformers 3.x (which runs on 4.x) for the SentenceTransformer adapter's tests;
+# nor torchrun's sharding tests (tests/evaluation/test_distributed.py), which the models'
+# library does not reach.
 TF4_VENV ?= .venv-tf4
 TF4 ?= transformers==4.45.2
 
@@ -49,7 +58,8 @@ $(TF4_VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 test-transformers4: $(TF4_VENV)/.installed
-	$(TF4_VENV)/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_tutorials.py
+	$(TF4_VENV)/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_tutorials.py \
+		--ignore=tests/evaluation/test_distributed.py
 
 # The tutorials are jupytext percent-format sources, tutorials/NN_*.py, each paired with
 # its executed notebook (committed with its outputs; the docs render it as it is).

@@ -311,7 +311,7 @@ def test_library_errors_name_the_python_argument(scene_file, monkeypatch):
     cases = [
         (dict(image_path="no/such/file.png"), "image_path: no such file"),
         (dict(span="zebra"), "span: 'zebra' is not in the caption"),
-        (dict(box=(0, 0, 65, 10)), "box: (0.0, 0.0, 65.0, 10.0) lies outside"),
+        (dict(box=(0, 0, 65, 10)), "box: (0.0, 0.0, 65.0, 10.0) reaches beyond the image"),
         (dict(method="gradcam"), "method: expected one of"),
         (dict(n_steps=0), "n_steps: expected a positive int"),
         (dict(n_steps=10**9, method="icam"), "n_steps: expected at most 4096 nodes per path integral"),

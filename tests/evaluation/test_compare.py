@@ -50,6 +50,7 @@ def test_without_siglip2_the_demo_siglip2_is_refused_with_the_reason(monkeypatch
     assert not (tmp_path / "cmp" / "demo-clip").exists()  # refused before the first model's run
 
 
+@needs_siglip2
 @pytest.mark.parametrize("arguments, message", [
     (["--methods", "itsm"], "--methods: none of them can explain bundled demo SigLIP-2"),
 ])
