@@ -23,14 +23,21 @@ class Mixing(nn.Module):
         return self.out(torch.tanh(self.mix(z)).mean(1))
 
 
-def test_layer_masking_game_is_the_similarity_of_hand_masked_activations():
-    torch.manual_seed(0)
+def _mixing_pair(seed, positions_a, positions_b):
+    """A two-layer dual encoder of ``Mixing`` layers, random float64 activations and
+    references at its first layers, and FIxLIP's prepared layer pair of them."""
+    torch.manual_seed(seed)
     encode_a, encode_b = nn.Sequential(nn.Identity(), Mixing()), nn.Sequential(nn.Identity(), Mixing())
     model = DualEncoder(encode_a, encode_b, scale=2.0)
-    z_a, z_b = torch.randn(1, 3, 4, dtype=torch.float64), torch.randn(1, 4, 4, dtype=torch.float64)
-    r_a, r_b = torch.randn(1, 3, 4, dtype=torch.float64), torch.randn(1, 4, 4, dtype=torch.float64)
+    z_a, z_b = (torch.randn(1, n, 4, dtype=torch.float64) for n in (positions_a, positions_b))
+    r_a, r_b = (torch.randn(1, n, 4, dtype=torch.float64) for n in (positions_a, positions_b))
     method = WeightedBanzhafInteractions(model, (encode_a[0], encode_b[0]))
     (pair,) = list(method._layer_pairs(*method._prepare((z_a, z_b), (r_a, r_b), None), False))
+    return model, (z_a, z_b), (r_a, r_b), pair
+
+
+def test_layer_masking_game_is_the_similarity_of_hand_masked_activations():
+    model, (z_a, z_b), (r_a, r_b), pair = _mixing_pair(0, 3, 4)
     players_a, players_b = torch.tensor([0, 2]), torch.tensor([1, 2, 3])
     game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b, pair.reference_b,
                             players_a, players_b, model.scale)
@@ -52,13 +59,7 @@ def test_layer_masking_game_is_the_similarity_of_hand_masked_activations():
 def test_layer_masking_game_of_groups_masks_each_groups_positions_together():
     """Players that are groups (rows of ``groups_a`` / ``groups_b``; only some of them
     players): the similarity of activations masked by hand, group by group."""
-    torch.manual_seed(1)
-    encode_a, encode_b = nn.Sequential(nn.Identity(), Mixing()), nn.Sequential(nn.Identity(), Mixing())
-    model = DualEncoder(encode_a, encode_b, scale=2.0)
-    z_a, z_b = torch.randn(1, 4, 4, dtype=torch.float64), torch.randn(1, 5, 4, dtype=torch.float64)
-    r_a, r_b = torch.randn(1, 4, 4, dtype=torch.float64), torch.randn(1, 5, 4, dtype=torch.float64)
-    method = WeightedBanzhafInteractions(model, (encode_a[0], encode_b[0]))
-    (pair,) = list(method._layer_pairs(*method._prepare((z_a, z_b), (r_a, r_b), None), False))
+    model, (z_a, z_b), (r_a, r_b), pair = _mixing_pair(1, 4, 5)
     groups_a = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0]], dtype=torch.bool)  # position 2 in no group
     groups_b = torch.tensor([[1, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 1]], dtype=torch.bool)
     game = LayerMaskingGame(pair.side_a, pair.input_a, pair.reference_a, pair.side_b, pair.input_b, pair.reference_b,
