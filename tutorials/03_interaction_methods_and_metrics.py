@@ -60,8 +60,8 @@ _ = torch.manual_seed(0)
 # %%
 from captum_bilinear import (BilinearIntegratedInteractions, InteractionCAM, InteractionLIME, InteractionTerms,
                              TokenPatchSimilarity, WeightedBanzhafInteractions, as_dual_encoder)
-from captum_bilinear.metrics import (PairMaskingGame, PatchMaskingScore, TokenMaskingScore, default_text_players,
-                                     deletion_curve, insertion_curve, p_faithfulness, pointing_game)
+from captum_bilinear.metrics import (PairMaskingGame, PatchMaskingScore, SampledGame, TokenMaskingScore,
+                                     default_text_players, deletion_curve, insertion_curve, pointing_game)
 from captum_bilinear.selection import box_token_map, span_image_map, token_labels
 from captum_bilinear.visualization import image_heatmap
 from captum_bilinear.zoo import HELD_OUT_SEED, SceneGenerator, default_layers, load_demo_model, scene_inputs
@@ -200,17 +200,19 @@ plt.show()
 #   say where they sit in a method's terms (patch `k` at image position `k + 1`, after CLS).
 #
 # `p_faithfulness(game, terms, p=0.5, n_coalitions=256, random_state=0)` draws 256
-# coalitions (each player present with probability 1/2; the same seed, so every method
-# is scored on the same coalitions) and correlates `nu(M)` with the terms' prediction
-# `terms.predict(M)`: intercept plus the present players' first-order terms plus the
-# present pairs; positions that are no player of the game (BOS, EOS, CLS) count as
-# present. A method without an intercept predicts from `nu(empty)`. `interactions_only=True`
-# scores the pairs alone (`nu(empty)` plus the present pairs), the same reading for every
-# method: the column `p-pairs`.
+# coalitions (each player present with probability 1/2) and correlates `nu(M)` with the
+# terms' prediction `terms.predict(M)`: intercept plus the present players' first-order
+# terms plus the present pairs; positions that are no player of the game (BOS, EOS, CLS)
+# count as present. A method without an intercept predicts from `nu(empty)`.
+# `interactions_only=True` scores the pairs alone (`nu(empty)` plus the present pairs),
+# the same reading for every method: the column `p-pairs`. Each call plays the game on
+# its 256 coalitions; `SampledGame(game, p=0.5, n_coalitions=256, random_state=0)` plays
+# it once per scene, and its `.p_faithfulness(terms)` scores every method, read both ways,
+# on the same coalitions (the same results as `p_faithfulness` with that seed).
 
 # %%
 records = {name: [] for name in explained[0][2]}
-curves, games = {}, []
+curves, samples = {}, []
 for scene, (batch, text_players, results) in zip(scenes, explained):
     input_ids, pixel_values = batch["input_ids"], batch["pixel_values"]
     (black,) = dual.default_baselines_b((pixel_values,), ())
@@ -221,7 +223,9 @@ for scene, (batch, text_players, results) in zip(scenes, explained):
     token_score = TokenMaskingScore(dual.embed_a, image_embedding, input_ids, pad, players=text_players.tolist())
     game = PairMaskingGame(dual.embed_a, dual.embed_b, input_ids, pixel_values, pad, grid, baseline=black,
                            text_players=text_players.tolist())
-    games.append(game)
+    with torch.no_grad():
+        sample = SampledGame(game, p=0.5, n_coalitions=256, random_state=0)   # played once for every method
+    samples.append(sample)
     for name, result in results.items():
         A = result["A"]
         for obj in scene.objects:
@@ -238,9 +242,8 @@ for scene, (batch, text_players, results) in zip(scenes, explained):
             if scene is scenes[0] and obj is scene.objects[0]:
                 curves[name] = (cid, cii)
         with torch.no_grad():
-            faithful = p_faithfulness(game, result["terms"], p=0.5, n_coalitions=256, random_state=0)
-            pairs = p_faithfulness(game, result["terms"], p=0.5, n_coalitions=256, random_state=0,
-                                   interactions_only=True)
+            faithful = sample.p_faithfulness(result["terms"])
+            pairs = sample.p_faithfulness(result["terms"], interactions_only=True)
         records[name][-1].update({"p-faith": faithful.spearman, "p-pairs": pairs.spearman})
 
 columns = ["PGA", "PGE", "CID", "CII", "CTD", "CTI", "p-faith", "p-pairs"]
@@ -275,13 +278,11 @@ for name, rows in records.items():
 
 # %%
 only_players = []
-for game, (_, text_players, results) in zip(games, explained):
+for sample, (_, text_players, results) in zip(samples, explained):
     terms = results["BII"]["terms"]
     cross = torch.zeros_like(terms.cross)
     cross[:, text_players, 1:] = terms.cross[:, text_players, 1:]      # BOS / EOS rows and CLS column zeroed
-    with torch.no_grad():
-        only_players.append(p_faithfulness(game, replace(terms, cross=cross), p=0.5, n_coalitions=256,
-                                           random_state=0).spearman)
+    only_players.append(sample.p_faithfulness(replace(terms, cross=cross)).spearman)
 print(f"BII: p-faithfulness {np.mean([r['p-faith'] for r in records['BII'] if 'p-faith' in r]):+.3f}, "
       f"pairs of two players only {np.mean(only_players):+.3f}")
 

@@ -197,9 +197,13 @@ def example_seed(seed: int, index: int) -> int:
 
 
 def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig,
-                     out: Optional[str] = None) -> List[Dict[str, Any]]:
+                     out: Optional[str] = None, curves: bool = True,
+                     games: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     """The records of one example: every method explained and scored (its terms kept
-    under ``out`` with ``config.keep_terms``)."""
+    under ``out`` with ``config.keep_terms``); ``curves=False`` leaves out the insertion
+    and deletion curves; ``games`` (example id -> its p-faithfulness game played, a
+    :class:`~captum_bilinear.metrics.SampledGame`) lets runs of the same examples at
+    other layers play each example's game once."""
     from captum_bilinear.datasets.prepare import move_to, prepare_example
     from captum_bilinear.evaluation.scoring import ExampleScorer, Geometry
 
@@ -219,7 +223,8 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
         scored = ImageSpaceEncoder(bundle.dual, bundle.patch_size)
         image_reference = patches_to_image(pair.image_reference, image_extra[1], bundle.patch_size)
     scorer = ExampleScorer(scored, prepared.input_ids, prepared.pixel_values, image_reference,
-                           prepared.text_players, bundle.pad_token_id, geometry, seed)
+                           prepared.text_players, bundle.pad_token_id, geometry, seed,
+                           sample=None if games is None else games.get(example.example_id))
     negatives = [pair_inputs(bundle, n.input_ids, n.attention_mask, pixel_values, prepared.text_players,
                              image_extra) for n in prepared.negatives]
     with torch.no_grad():
@@ -262,14 +267,16 @@ def evaluate_example(bundle: ModelBundle, example: Any, config: EvaluationConfig
             if method.order == 2:
                 record.update(scorer.discrimination_record(terms, prepared.objects, maps))
             records.append(record)
-            records.extend({"kind": "object", "method": name, **r}
-                           for r in scorer.object_records(terms, method.order, method.text_side, prepared.objects, maps))
+            records.extend({"kind": "object", "method": name, **r} for r in scorer.object_records(
+                terms, method.order, method.text_side, prepared.objects, maps, curves=curves))
         for number, (negative, negative_score, (negative_terms, attribution)) in enumerate(zip(
                 prepared.negatives, negative_scores, negative_results)):
             with torch.no_grad():
                 records.append({"kind": "negative", "method": name, **scorer.negative_record(
                     terms, negative_terms, negative, score, negative_score, attribution_swapped=attribution,
                     maps=maps, number=number)})
+    if games is not None and scorer.played_game is not None:
+        games[example.example_id] = scorer.played_game
     return records
 
 
@@ -402,8 +409,10 @@ def check_usable(dataset: Any, config: EvaluationConfig) -> None:
 
 
 def run_shard(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: str, resume: bool,
-              process: Process, show_progress: bool) -> int:
-    """Evaluates this rank's share of the examples not yet complete; returns how many."""
+              process: Process, show_progress: bool, curves: bool = True,
+              games: Optional[Dict[str, Any]] = None) -> int:
+    """Evaluates this rank's share of the examples not yet complete; returns how many
+    (``curves``, ``games``: as :func:`evaluate_example` takes them)."""
     examples = selected_examples(dataset, config)
     done = set(complete_blocks(out)) if resume else set()
     remaining = [e for e in examples if e.example_id not in done]
@@ -412,7 +421,7 @@ def run_shard(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: 
     try:
         with _progress(len(remaining), process, show_progress) as bar:
             for example in mine:
-                writer.write_example(example.example_id, evaluate_example(bundle, example, config, out))
+                writer.write_example(example.example_id, evaluate_example(bundle, example, config, out, curves, games))
                 # the other ranks advance at about the same pace: one bar for the run
                 bar.update(min(process.world_size, bar.total - bar.n))
     finally:
@@ -471,12 +480,15 @@ def per_layer_specs(bundle: ModelBundle) -> List[LayerSpec]:
 def _per_layer_runs(bundle: ModelBundle, dataset: Any, config: EvaluationConfig, out: str, resume: bool,
                     process: Process, show_progress: bool) -> Dict[str, Any]:
     """The gradient methods at every layer on the first ``per_layer_scenes`` examples,
-    each layer a run of its own under ``out/per_layer/`` (records, resumable)."""
+    each layer a run of its own under ``out/per_layer/`` (records, resumable). Only what
+    the table shows is computed: no insertion / deletion curves, and each example's
+    p-faithfulness game (the model's, the same at every layer) played once."""
     from captum_bilinear.evaluation.summary import summarize_methods
 
     methods = [name for name in config.method_names if name in GRADIENT_METHODS] or [
         name for name in GRADIENT_METHODS if name not in unsupported_methods(bundle)]
     table: Dict[str, Any] = {}
+    games: Dict[str, Any] = {}
     for spec in per_layer_specs(bundle):
         layer_config = EvaluationConfig(**{**asdict(config), "layer": spec, "methods": methods,
                                            "limit": config.per_layer_scenes, "per_layer_scenes": 0,
@@ -484,7 +496,8 @@ def _per_layer_runs(bundle: ModelBundle, dataset: Any, config: EvaluationConfig,
         layer_out = os.path.join(out, "per_layer", f"layer-{spec}")
         os.makedirs(layer_out, exist_ok=True)
         _check_out(layer_out, layer_config, resume, process)
-        run_shard(bundle.with_layer(spec), dataset, layer_config, layer_out, resume, process, show_progress)
+        run_shard(bundle.with_layer(spec), dataset, layer_config, layer_out, resume, process, show_progress,
+                  curves=False, games=games)
         process.barrier()
         if process.is_main:
             table[str(spec)] = summarize_methods(_selected_blocks(layer_out, dataset, layer_config), methods)

@@ -25,15 +25,13 @@ from torch import Tensor
 from captum_bilinear.metrics import (
     PairMaskingGame,
     PatchMaskingScore,
+    SampledGame,
     TokenMaskingScore,
     deletion_curve,
-    explanation_prediction,
-    faithfulness_scores,
     hard_negative,
     insertion_curve,
     object_discrimination,
     pointing_game,
-    sample_coalitions,
 )
 from captum_bilinear.selection import box_token_map, patch_grid, span_image_map
 from captum_bilinear.terms import InteractionTerms
@@ -106,11 +104,14 @@ class ExampleScorer:
         geometry: the image side's layout.
         seed: the example's seed (the coalitions).
         p, n_coalitions: p-faithfulness' inclusion probability and sample size.
+        sample: this example's game as another scorer of it played it
+            (:attr:`played_game`): the game is the model's, not a method's or a layer's,
+            so the per-layer runs play it once.
     """
 
     def __init__(self, dual: Any, input_ids: Tensor, pixel_values: Tensor, image_reference: Tensor,
                  text_players: Tensor, pad_token_id: int, geometry: Geometry, seed: int, p: float = 0.5,
-                 n_coalitions: int = 256) -> None:
+                 n_coalitions: int = 256, sample: Optional[SampledGame] = None) -> None:
         self.geometry = geometry
         self.text_players = text_players
         self.p, self.n_coalitions = p, n_coalitions
@@ -134,38 +135,34 @@ class ExampleScorer:
                                         geometry.grid, baseline=image_reference, text_players=players,
                                         patch_offset=geometry.patch_offset)
         self.seed = seed
-        self._game_values: Optional[Tuple[float, Tensor, Tensor]] = None
+        self._sample = sample
 
-    def _played(self) -> Tuple[float, Tensor, Tensor]:
-        """The game's value with no player, the coalitions and their values: evaluated on
-        the first p-faithfulness record (examples without one never play it)."""
-        if self._game_values is None:
+    @property
+    def played_game(self) -> Optional[SampledGame]:
+        """The p-faithfulness game's sample if it has been played (None otherwise): what
+        ``sample`` of another scorer of this example takes."""
+        return self._sample
+
+    @property
+    def sample(self) -> SampledGame:
+        """The game played on this example's coalitions: on the first p-faithfulness
+        record (examples without one never play it)."""
+        if self._sample is None:
             with torch.no_grad():
-                empty = float(self.game(torch.zeros(1, self.game.n_players, dtype=torch.bool))[0])
-                coalitions = sample_coalitions(self.game.n_players, self.n_coalitions, self.p, self.seed)
-                self._game_values = (empty, coalitions, self.game(coalitions).cpu())
-        return self._game_values
-
-    @property
-    def empty_value(self) -> float:
-        return self._played()[0]
-
-    @property
-    def coalitions(self) -> Tensor:
-        return self._played()[1]
-
-    @property
-    def game_values(self) -> Tensor:
-        return self._played()[2]
+                self._sample = SampledGame(self.game, p=self.p, n_coalitions=self.n_coalitions,
+                                           random_state=self.seed)
+        return self._sample
 
     # ---------------------------------------------------------------- per object
 
     def object_records(self, terms: InteractionTerms, order: int, text_side: bool,
-                       objects: Sequence[Any], maps: Optional[ObjectMaps] = None) -> List[Dict[str, Any]]:
+                       objects: Sequence[Any], maps: Optional[ObjectMaps] = None,
+                       curves: bool = True) -> List[Dict[str, Any]]:
         """Per object: PGA, PGE, CID / CII on the span's image map, CTD / CTI on the box's
         caption map (curves resampled to :data:`CURVE_GRID`); the span map itself when
         PGE < :data:`FAILURE_PGE` (for the failure gallery). With ``maps`` the maps are
-        read from them instead of from ``terms``."""
+        read from them instead of from ``terms``; ``curves=False`` leaves the insertion
+        and deletion curves out (their masked passes are most of an object's cost)."""
         records = []
         for number, obj in enumerate(objects):
             record: Dict[str, Any] = {"object": obj.index, "category": obj.category, "phrase": obj.phrase,
@@ -176,11 +173,12 @@ class ExampleScorer:
             record.update(PGA=float(result.hit), PGE=result.energy)
             if result.energy < FAILURE_PGE:
                 record["image_map"] = span_map.double().tolist()
-            for key, curve in (("CID", deletion_curve), ("CII", insertion_curve)):
-                evaluated = curve(span_map.flatten(), self.patch_score)
-                record[key] = evaluated.auc
-                record[f"{key}_curve"] = _resampled(evaluated.fractions, evaluated.scores)
-            if text_side:
+            if curves:
+                for key, curve in (("CID", deletion_curve), ("CII", insertion_curve)):
+                    evaluated = curve(span_map.flatten(), self.patch_score)
+                    record[key] = evaluated.auc
+                    record[f"{key}_curve"] = _resampled(evaluated.fractions, evaluated.scores)
+            if curves and text_side:
                 caption_map = (token_map(terms, order, obj.box, self.geometry) if maps is None
                                else maps.box_columns[:, number])
                 order_values = caption_map[self.text_players]
@@ -193,13 +191,9 @@ class ExampleScorer:
 
     # --------------------------------------------------------------- per example
 
-    def prediction(self, terms: InteractionTerms) -> Tensor:
-        """The explanation's value of each of the example's coalitions."""
-        return explanation_prediction(terms, self.game, self.coalitions, empty_value=self.empty_value)
-
     def faithfulness_record(self, terms: InteractionTerms) -> Dict[str, float]:
         """p-faithfulness (Spearman) and R² of the explanation's prediction of the game."""
-        result = faithfulness_scores(self.coalitions, self.game_values, self.prediction(terms))
+        result = self.sample.p_faithfulness(terms)
         return {"p_faithfulness": result.spearman, "p_faithfulness_r2": result.r2}
 
     def completeness_record(self, terms: InteractionTerms) -> Dict[str, float]:

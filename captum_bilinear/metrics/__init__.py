@@ -18,6 +18,7 @@ from captum_bilinear.metrics.discrimination import (
 )
 from captum_bilinear.metrics.faithfulness import (
     FaithfulnessResult,
+    SampledGame,
     explanation_prediction,
     faithfulness_scores,
     game_positions,
@@ -59,6 +60,7 @@ __all__ = [
     "default_text_players",
     # p-faithfulness
     "p_faithfulness",
+    "SampledGame",
     "FaithfulnessResult",
     "explanation_prediction",
     "faithfulness_scores",

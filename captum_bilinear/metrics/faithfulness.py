@@ -255,6 +255,79 @@ def faithfulness_scores(coalitions: Tensor, game_values: Tensor, predictions: Te
     )
 
 
+class SampledGame:
+    """A game played once on coalitions drawn with inclusion probability ``p`` (and on
+    the empty coalition when an explanation first needs ``ν(∅)``): the sample
+    p-faithfulness scores explanations on. Every
+    explanation scored on one sample (the methods of a comparison, or one method's terms
+    read two ways) is scored on the same coalitions at no further cost -- the result
+    :func:`p_faithfulness` gives with the same arguments, which plays the game anew at
+    each call.
+
+    The values are the game's when the sample was drawn: after changing the model, draw
+    a new sample.
+
+    Args:
+        game: ``game(coalitions) -> values``, bool ``(m, n_players)`` to ``(m,)``, with
+            ``n_players`` (see :func:`p_faithfulness`).
+        p: inclusion probability in ``(0, 1)``.
+        n_coalitions: number of sampled coalitions (>= 2).
+        random_state: int seed (default 0), ``torch.Generator`` or ``None``.
+        batch_size: most coalitions per ``game`` call (default: all at once).
+
+    Attributes:
+        game: the game.
+        coalitions: bool ``(n_coalitions, n_players)``.
+        values: float64 ``(n_coalitions,)``, ``ν(M)`` of each coalition.
+
+    Example:
+        >>> game = lambda M: 1.0 + M.double() @ torch.tensor([1.0, -2.0, 0.5]).double() \\
+        ...     + 3.0 * (M[:, 0] & M[:, 2]).double()
+        >>> game.n_players = 3
+        >>> exact = InteractionTerms(torch.tensor([1.0]), torch.tensor([[1.0]]), torch.tensor([[-2.0, 0.5]]),
+        ...                          torch.tensor([[[0.0, 3.0]]]))
+        >>> sample = SampledGame(game, p=0.5, n_coalitions=64, random_state=0)
+        >>> round(sample.p_faithfulness(exact).spearman, 6)
+        1.0
+        >>> sample.p_faithfulness(exact).spearman == p_faithfulness(game, exact, n_coalitions=64).spearman
+        True
+    """
+
+    def __init__(self, game: Any, *, p: float = 0.5, n_coalitions: int = 1000, random_state: RandomState = 0,
+                 batch_size: Optional[int] = None) -> None:
+        n_players = check_int(getattr(game, "n_players", None), "game.n_players", minimum=1)
+        n_coalitions = check_int(n_coalitions, "n_coalitions", minimum=2)
+        self.game = game
+        self.coalitions = sample_coalitions(n_players, n_coalitions, p, random_state)
+        self.values = as_tensor(call_batched(game, self.coalitions, batch_size, "game"), "game values",
+                                torch.float64).cpu()
+        self._empty_value: Optional[float] = None
+
+    @property
+    def empty_value(self) -> float:
+        """``ν(∅)``, played when first read (what an explanation without an intercept
+        and ``interactions_only`` predict from)."""
+        if self._empty_value is None:
+            empty = torch.zeros(1, self.coalitions.shape[1], dtype=torch.bool)
+            self._empty_value = float(call_batched(self.game, empty, None, "game")[0])
+        return self._empty_value
+
+    def predictions(self, explanation: InteractionTerms, *, index: int = 0,
+                    interactions_only: bool = False) -> Tensor:
+        """The explanation's value of each coalition (see :func:`explanation_prediction`)."""
+        needs_empty = interactions_only or not getattr(explanation, "has_intercept", True)
+        return explanation_prediction(explanation, self.game, self.coalitions, index=index,
+                                      interactions_only=interactions_only,
+                                      empty_value=self.empty_value if needs_empty else None)
+
+    def p_faithfulness(self, explanation: InteractionTerms, *, index: int = 0,
+                       interactions_only: bool = False) -> FaithfulnessResult:
+        """p-faithfulness of example ``index`` of ``explanation`` on this sample
+        (``interactions_only``: the pair terms alone, from ``ν(∅)``)."""
+        predictions = self.predictions(explanation, index=index, interactions_only=interactions_only)
+        return faithfulness_scores(self.coalitions, self.values, predictions)
+
+
 def p_faithfulness(
     game: Any,
     explanation: InteractionTerms,
@@ -271,7 +344,8 @@ def p_faithfulness(
 
     Spearman and Pearson ignore the intercept; R² does not (it is computed without
     refitting). An explanation without an intercept (``has_intercept`` False) predicts
-    from ``ν(∅)``.
+    from ``ν(∅)``. Each call plays the game on its coalitions; to score several
+    explanations of one pair, play it once with :class:`SampledGame`.
 
     Args:
         game: ``game(coalitions) -> values``, bool ``(m, n_players)`` to ``(m,)``, with
@@ -299,10 +373,6 @@ def p_faithfulness(
         >>> round(result.spearman, 6), round(result.r2, 6)
         (1.0, 1.0)
     """
-    n_players = game_positions(game, explanation).numel()
-    n_coalitions = check_int(n_coalitions, "n_coalitions", minimum=2)
-    coalitions = sample_coalitions(n_players, n_coalitions, p, random_state)
-    game_values = call_batched(game, coalitions, batch_size, "game")
-    predictions = explanation_prediction(explanation, game, coalitions, index=index,
-                                         interactions_only=interactions_only)
-    return faithfulness_scores(coalitions, game_values, predictions)
+    game_positions(game, explanation)  # a game of other players is refused before it is played
+    sample = SampledGame(game, p=p, n_coalitions=n_coalitions, random_state=random_state, batch_size=batch_size)
+    return sample.p_faithfulness(explanation, index=index, interactions_only=interactions_only)

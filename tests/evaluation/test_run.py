@@ -72,6 +72,26 @@ def test_figures_are_in_range(small_run):
     assert median[-1] < median[0]
 
 
+def test_a_per_layer_run_scores_a_layer_as_a_run_at_that_layer_alone(per_layer_run, tmp_path):
+    """The per-layer runs play each example's p-faithfulness game once (at the first
+    layer, the embeddings) and reuse it: at layer 2 their records equal those of a run of
+    its own at layer 2, which plays the game itself."""
+    out, _ = per_layer_run
+    run_evaluation(1, seed=1, out=str(tmp_path), methods=["icam"], completeness_scenes=0, show_progress=False,
+                   layer=2)
+    keys = ("PGA", "PGE", "p_faithfulness", "p_faithfulness_r2", "own_positive", "delta_S", "delta_A")
+
+    def values(directory):
+        (records,) = complete_blocks(str(directory)).values()
+        return [(r["kind"], {k: r[k] for k in keys if k in r}) for r in records if r.get("method") == "InteractionCAM"]
+
+    alone, in_table = values(tmp_path), values(out / "per_layer" / "layer-2")
+    assert [kind for kind, _ in alone] == [kind for kind, _ in in_table] and "negative" in dict(alone)
+    for (_, expected), (_, got) in zip(alone, in_table):
+        assert got == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert "p_faithfulness" in dict(in_table)["example"]
+
+
 def test_per_layer_table_agrees_with_the_main_run(per_layer_run):
     """The per-layer run at the main run's layer (the demo model's default, the embeddings)
     gives the main run's values, and there the pointing game of InteractionCAM computed
@@ -94,6 +114,9 @@ def test_per_layer_table_agrees_with_the_main_run(per_layer_run):
     at_default = [r for r in complete_blocks(str(out / "per_layer" / "layer-embeddings"))[example_id]
                   if r["kind"] == "object"]
     assert [(r["PGA"], r["PGE"]) for r in main_records] == [(r["PGA"], r["PGE"]) for r in at_default]
+    # the table shows no curves: the per-layer runs compute none (the main run does)
+    assert all("CID" in r and "CTD" in r for r in main_records)
+    assert not any(key in r for r in at_default for key in ("CID", "CII", "CTD", "CTI"))
     model, tokenizer, processor = load_demo_model()
     prepared = prepare_example(demo_dataset(1, seed=1)[0], tokenizer, processor, patch_size=8)
     A = InteractionCAM(model, (model.text_model.embeddings, model.vision_model.embeddings)).attribute(

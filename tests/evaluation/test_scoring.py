@@ -48,8 +48,8 @@ def _masked_similarity(bundle, prepared, pair, coalition):
 def test_game_values_are_the_masked_similarity(scorer_setup):
     bundle, prepared, pair, scorer = scorer_setup
     for row in (0, 5, 17):
-        expected = _masked_similarity(bundle, prepared, pair, scorer.coalitions[row].tolist())
-        assert float(scorer.game_values[row]) == pytest.approx(expected, abs=1e-6)
+        expected = _masked_similarity(bundle, prepared, pair, scorer.sample.coalitions[row].tolist())
+        assert float(scorer.sample.values[row]) == pytest.approx(expected, abs=1e-6)
 
 
 def test_prediction_sums_the_present_terms(scorer_setup):
@@ -63,23 +63,23 @@ def test_prediction_sums_the_present_terms(scorer_setup):
     players = prepared.text_players.tolist()
     patches = list(range(1, positions_b))
     expected = []
-    for coalition in scorer.coalitions.tolist():
+    for coalition in scorer.sample.coalitions.tolist():
         present_a = [p for p in range(positions_a) if p not in players or coalition[players.index(p)]]
         present_b = [0] + [p for k, p in enumerate(patches) if coalition[len(players) + k]]
         value = float(terms.intercept[0]) + sum(float(terms.first_a[0, p]) for p in present_a)
         value += sum(float(terms.first_b[0, p]) for p in present_b)
         value += sum(float(terms.cross[0, a, b]) for a in present_a for b in present_b)
         expected.append(value)
-    prediction = scorer.prediction(terms)
+    prediction = scorer.sample.predictions(terms)
     assert prediction.tolist() == pytest.approx(expected, abs=1e-6)
     record = scorer.faithfulness_record(terms)
-    assert record["p_faithfulness"] == pytest.approx(spearmanr(scorer.game_values.numpy(), prediction.numpy())[0],
+    assert record["p_faithfulness"] == pytest.approx(spearmanr(scorer.sample.values.numpy(), prediction.numpy())[0],
                                                      abs=1e-12)
     # without an intercept, the game's empty value takes its place
     no_intercept = InteractionTerms(terms.intercept, terms.first_a, terms.first_b, terms.cross, has_intercept=False)
-    shifted = scorer.prediction(no_intercept)
+    shifted = scorer.sample.predictions(no_intercept)
     assert (shifted - prediction).tolist() == pytest.approx(
-        [scorer.empty_value - float(terms.intercept[0])] * len(expected), abs=1e-9)
+        [scorer.sample.empty_value - float(terms.intercept[0])] * len(expected), abs=1e-9)
 
 
 def test_first_order_maps_are_the_values(scorer_setup):

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from captum_bilinear import InteractionTerms
 from captum_bilinear.metrics import (
+    SampledGame,
     explanation_prediction,
     game_positions,
     p_faithfulness,
@@ -210,6 +211,40 @@ def test_sampling_is_seeded_and_has_inclusion_probability_p():
     a = p_faithfulness(Recording(), terms, p=0.7, n_coalitions=30, random_state=11)
     b = p_faithfulness(Recording(), terms, p=0.7, n_coalitions=30, random_state=11)
     assert torch.equal(calls[0], calls[1]) and a.spearman == b.spearman
+
+
+def test_a_sampled_game_scores_every_explanation_as_p_faithfulness_does_and_plays_once():
+    """One sample, several explanations read several ways: each result is the one
+    p_faithfulness gives with the same arguments (which plays the game anew), the values
+    are the hand game's, and the game is called once on the coalitions (once more on the
+    empty coalition, when an explanation without an intercept first needs it)."""
+    intercept, first, pairs = random_two_additive()
+    game = HandGame(intercept, first, pairs)
+    calls = []
+
+    def counted(coalitions):
+        calls.append(coalitions.shape[0])
+        return game(coalitions)
+
+    counted.n_players = game.n_players
+    exact = terms_of(intercept, first, pairs)
+    generator = torch.Generator().manual_seed(3)
+    noisy = replace(exact, cross=exact.cross + torch.randn(1, S, P, generator=generator, dtype=torch.float64))
+    no_intercept = terms_of(intercept + 3.0, first, pairs, has_intercept=False)
+    sample = SampledGame(counted, p=0.3, n_coalitions=120, random_state=4, batch_size=50)
+    assert calls == [50, 50, 20]
+    assert torch.equal(sample.values, game(sample.coalitions))
+    for terms in (exact, noisy, no_intercept):
+        for interactions_only in (False, True):
+            got = sample.p_faithfulness(terms, interactions_only=interactions_only)
+            expected = p_faithfulness(game, terms, p=0.3, n_coalitions=120, random_state=4,
+                                      interactions_only=interactions_only)
+            assert torch.equal(got.coalitions, expected.coalitions)
+            assert torch.equal(got.predictions, expected.predictions)
+            assert (got.spearman, got.r2, got.pearson) == (expected.spearman, expected.r2, expected.pearson)
+    assert calls == [50, 50, 20, 1]  # nu(empty), played once, when first needed
+    assert sample.empty_value == pytest.approx(intercept)
+    assert sample.p_faithfulness(exact).r2 == pytest.approx(1.0)
 
 
 def test_batch_size_chunks_the_game_calls():
