@@ -44,9 +44,11 @@ test: $(STAMP) browser
 
 # The oldest transformers the package supports (4.x: slow CLIPTokenizer, output tensors
 # instead of output objects), without the tutorials, whose sentence encoder needs 5.x;
-# sentence-transformers 3.x (which runs on 4.x) for the SentenceTransformer adapter's tests;
-# nor torchrun's sharding tests (tests/evaluation/test_distributed.py), which the models'
-# library does not reach.
+# sentence-transformers 3.x (which runs on 4.x) for the SentenceTransformer adapter's tests.
+# The evaluation's end-to-end runs (tests/evaluation/test_run.py, test_datasets_run.py,
+# test_scoring.py) run here; its own machinery, which the models' library does not reach,
+# does not: torchrun's sharding, resuming and damaged inputs, the pages, the comparison of
+# models (test_distributed.py, test_run_inputs.py, test_pages.py, test_compare.py).
 TF4_VENV ?= .venv-tf4
 TF4 ?= transformers==4.45.2
 
@@ -59,7 +61,8 @@ $(TF4_VENV)/.installed: setup.cfg pyproject.toml
 
 test-transformers4: $(TF4_VENV)/.installed
 	$(TF4_VENV)/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_tutorials.py \
-		--ignore=tests/evaluation/test_distributed.py
+		--ignore=tests/evaluation/test_distributed.py --ignore=tests/evaluation/test_run_inputs.py \
+		--ignore=tests/evaluation/test_pages.py --ignore=tests/evaluation/test_compare.py
 
 # The tutorials are jupytext percent-format sources, tutorials/NN_*.py, each paired with
 # its executed notebook (committed with its outputs; the docs render it as it is).

@@ -217,7 +217,7 @@ def test_two_models_under_torchrun_share_one_process_group(tmp_path):
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     arguments = ["-m", "captum_bilinear", "evaluate", "--model", "demo-clip", "--model", "demo-siglip2",
                  "--scenes", "2", "--seed", "5", "--methods", "icam", "--completeness-examples", "0",
-                 "--figure-pairs", "0", "--no-progress", "--out"]
+                 "--faithfulness-examples", "0", "--figure-pairs", "0", "--no-progress", "--out"]  # PGE is compared
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                           *arguments, str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
