@@ -26,7 +26,7 @@ import torch
 
 from captum_bilinear._utils.adaptive_quadrature import StepCount, check_tolerance
 from captum_bilinear._utils.model_state import leaves_inference_mode
-from captum_bilinear._utils.checks import check_flag, check_real
+from captum_bilinear._utils.checks import check_box_coordinates, check_flag
 from captum_bilinear._utils.step_limit import check_step_limit
 from captum_bilinear.first_order import first_order_map
 from captum_bilinear.images import FITS, FittedImage, fit_image, image_to_patches, is_naflex_processor, read_image
@@ -333,10 +333,8 @@ def _check_arguments(method: Any, n_steps: Any, tolerance: Any, layer: Any, fit:
         raise ValueError(f"fit: expected one of {FITS}, got {fit!r}")
     if box is not None and (isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4):
         raise ValueError(f"box: expected (x0, y0, x1, y1), got {box!r}")
-    if box is not None:  # what needs no image: finite numbers, not empty (the image's bounds are checked on it)
-        x0, y0, x1, y1 = (check_real(value, "box") for value in box)
-        if not (x0 < x1 and y0 < y1):
-            raise ValueError(f"box: {(x0, y0, x1, y1)} is empty; expected x0 < x1 and y0 < y1")
+    if box is not None:  # what needs no image (its bounds are checked on the image)
+        check_box_coordinates(box, "box")
     return specs
 
 

@@ -115,9 +115,9 @@ def check_span(span: Any, length: int, name: str = "span") -> Tuple[int, int]:
     return start, stop
 
 
-def check_box(box: Any, image_size: Tuple[int, int], name: str = "box") -> Tuple[float, float, float, float]:
-    """``(x0, y0, x1, y1)`` inside an image of ``image_size = (height, width)`` that
-    contains at least one pixel centre."""
+def check_box_coordinates(box: Any, name: str = "box") -> Tuple[float, float, float, float]:
+    """``(x0, y0, x1, y1)`` of four finite numbers, not empty (``x0 < x1``, ``y0 < y1``):
+    what a box must be before any image is known."""
     if isinstance(box, (Tensor, np.ndarray)):
         box = box.tolist()
     if isinstance(box, (str, bytes)) or not isinstance(box, Sequence):
@@ -125,15 +125,22 @@ def check_box(box: Any, image_size: Tuple[int, int], name: str = "box") -> Tuple
     if len(box) != 4:
         raise ValueError(f"{name}: expected 4 coordinates (x0, y0, x1, y1), got {len(box)}")
     x0, y0, x1, y1 = (check_real(v, name) for v in box)
-    height, width = image_size
     if not (x0 < x1 and y0 < y1):
         raise ValueError(f"{name}: {(x0, y0, x1, y1)} is empty; expected x0 < x1 and y0 < y1")
+    return x0, y0, x1, y1
+
+
+def check_box(box: Any, image_size: Tuple[int, int], name: str = "box") -> Tuple[float, float, float, float]:
+    """``(x0, y0, x1, y1)`` inside an image of ``image_size = (height, width)`` that
+    contains at least one pixel centre."""
+    x0, y0, x1, y1 = check_box_coordinates(box, name)
+    height, width = image_size
     overhang = max(-x0, -y0, x1 - width, y1 - height)
-    if overhang >= 0.5 and (x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height):
-        raise ValueError(
-            f"{name}: {(x0, y0, x1, y1)} lies outside the image of (height, width) = {(height, width)}"
-        )
     if overhang >= 0.5:
+        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+            raise ValueError(
+                f"{name}: {(x0, y0, x1, y1)} lies outside the image of (height, width) = {(height, width)}"
+            )
         raise ValueError(f"{name}: {(x0, y0, x1, y1)} reaches beyond the image of (height, width) = "
                          f"{(height, width)} by up to {overhang:g} pixels; expected x in [0, {width}], y in [0, {height}]")
     # under half a pixel beyond the image: no further pixel centre, the same box clipped
